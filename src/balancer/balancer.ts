@@ -1,0 +1,60 @@
+/**
+ * A cluster's balancer: the endpoint set, its policy and optional affinity, behind one `pick()`.
+ * The picker is an immutable snapshot rebuilt lazily when the endpoint set's version moved, so
+ * health, drain, weight and membership changes cost nothing on picks that follow no change.
+ */
+import { EndpointSet, type Endpoint } from "./endpoint-set.js";
+import type { PickContext, PickResult, Picker, RandomSource } from "./picker.js";
+import { createPolicyPicker, type PolicyName } from "./policy.js";
+import { createAffinityPicker } from "./affinity.js";
+
+export interface BalancerOptions {
+  readonly policy: PolicyName;
+  /** Present when the cluster has `affinity`; picks whose context carries `affinityKey` use it. */
+  readonly affinity?: { readonly balanceFactor: number } | undefined;
+  readonly random: RandomSource;
+}
+
+export interface PolicySnapshot {
+  /** Endpoints that may take new work (healthy, not ejected, not drained), in configuration order. */
+  readonly eligible: readonly Endpoint[];
+  /** Endpoints whose health is "healthy" (ejected and drained included): consistent-hash tables use it. */
+  readonly healthy: readonly Endpoint[];
+}
+
+export class Balancer {
+  private picker: Picker | undefined;
+  private affinityPicker: Picker | undefined;
+  private builtVersion = -1;
+
+  constructor(
+    readonly endpoints: EndpointSet,
+    private readonly options: BalancerOptions,
+  ) {}
+
+  get policy(): PolicyName {
+    return this.options.policy;
+  }
+
+  pick(ctx: PickContext): PickResult {
+    if (this.builtVersion !== this.endpoints.version) this.rebuild();
+    if (ctx.affinityKey !== undefined && this.affinityPicker) return this.affinityPicker.pick(ctx);
+    return (this.picker as Picker).pick(ctx);
+  }
+
+  private rebuild(): void {
+    const snapshot = snapshotOf(this.endpoints.endpoints);
+    this.picker = createPolicyPicker(this.options.policy, snapshot, this.endpoints, this.options.random);
+    this.affinityPicker = this.options.affinity
+      ? createAffinityPicker(snapshot, this.endpoints, this.options.affinity.balanceFactor)
+      : undefined;
+    this.builtVersion = this.endpoints.version;
+  }
+}
+
+export function snapshotOf(endpoints: readonly Endpoint[]): PolicySnapshot {
+  return {
+    eligible: endpoints.filter((e) => EndpointSet.eligible(e)),
+    healthy: endpoints.filter((e) => e.health === "healthy" && !e.removed),
+  };
+}

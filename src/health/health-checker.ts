@@ -1,0 +1,109 @@
+/**
+ * Schedules active probes for one cluster's endpoints and applies the thresholds. Probes run every
+ * `interval` (up to 10 % jitter, so probes of many endpoints do not fire in lockstep) with a deadline
+ * of `timeout`; a probe never overlaps the previous one to the same endpoint. State changes go to the
+ * endpoint set, one log line at info and the health metrics.
+ */
+import type { EndpointSet, Endpoint } from "../balancer/endpoint-set.js";
+import type { Logger } from "../log/logger.js";
+import type { Metrics } from "../metrics/metrics.js";
+import { HealthThresholds, type Thresholds } from "./health-thresholds.js";
+import type { Prober } from "./prober.js";
+
+export interface HealthCheckSettings extends Thresholds {
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+}
+
+interface Schedule {
+  readonly thresholds: HealthThresholds;
+  timer: NodeJS.Timeout | undefined;
+  running: boolean;
+  stopped: boolean;
+}
+
+const JITTER = 0.1;
+
+export class HealthChecker {
+  private readonly schedules = new Map<string, Schedule>();
+  private stopped = false;
+
+  constructor(
+    private readonly endpoints: EndpointSet,
+    private readonly prober: Prober,
+    private readonly settings: HealthCheckSettings,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+  ) {}
+
+  /** Starts probing every current endpoint; call again after membership changes. */
+  sync(): void {
+    if (this.stopped) return;
+    const current = new Set<string>();
+    for (const e of this.endpoints.endpoints) {
+      current.add(e.address);
+      if (!this.schedules.has(e.address)) this.start(e);
+    }
+    for (const [address, s] of this.schedules) {
+      if (!current.has(address)) {
+        this.cancel(s);
+        this.schedules.delete(address);
+        this.metrics.endpointHealthy.remove(this.endpoints.cluster, address);
+      }
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const s of this.schedules.values()) this.cancel(s);
+    this.schedules.clear();
+    this.prober.close();
+  }
+
+  private start(e: Endpoint): void {
+    const s: Schedule = {
+      thresholds: new HealthThresholds(this.settings),
+      timer: undefined,
+      running: false,
+      stopped: false,
+    };
+    this.schedules.set(e.address, s);
+    this.metrics.endpointHealthy.set({ cluster: this.endpoints.cluster, endpoint: e.address }, 1);
+    // The first probe goes out within one interval, spread so endpoints are not probed in lockstep.
+    this.arm(e, s, Math.random() * this.settings.intervalMs);
+  }
+
+  private arm(e: Endpoint, s: Schedule, delayMs: number): void {
+    if (s.stopped) return;
+    s.timer = setTimeout(() => void this.run(e, s), delayMs);
+    s.timer.unref();
+  }
+
+  private async run(e: Endpoint, s: Schedule): Promise<void> {
+    if (s.stopped || s.running) return;
+    s.running = true;
+    const started = Date.now();
+    const outcome = await this.prober.probe(e, this.settings.timeoutMs);
+    s.running = false;
+    if (s.stopped) return;
+    const transition = s.thresholds.observe(outcome.result);
+    if (transition.kind === "changed") {
+      this.endpoints.setHealth(e.address, transition.to);
+      const labels = { cluster: this.endpoints.cluster, endpoint: e.address };
+      this.metrics.healthTransitions.inc({ ...labels, to: transition.to });
+      this.metrics.endpointHealthy.set(labels, transition.to === "healthy" ? 1 : 0);
+      const line = { cluster: this.endpoints.cluster, endpoint: e.address, to: transition.to, reason: outcome.reason };
+      if (transition.to === "healthy") this.log.info(line, "endpoint healthy");
+      else this.log.warn(line, "endpoint unhealthy");
+    } else if (outcome.result === "failure") {
+      this.log.debug({ cluster: this.endpoints.cluster, endpoint: e.address, reason: outcome.reason }, "probe failed");
+    }
+    const interval = this.settings.intervalMs * (1 - JITTER * Math.random());
+    this.arm(e, s, Math.max(0, started + interval - Date.now()));
+  }
+
+  private cancel(s: Schedule): void {
+    s.stopped = true;
+    if (s.timer) clearTimeout(s.timer);
+  }
+}

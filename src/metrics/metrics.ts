@@ -1,0 +1,131 @@
+/**
+ * Every Fulcrum metric, defined once against an injected prom-client Registry (tests get their own).
+ * Names and labels follow DESIGN.md's table: `fulcrum_` prefix, bounded labels, names never renamed.
+ */
+import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from "prom-client";
+
+export interface Metrics {
+  readonly registry: Registry;
+  readonly downstreamConnectionsActive: Gauge<"listener" | "thread">;
+  readonly downstreamConnectionsTotal: Counter<"listener" | "thread">;
+  readonly downstreamConnectionsRefused: Counter<"listener" | "reason">;
+  readonly upstreamActive: Gauge<"cluster" | "endpoint">;
+  readonly upstreamRequests: Counter<"cluster" | "endpoint">;
+  readonly upstreamConnectFailures: Counter<"cluster" | "endpoint">;
+  readonly upstreamResets: Counter<"cluster" | "endpoint">;
+  readonly grpcStreams: Counter<"listener" | "cluster" | "grpc_code">;
+  readonly streamDuration: Histogram<"listener" | "cluster">;
+  readonly bytes: Counter<"listener" | "direction">;
+  readonly pickDuration: Histogram<"cluster" | "policy">;
+  readonly endpointHealthy: Gauge<"cluster" | "endpoint">;
+  readonly healthTransitions: Counter<"cluster" | "endpoint" | "to">;
+  readonly outlierEjections: Counter<"cluster" | "endpoint">;
+  readonly configReloads: Counter<"result">;
+  readonly routeDecisions: Counter<"cluster" | "reason">;
+}
+
+export function createMetrics(registry: Registry, options: { processMetrics?: boolean } = {}): Metrics {
+  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+  const r = [registry];
+  return {
+    registry,
+    downstreamConnectionsActive: new Gauge({
+      name: "fulcrum_downstream_connections_active",
+      help: "Downstream connections open now.",
+      labelNames: ["listener", "thread"],
+      registers: r,
+    }),
+    downstreamConnectionsTotal: new Counter({
+      name: "fulcrum_downstream_connections_total",
+      help: "Downstream connections accepted.",
+      labelNames: ["listener", "thread"],
+      registers: r,
+    }),
+    downstreamConnectionsRefused: new Counter({
+      name: "fulcrum_downstream_connections_refused_total",
+      help: "Downstream connections closed without being served, by reason.",
+      labelNames: ["listener", "reason"],
+      registers: r,
+    }),
+    upstreamActive: new Gauge({
+      name: "fulcrum_upstream_active",
+      help: "Active upstream work per endpoint (tcp: connections; grpc: streams).",
+      labelNames: ["cluster", "endpoint"],
+      registers: r,
+    }),
+    upstreamRequests: new Counter({
+      name: "fulcrum_upstream_requests_total",
+      help: "Connections (tcp) or streams (grpc) sent to an endpoint.",
+      labelNames: ["cluster", "endpoint"],
+      registers: r,
+    }),
+    upstreamConnectFailures: new Counter({
+      name: "fulcrum_upstream_connect_failures_total",
+      help: "Failed connection attempts to an endpoint.",
+      labelNames: ["cluster", "endpoint"],
+      registers: r,
+    }),
+    upstreamResets: new Counter({
+      name: "fulcrum_upstream_resets_total",
+      help: "Upstream connections or streams reset by the endpoint.",
+      labelNames: ["cluster", "endpoint"],
+      registers: r,
+    }),
+    grpcStreams: new Counter({
+      name: "fulcrum_grpc_streams_total",
+      help: "gRPC streams finished, by status code.",
+      labelNames: ["listener", "cluster", "grpc_code"],
+      registers: r,
+    }),
+    streamDuration: new Histogram({
+      name: "fulcrum_stream_duration_seconds",
+      help: "Duration of proxied streams (grpc) and connections (tcp).",
+      labelNames: ["listener", "cluster"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers: r,
+    }),
+    bytes: new Counter({
+      name: "fulcrum_bytes_total",
+      help: "Bytes proxied; in = from clients, out = to clients.",
+      labelNames: ["listener", "direction"],
+      registers: r,
+    }),
+    pickDuration: new Histogram({
+      name: "fulcrum_pick_duration_seconds",
+      help: "Time spent choosing an endpoint.",
+      labelNames: ["cluster", "policy"],
+      buckets: [1e-7, 5e-7, 1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 1e-3],
+      registers: r,
+    }),
+    endpointHealthy: new Gauge({
+      name: "fulcrum_endpoint_healthy",
+      help: "1 when the endpoint's active health is healthy, else 0.",
+      labelNames: ["cluster", "endpoint"],
+      registers: r,
+    }),
+    healthTransitions: new Counter({
+      name: "fulcrum_health_transitions_total",
+      help: "Active health state changes, by the state entered.",
+      labelNames: ["cluster", "endpoint", "to"],
+      registers: r,
+    }),
+    outlierEjections: new Counter({
+      name: "fulcrum_outlier_ejections_total",
+      help: "Endpoints ejected by passive outlier detection.",
+      labelNames: ["cluster", "endpoint"],
+      registers: r,
+    }),
+    configReloads: new Counter({
+      name: "fulcrum_config_reloads_total",
+      help: "Configuration reloads, by result.",
+      labelNames: ["result"],
+      registers: r,
+    }),
+    routeDecisions: new Counter({
+      name: "fulcrum_route_decisions_total",
+      help: "Inference-aware routing decisions, by reason.",
+      labelNames: ["cluster", "reason"],
+      registers: r,
+    }),
+  };
+}

@@ -1,0 +1,158 @@
+/**
+ * One cluster at run time: its endpoint set and balancer, the active health checker of its
+ * `health_check.type`, and passive outlier detection. Listeners ask it for an endpoint and report
+ * what happened; it keeps the counters, metrics and ejections in step.
+ */
+import { Balancer } from "../balancer/balancer.js";
+import { EndpointSet, type Endpoint } from "../balancer/endpoint-set.js";
+import type { PickContext, PickResult, RandomSource } from "../balancer/picker.js";
+import type { ClusterConfig } from "../config/config-schema.js";
+import { durationMs } from "../config/config-units.js";
+import { HealthChecker } from "../health/health-checker.js";
+import { OutlierDetector } from "../health/outlier-detector.js";
+import type { Prober } from "../health/prober.js";
+import { TcpProber } from "../health/prober-tcp.js";
+import type { Logger } from "../log/logger.js";
+import type { Metrics } from "../metrics/metrics.js";
+
+export interface ClusterRuntimeDeps {
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly random?: RandomSource | undefined;
+}
+
+export class ClusterRuntime {
+  readonly endpoints: EndpointSet;
+  readonly balancer: Balancer;
+  readonly connectTimeoutMs: number;
+  readonly connectAttempts: number;
+  private readonly health: HealthChecker | undefined;
+  private readonly outliers: OutlierDetector;
+  private readonly ejectionTimers = new Map<string, NodeJS.Timeout>();
+  private readonly log: Logger;
+  private readonly metrics: Metrics;
+  private readonly pickLabels: { cluster: string; policy: string };
+
+  constructor(
+    readonly config: ClusterConfig,
+    deps: ClusterRuntimeDeps,
+  ) {
+    this.log = deps.log.child({ component: "cluster", cluster: config.name });
+    this.metrics = deps.metrics;
+    this.endpoints = new EndpointSet(config.name, config.endpoints);
+    this.balancer = new Balancer(this.endpoints, {
+      policy: config.policy === "least_loaded" ? "least_connections" : config.policy,
+      affinity: config.affinity ? { balanceFactor: config.affinity.balance_factor } : undefined,
+      random: deps.random ?? Math.random,
+    });
+    this.connectTimeoutMs = durationMs(config.connect_timeout);
+    this.connectAttempts = config.connect_attempts;
+    this.pickLabels = { cluster: config.name, policy: config.policy };
+    const od = config.outlier_detection;
+    this.outliers = new OutlierDetector({
+      consecutiveFailures: od.consecutive_failures,
+      baseEjectionMs: durationMs(od.base_ejection_time),
+      maxEjectionPercent: od.max_ejection_percent,
+    });
+    const prober = createProber(config);
+    const hc = config.health_check;
+    this.health =
+      prober && hc
+        ? new HealthChecker(
+            this.endpoints,
+            prober,
+            {
+              intervalMs: durationMs(hc.interval),
+              timeoutMs: durationMs(hc.timeout),
+              healthy: hc.healthy_threshold,
+              unhealthy: hc.unhealthy_threshold,
+            },
+            this.log.child({ component: "health" }),
+            this.metrics,
+          )
+        : undefined;
+    for (const e of this.endpoints.endpoints) {
+      this.metrics.endpointHealthy.set({ cluster: config.name, endpoint: e.address }, 1);
+    }
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  start(): void {
+    this.health?.sync();
+  }
+
+  stop(): void {
+    this.health?.stop();
+    for (const t of this.ejectionTimers.values()) clearTimeout(t);
+    this.ejectionTimers.clear();
+  }
+
+  pick(ctx: PickContext): PickResult {
+    const end = this.metrics.pickDuration.startTimer(this.pickLabels);
+    const result = this.balancer.pick(ctx);
+    end();
+    return result;
+  }
+
+  /** A connection or stream starts on `endpoint`; pair with exactly one `release`. */
+  acquire(endpoint: Endpoint): void {
+    this.endpoints.acquire(endpoint);
+    this.metrics.upstreamRequests.inc({ cluster: this.name, endpoint: endpoint.address });
+  }
+
+  release(endpoint: Endpoint): void {
+    this.endpoints.release(endpoint);
+  }
+
+  /** A data-path connect to `endpoint` failed: counted, and fed to outlier detection. */
+  connectFailed(endpoint: Endpoint, reason: string): void {
+    this.endpoints.recordFailure(endpoint);
+    this.metrics.upstreamConnectFailures.inc({ cluster: this.name, endpoint: endpoint.address });
+    this.log.debug({ endpoint: endpoint.address, reason }, "connect failed");
+    this.recordOutcome(endpoint, false);
+  }
+
+  connectSucceeded(endpoint: Endpoint): void {
+    this.recordOutcome(endpoint, true);
+  }
+
+  upstreamReset(endpoint: Endpoint): void {
+    this.endpoints.recordFailure(endpoint);
+    this.metrics.upstreamResets.inc({ cluster: this.name, endpoint: endpoint.address });
+  }
+
+  private recordOutcome(endpoint: Endpoint, ok: boolean): void {
+    const verdict = this.outliers.record(endpoint.address, ok, Date.now(), this.endpoints.endpoints.length);
+    if (verdict.kind !== "eject") return;
+    if (!this.endpoints.setEjected(endpoint.address, true)) return;
+    this.metrics.outlierEjections.inc({ cluster: this.name, endpoint: endpoint.address });
+    this.log.warn(
+      { endpoint: endpoint.address, ejection_ms: verdict.durationMs, ejections: verdict.ejections },
+      "endpoint ejected",
+    );
+    const timer = setTimeout(() => {
+      this.ejectionTimers.delete(endpoint.address);
+      this.outliers.uneject(endpoint.address);
+      if (this.endpoints.setEjected(endpoint.address, false)) {
+        this.log.info({ endpoint: endpoint.address }, "endpoint ejection ended");
+      }
+    }, verdict.durationMs);
+    timer.unref();
+    this.ejectionTimers.set(endpoint.address, timer);
+  }
+}
+
+function createProber(config: ClusterConfig): Prober | undefined {
+  switch (config.health_check?.type) {
+    case "tcp":
+      return new TcpProber();
+    case undefined:
+    case "none":
+      return undefined;
+    default:
+      throw new Error(`health_check.type ${config.health_check.type} is not available yet`);
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * Connects to an endpoint of the cluster within `connect_timeout`, trying up to `connect_attempts`
+ * distinct endpoints. Each attempt counts against the endpoint's active count (least-connections sees
+ * connections being set up); a failed attempt releases it and feeds outlier detection. Nothing throws:
+ * the outcome is a tagged result handed to `done` exactly once.
+ */
+import { connect, type Socket } from "node:net";
+import type { Endpoint } from "../balancer/endpoint-set.js";
+import type { PickContext, PickFailureReason } from "../balancer/picker.js";
+import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
+
+export interface ConnectFailure {
+  /** `no_healthy_endpoint`: nothing to try at all; `connect_failed`: every attempt failed. */
+  readonly reason: "no_healthy_endpoint" | "connect_failed";
+  readonly detail: string;
+}
+
+export type ConnectOutcome =
+  | { readonly kind: "connected"; readonly endpoint: Endpoint; readonly socket: Socket }
+  | { readonly kind: "failure"; readonly failure: ConnectFailure };
+
+export function connectUpstream(
+  cluster: ClusterRuntime,
+  base: Omit<PickContext, "exclude">,
+  aborted: () => boolean,
+  done: (outcome: ConnectOutcome) => void,
+): void {
+  let exclude: Set<Endpoint> | undefined;
+  let attempts = 0;
+  let lastError = "";
+
+  const attempt = (): void => {
+    if (aborted()) return done({ kind: "failure", failure: { reason: "connect_failed", detail: "client closed" } });
+    const picked = cluster.pick(exclude ? { ...base, exclude } : base);
+    if (picked.kind === "unavailable") return done({ kind: "failure", failure: failureOf(picked.reason, lastError) });
+    const endpoint = picked.endpoint;
+    attempts++;
+    cluster.acquire(endpoint);
+    const socket = connect({ host: endpoint.host, port: endpoint.port, allowHalfOpen: true, noDelay: true });
+    const timer = setTimeout(() => fail("connect timeout"), cluster.connectTimeoutMs);
+
+    function onConnect(): void {
+      clearTimeout(timer);
+      socket.off("error", onError);
+      cluster.connectSucceeded(endpoint);
+      done({ kind: "connected", endpoint, socket });
+    }
+    function onError(err: NodeJS.ErrnoException): void {
+      fail(err.code ?? err.message);
+    }
+    function fail(reason: string): void {
+      clearTimeout(timer);
+      socket.off("connect", onConnect);
+      socket.off("error", onError);
+      socket.on("error", noop);
+      socket.destroy();
+      cluster.release(endpoint);
+      cluster.connectFailed(endpoint, reason);
+      lastError = `${endpoint.address}: ${reason}`;
+      (exclude ??= new Set()).add(endpoint);
+      if (attempts >= cluster.connectAttempts) {
+        done({ kind: "failure", failure: { reason: "connect_failed", detail: lastError } });
+      } else {
+        attempt();
+      }
+    }
+    socket.once("connect", onConnect);
+    socket.once("error", onError);
+  };
+  attempt();
+}
+
+function failureOf(reason: PickFailureReason, lastError: string): ConnectFailure {
+  if (reason === "all_endpoints_tried") return { reason: "connect_failed", detail: lastError };
+  return lastError === ""
+    ? { reason: "no_healthy_endpoint", detail: "no healthy endpoint" }
+    : { reason: "connect_failed", detail: lastError };
+}
+
+function noop(): void {}

@@ -1,0 +1,165 @@
+/**
+ * A `protocol: tcp` listener: accept → pick → connect (with retry on another endpoint) → pipe both
+ * ways → close both and release the endpoint exactly once. The accepted socket stays paused until the
+ * upstream is connected, so client bytes that arrive meanwhile wait in the kernel and are forwarded.
+ */
+import { createServer, type Server, type Socket } from "node:net";
+import type { ListenerConfig } from "../config/config-schema.js";
+import { durationMs } from "../config/config-units.js";
+import type { Logger } from "../log/logger.js";
+import type { Metrics } from "../metrics/metrics.js";
+import { normalizeClientAddress } from "../balancer/picker.js";
+import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
+import { connectUpstream, type ConnectFailure } from "./tcp-connect.js";
+import { spliceConnections } from "./tcp-pipe.js";
+import { encodeProxyHeader } from "./proxy-protocol.js";
+import { RateLimitedWarning } from "../log/rate-limited-warning.js";
+
+/** Why a downstream connection was closed without being served; also the metric's `reason` label. */
+export type RefusalReason = "max_connections" | "no_healthy_endpoint" | "connect_failed" | "draining";
+
+export interface TcpListenerDeps {
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly thread: string;
+  /** Resolves the listener's cluster at accept time, so a reload can swap clusters under it. */
+  readonly cluster: () => ClusterRuntime;
+}
+
+export class TcpListener {
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+  private readonly log: Logger;
+  private readonly refusedWarning: RateLimitedWarning;
+  private readonly labels: { listener: string; thread: string };
+  private open = 0;
+  private draining = false;
+  private readonly idleMs: number;
+
+  constructor(
+    readonly config: ListenerConfig,
+    private readonly deps: TcpListenerDeps,
+  ) {
+    this.log = deps.log.child({ component: "tcp", listener: config.name });
+    this.refusedWarning = new RateLimitedWarning(this.log, 10_000);
+    this.labels = { listener: config.name, thread: deps.thread };
+    this.idleMs = durationMs(config.idle_timeout);
+    this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) =>
+      this.accept(socket),
+    );
+    this.server.on("error", (err) => this.log.error({ err }, "listener error"));
+  }
+
+  /** Binds `listen`; resolves with the bound address (`host:port`), rejects when it cannot bind. */
+  listen(host: string, port: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.server.once("error", onError);
+      this.server.listen({ host, port }, () => {
+        this.server.off("error", onError);
+        resolve(this.address());
+      });
+    });
+  }
+
+  address(): string {
+    const a = this.server.address();
+    if (!a || typeof a === "string") return String(a);
+    return a.family === "IPv6" ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+  }
+
+  /** Active downstream connections of this listener. */
+  get active(): number {
+    return this.open;
+  }
+
+  /** Stops accepting; open connections continue until they end or `closeAll()`. */
+  stopAccepting(): Promise<void> {
+    this.draining = true;
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Destroys every open connection (end of drain, or immediate stop). */
+  closeAll(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+
+  /** Resolves when no connection is open. */
+  async idle(): Promise<void> {
+    while (this.open > 0) await new Promise((r) => setTimeout(r, 50));
+  }
+
+  private accept(client: Socket): void {
+    client.on("error", noop); // until spliced, a reset must not become an uncaught error
+    const max = this.config.max_connections;
+    if (this.draining) return this.refuse(client, "draining");
+    if (this.open >= max) return this.refuse(client, "max_connections");
+    this.open++;
+    this.sockets.add(client);
+    this.deps.metrics.downstreamConnectionsTotal.inc(this.labels);
+    this.deps.metrics.downstreamConnectionsActive.inc(this.labels);
+    const started = performance.now();
+    let closed = false;
+    client.once("close", () => {
+      closed = true;
+      this.sockets.delete(client);
+      this.open--;
+      this.deps.metrics.downstreamConnectionsActive.dec(this.labels);
+    });
+    if (this.idleMs > 0) {
+      client.setTimeout(this.idleMs, () => client.destroy());
+    }
+    const cluster = this.deps.cluster();
+    const clientAddress = normalizeClientAddress(client.remoteAddress);
+    const affinityKey = cluster.config.affinity?.key === "source_ip" ? clientAddress : undefined;
+    connectUpstream(cluster, { clientAddress, affinityKey }, () => closed, (outcome) => {
+      if (outcome.kind === "failure") {
+        this.refused(outcome.failure, cluster.name);
+        client.destroy();
+        return;
+      }
+      if (closed) {
+        outcome.socket.destroy();
+        cluster.release(outcome.endpoint);
+        return;
+      }
+      const upstream = outcome.socket;
+      if (this.config.proxy_protocol !== "none") {
+        upstream.write(
+          encodeProxyHeader(this.config.proxy_protocol, {
+            sourceAddress: client.remoteAddress ?? "",
+            sourcePort: client.remotePort ?? 0,
+            destinationAddress: client.localAddress ?? "",
+            destinationPort: client.localPort ?? 0,
+          }),
+        );
+      }
+      client.off("error", noop);
+      spliceConnections(client, upstream, () => {
+        cluster.release(outcome.endpoint);
+        this.deps.metrics.bytes.inc({ listener: this.config.name, direction: "in" }, client.bytesRead);
+        this.deps.metrics.bytes.inc({ listener: this.config.name, direction: "out" }, client.bytesWritten);
+        this.deps.metrics.streamDuration.observe(
+          { listener: this.config.name, cluster: cluster.name },
+          (performance.now() - started) / 1000,
+        );
+      }, (endpointReset) => {
+        if (endpointReset) cluster.upstreamReset(outcome.endpoint);
+      });
+    });
+  }
+
+  private refused(failure: ConnectFailure, cluster: string): void {
+    const reason: RefusalReason = failure.reason === "no_healthy_endpoint" ? "no_healthy_endpoint" : "connect_failed";
+    this.deps.metrics.downstreamConnectionsRefused.inc({ listener: this.config.name, reason });
+    this.refusedWarning.warn(reason, { cluster, reason, detail: failure.detail }, "connection refused");
+  }
+
+  private refuse(client: Socket, reason: RefusalReason): void {
+    this.deps.metrics.downstreamConnectionsRefused.inc({ listener: this.config.name, reason });
+    this.refusedWarning.warn(reason, { reason }, "connection refused");
+    client.destroy();
+  }
+}
+
+function noop(): void {}
