@@ -146,13 +146,14 @@ export class ClusterRuntime {
 }
 
 function createProber(config: ClusterConfig): Prober | undefined {
-  switch (config.health_check?.type) {
+  const type = config.health_check?.type;
+  switch (type) {
     case "tcp":
       return new TcpProber();
     case undefined:
     case "none":
       return undefined;
     default:
-      throw new Error(`health_check.type ${config.health_check.type} is not available yet`);
+      throw new Error(`health_check.type ${type} is not available yet`);
   }
 }

@@ -112,7 +112,7 @@ export class Fulcrum {
 
   private async doStop(drainMs: number): Promise<void> {
     this.log.info({ drain_timeout_ms: drainMs }, "stopping");
-    await Promise.all(this.tcpListeners.map((l) => l.stopAccepting()));
+    for (const l of this.tcpListeners) l.stopAccepting();
     const drained = Promise.all(this.tcpListeners.map((l) => l.idle()));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), drainMs)));

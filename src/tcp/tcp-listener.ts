@@ -73,10 +73,13 @@ export class TcpListener {
     return this.open;
   }
 
-  /** Stops accepting; open connections continue until they end or `closeAll()`. */
-  stopAccepting(): Promise<void> {
+  /**
+   * Stops accepting; open connections continue until they end or `closeAll()`. (The server's own
+   * close callback waits for every connection, so it is not what a drain waits on: see `idle()`.)
+   */
+  stopAccepting(): void {
     this.draining = true;
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    if (this.server.listening) this.server.close();
   }
 
   /** Destroys every open connection (end of drain, or immediate stop). */

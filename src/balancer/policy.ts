@@ -1,0 +1,42 @@
+/**
+ * Policy registry: a policy turns a snapshot of the endpoint set into a picker (grpc-js's
+ * load-balancer → picker split). One file per policy, named `policy-<name>.ts`.
+ */
+import type { PolicySnapshot } from "./balancer.js";
+import type { LoadView, Picker, RandomSource } from "./picker.js";
+import { IpHashPicker } from "./policy-ip-hash.js";
+import { LeastConnectionsPicker } from "./policy-least-connections.js";
+import { P2cPicker } from "./policy-p2c.js";
+import { RandomPicker } from "./policy-random.js";
+import { RoundRobinPicker } from "./policy-round-robin.js";
+import { WeightedRoundRobinPicker } from "./policy-weighted-round-robin.js";
+
+export type PolicyName =
+  | "round_robin"
+  | "weighted_round_robin"
+  | "least_connections"
+  | "p2c"
+  | "random"
+  | "ip_hash";
+
+export function createPolicyPicker(
+  name: PolicyName,
+  snapshot: PolicySnapshot,
+  load: LoadView,
+  random: RandomSource,
+): Picker {
+  switch (name) {
+    case "round_robin":
+      return new RoundRobinPicker(snapshot.eligible);
+    case "weighted_round_robin":
+      return new WeightedRoundRobinPicker(snapshot.eligible);
+    case "least_connections":
+      return new LeastConnectionsPicker(snapshot.eligible, load);
+    case "p2c":
+      return new P2cPicker(snapshot.eligible, load, random);
+    case "random":
+      return new RandomPicker(snapshot.eligible, random);
+    case "ip_hash":
+      return new IpHashPicker(snapshot, new RoundRobinPicker(snapshot.eligible));
+  }
+}

@@ -1,0 +1,16 @@
+/**
+ * mulberry32 (Tommy Ettinger's 32-bit generator): tiny, fast and good enough for balancing
+ * decisions; seeded so tests and simulations are deterministic.
+ */
+import type { RandomSource } from "./picker.js";
+
+export function seededRandom(seed: number): RandomSource {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -1,0 +1,179 @@
+/**
+ * Loads a config: YAML → schema validation → cross-reference checks → resolution (defaults that
+ * depend on other keys, relative file paths) → a deeply frozen `FulcrumConfig`. Every problem is
+ * collected and thrown together as one ConfigError, in the order the keys appear in the file.
+ */
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { parseDocument, type Document } from "yaml";
+import type { z } from "zod";
+import { ConfigError, formatPath, type ConfigIssue } from "./config-error.js";
+import { configSchema, healthCheckSchema, type ClusterConfig, type FulcrumConfig } from "./config-schema.js";
+
+export interface ParseOptions {
+  /** Directory that relative file paths in the config are resolved against. */
+  readonly baseDir: string;
+}
+
+export function loadConfigFile(file: string): FulcrumConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError([{ path: "(file)", message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }]);
+  }
+  return parseConfig(text, { baseDir: dirname(resolve(file)) });
+}
+
+export function parseConfig(yamlText: string, options: ParseOptions): FulcrumConfig {
+  const doc = parseDocument(yamlText, { prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      doc.errors.map((e) => ({ path: `(yaml line ${(e.linePos?.[0]?.line ?? 0).toString()})`, message: e.message.split("\n")[0] ?? "" })),
+    );
+  }
+  const raw: unknown = doc.toJS();
+  const issues: (ConfigIssue & { order: number })[] = [];
+  const add = (path: readonly PropertyKey[], message: string): void => {
+    issues.push({ path: formatPath(path), message, order: positionOf(doc, path) });
+  };
+
+  const parsed = configSchema.safeParse(raw ?? {});
+  if (!parsed.success) for (const issue of parsed.error.issues) addZodIssue(issue, add);
+  crossChecks(raw, add);
+
+  if (issues.length > 0 || !parsed.success) {
+    issues.sort((a, b) => a.order - b.order || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    throw new ConfigError(dedupe(issues.map(({ path, message }) => ({ path, message }))));
+  }
+  return deepFreeze(resolveConfig(parsed.data, options));
+}
+
+function addZodIssue(issue: z.core.$ZodIssue, add: (path: readonly PropertyKey[], message: string) => void): void {
+  if (issue.code === "unrecognized_keys") {
+    for (const key of issue.keys) add([...issue.path, key], "unknown key");
+    return;
+  }
+  add(issue.path, issue.message);
+}
+
+function dedupe(issues: ConfigIssue[]): ConfigIssue[] {
+  const seen = new Set<string>();
+  return issues.filter((i) => {
+    const k = `${i.path}\0${i.message}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+/** The offset of the YAML node at `path` (or of its nearest existing parent), for ordering errors. */
+function positionOf(doc: Document, path: readonly PropertyKey[]): number {
+  for (let n = path.length; n >= 0; n--) {
+    const node = doc.getIn(path.slice(0, n) as unknown[], true) as { range?: [number, number, number] } | undefined;
+    if (node && typeof node === "object" && Array.isArray(node.range)) return node.range[0];
+  }
+  return Number.MAX_SAFE_INTEGER;
+}
+
+type Raw = Record<string, unknown>;
+const isObject = (v: unknown): v is Raw => typeof v === "object" && v !== null && !Array.isArray(v);
+const arrayOf = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+/**
+ * Checks that span keys: names and references. Run over the raw document even when the schema
+ * failed, so a config's mistakes are all reported at once; each check skips what it cannot read.
+ */
+function crossChecks(raw: unknown, add: (path: readonly PropertyKey[], message: string) => void): void {
+  if (!isObject(raw)) return;
+  const clusters = arrayOf(raw.clusters);
+  const listeners = arrayOf(raw.listeners);
+  const clusterNames = new Map<string, number>();
+  clusters.forEach((c, i) => {
+    if (!isObject(c) || typeof c.name !== "string") return;
+    if (clusterNames.has(c.name)) add(["clusters", i, "name"], `duplicate cluster name "${c.name}" (also clusters[${clusterNames.get(c.name)}])`);
+    else clusterNames.set(c.name, i);
+    const addresses = new Map<string, number>();
+    arrayOf(c.endpoints).forEach((e, j) => {
+      if (!isObject(e) || typeof e.address !== "string") return;
+      if (addresses.has(e.address)) add(["clusters", i, "endpoints", j, "address"], `duplicate endpoint "${e.address}" (also endpoints[${addresses.get(e.address)}])`);
+      else addresses.set(e.address, j);
+    });
+    if (c.policy === "least_loaded" && c.load_metrics === undefined) {
+      add(["clusters", i, "policy"], "least_loaded needs clusters[].load_metrics");
+    }
+    if (isObject(c.affinity) && c.affinity.sequence_idle_timeout !== undefined && c.affinity.key !== "triton_sequence") {
+      add(["clusters", i, "affinity", "sequence_idle_timeout"], "applies only to key: triton_sequence");
+    }
+  });
+  const listenerNames = new Map<string, number>();
+  const protocolsOfCluster = new Map<string, Set<unknown>>();
+  listeners.forEach((l, i) => {
+    if (!isObject(l)) return;
+    if (typeof l.name === "string") {
+      if (listenerNames.has(l.name)) add(["listeners", i, "name"], `duplicate listener name "${l.name}" (also listeners[${listenerNames.get(l.name)}])`);
+      else listenerNames.set(l.name, i);
+    }
+    if (typeof l.cluster === "string") {
+      if (!clusterNames.has(l.cluster)) add(["listeners", i, "cluster"], `no cluster named "${l.cluster}"`);
+      const set = protocolsOfCluster.get(l.cluster) ?? new Set();
+      set.add(l.protocol);
+      protocolsOfCluster.set(l.cluster, set);
+    }
+    if (l.protocol === "tcp") {
+      for (const key of ["engine", "tls", "max_header_list_size"]) {
+        if (l[key] !== undefined) add(["listeners", i, key], "applies only to grpc listeners");
+      }
+    }
+    if (l.protocol === "grpc" && l.proxy_protocol !== undefined && l.proxy_protocol !== "none") {
+      add(["listeners", i, "proxy_protocol"], "applies only to tcp listeners");
+    }
+  });
+  clusters.forEach((c, i) => {
+    if (!isObject(c) || typeof c.name !== "string") return;
+    const protocols = protocolsOfCluster.get(c.name);
+    if (protocols?.has("tcp") && isObject(c.affinity) && typeof c.affinity.key === "string") {
+      if (c.affinity.key !== "source_ip" && !protocols.has("grpc")) {
+        add(["clusters", i, "affinity", "key"], `"${c.affinity.key}" needs a grpc listener; tcp listeners can use source_ip`);
+      }
+    }
+  });
+}
+
+/** Defaults that depend on other keys, and file paths made absolute. */
+function resolveConfig(config: FulcrumConfig, options: ParseOptions): FulcrumConfig {
+  const tcpClusters = new Set(config.listeners.filter((l) => l.protocol === "tcp").map((l) => l.cluster));
+  const file = (p: string): string => resolve(options.baseDir, p);
+  return {
+    ...config,
+    listeners: config.listeners.map((l) =>
+      l.tls
+        ? { ...l, tls: { ...l.tls, cert: file(l.tls.cert), key: file(l.tls.key), ...(l.tls.client_ca !== undefined ? { client_ca: file(l.tls.client_ca) } : {}) } }
+        : l,
+    ),
+    clusters: config.clusters.map((c): ClusterConfig => ({
+      ...c,
+      health_check: c.health_check ?? healthCheckSchema.parse({ type: tcpClusters.has(c.name) ? "tcp" : "none" }),
+      ...(c.tls ? { tls: { ...c.tls, ...(c.tls.ca !== undefined ? { ca: file(c.tls.ca) } : {}) } } : {}),
+    })),
+  };
+}
+
+/** The resolved config with secrets replaced by "<redacted>", for `fulcrum check` and `/status`. */
+export function redactConfig(config: FulcrumConfig): unknown {
+  const copy = JSON.parse(JSON.stringify(config)) as {
+    admin?: { token: string };
+    listeners: { tls?: { key: string } }[];
+  };
+  if (copy.admin && copy.admin.token !== "") copy.admin.token = "<redacted>";
+  for (const l of copy.listeners) if (l.tls) l.tls.key = "<redacted>";
+  return copy;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
