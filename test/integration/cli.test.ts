@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, describe, it } from "node:test";
-import { connectAndGreet, closeSocket } from "../helpers/harness.js";
+import { connectAndGreet, closeSocket, waitFor } from "../helpers/harness.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const CLI = join(ROOT, "dist/src/cli.js");
@@ -177,7 +177,7 @@ clusters:
     children.push(child);
     const listening = lines.find((l) => l.msg === "listening");
     const address = String(listening?.address);
-    assert.match(stderr(), /demo is running/);
+    await waitFor(() => stderr().includes("demo is running"), 5000, "the demo banner");
     assert.ok(stderr().includes(address), "the banner names the listener's address");
     const port = Number(/:(\d+)$/.exec(address)?.[1]);
     const names = new Set<string>();
