@@ -29,7 +29,7 @@ export function parseConfig(yamlText: string, options: ParseOptions): FulcrumCon
   const doc = parseDocument(yamlText, { prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(
-      doc.errors.map((e) => ({ path: `(yaml line ${(e.linePos?.[0]?.line ?? 0).toString()})`, message: e.message.split("\n")[0] ?? "" })),
+      doc.errors.map((e) => ({ path: `(yaml line ${(e.linePos?.[0]?.line ?? 1).toString()})`, message: e.message.split("\n")[0] ?? "" })),
     );
   }
   const raw: unknown = doc.toJS();

@@ -38,7 +38,10 @@ function duration(defaultValue: string) {
 /** A duration where 0 means "never" (YAML's bare 0 or "0"). */
 function durationOrZero(defaultValue: string) {
   return z
-    .union([z.string().regex(DURATION_OR_ZERO_RE), z.literal(0)], { error: msg('a duration like "2s" or 0') })
+    .union(
+      [z.string().regex(DURATION_OR_ZERO_RE, { error: msg('a duration like "2s" or 0') }), z.literal(0)],
+      { error: msg('a duration like "2s" or 0') },
+    )
     .default(defaultValue);
 }
 
