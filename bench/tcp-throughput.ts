@@ -73,7 +73,13 @@ function median(xs: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { mib: { type: "string", default: "2048" }, repeat: { type: "string", default: "3" }, sink: { type: "boolean" } } });
+  const { values } = parseArgs({
+    options: {
+      mib: { type: "string", default: "2048" },
+      repeat: { type: "string", default: "3" },
+      sink: { type: "boolean" },
+    },
+  });
   if (values.sink) return runSink();
   const bytes = Number(values.mib) * 1024 * 1024;
   const repeat = Number(values.repeat);
@@ -82,8 +88,13 @@ async function main(): Promise<void> {
   const sinkPort = Number(await firstLine(sink, (l) => (/^\d+$/.test(l) ? l : undefined)));
   const dir = mkdtempSync(join(tmpdir(), "fulcrum-bench-"));
   const config = join(dir, "fulcrum.yaml");
-  writeFileSync(config, `log: { level: warn }\nlisteners:\n  - { name: bench, protocol: tcp, listen: "127.0.0.1:0", cluster: sink }\nclusters:\n  - { name: sink, health_check: { type: none }, endpoints: [{ address: "127.0.0.1:${sinkPort}" }] }\n`);
-  const proxy = spawn(process.execPath, [CLI, "--config", config, "--log-level", "info"], { stdio: ["ignore", "pipe", "inherit"] });
+  writeFileSync(
+    config,
+    `log: { level: warn }\nlisteners:\n  - { name: bench, protocol: tcp, listen: "127.0.0.1:0", cluster: sink }\nclusters:\n  - { name: sink, health_check: { type: none }, endpoints: [{ address: "127.0.0.1:${sinkPort}" }] }\n`,
+  );
+  const proxy = spawn(process.execPath, [CLI, "--config", config, "--log-level", "info"], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const proxyAddress = await firstLine(proxy, (l) => {
     if (!l.startsWith("{")) return undefined;
     const j = JSON.parse(l) as { msg?: string; address?: string };

@@ -153,7 +153,10 @@ async function demo(listen: string, level: LogLevel): Promise<number> {
     const lines = [
       "",
       "Fulcrum demo is running.",
-      ...running.listeners.map((l) => `  ${l.protocol} listener "${l.name}": ${l.address}   (try: nc ${l.address.replace(/:(\d+)$/, " $1")})`),
+      ...running.listeners.map(
+        (l) =>
+          `  ${l.protocol} listener "${l.name}": ${l.address}   (try: nc ${l.address.replace(/:(\d+)$/, " $1")})`,
+      ),
       ...running.workers.map((w) => `  simulated worker ${w.name}: ${w.address}`),
       "Each connection is greeted with the name of the worker it reached, then echoed. Ctrl-C stops.",
       "",

@@ -8,7 +8,10 @@ import { z } from "zod";
 import { configSchema } from "./config-schema.js";
 
 export function buildJsonSchema(): Record<string, unknown> {
-  const generated = z.toJSONSchema(configSchema, { io: "input", target: "draft-2020-12" }) as Record<string, unknown>;
+  const generated = z.toJSONSchema(configSchema, { io: "input", target: "draft-2020-12" }) as Record<
+    string,
+    unknown
+  >;
   const { $schema, ...rest } = generated;
   return {
     $schema,

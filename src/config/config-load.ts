@@ -20,16 +20,24 @@ export function loadConfigFile(file: string): FulcrumConfig {
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
-    throw new ConfigError([{ path: "(file)", message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }]);
+    throw new ConfigError([
+      {
+        path: "(file)",
+        message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      },
+    ]);
   }
   return parseConfig(text, { baseDir: dirname(resolve(file)) });
 }
 
 export function parseConfig(yamlText: string, options: ParseOptions): FulcrumConfig {
-  const doc = parseDocument(yamlText, { prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(yamlText, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(
-      doc.errors.map((e) => ({ path: `(yaml line ${(e.linePos?.[0]?.line ?? 1).toString()})`, message: e.message.split("\n")[0] ?? "" })),
+      doc.errors.map((e) => ({
+        path: `(yaml line ${(e.linePos?.[0]?.line ?? 1).toString()})`,
+        message: e.message.split("\n")[0] ?? "",
+      })),
     );
   }
   const raw: unknown = doc.toJS();
@@ -49,7 +57,10 @@ export function parseConfig(yamlText: string, options: ParseOptions): FulcrumCon
   return deepFreeze(resolveConfig(parsed.data, options));
 }
 
-function addZodIssue(issue: z.core.$ZodIssue, add: (path: readonly PropertyKey[], message: string) => void): void {
+function addZodIssue(
+  issue: z.core.$ZodIssue,
+  add: (path: readonly PropertyKey[], message: string) => void,
+): void {
   if (issue.code === "unrecognized_keys") {
     for (const key of issue.keys) add([...issue.path, key], "unknown key");
     return;
@@ -70,7 +81,8 @@ function dedupe(issues: ConfigIssue[]): ConfigIssue[] {
 /** The offset of the YAML node at `path` (or of its nearest existing parent), for ordering errors. */
 function positionOf(doc: Document, path: readonly PropertyKey[]): number {
   for (let n = path.length; n >= 0; n--) {
-    const node = doc.getIn(path.slice(0, n) as unknown[], true) as { range?: [number, number, number] } | undefined;
+    const node = doc.getIn(path.slice(0, n) as unknown[], true) as
+      { range?: [number, number, number] } | undefined;
     if (node && typeof node === "object" && Array.isArray(node.range)) return node.range[0];
   }
   return Number.MAX_SAFE_INTEGER;
@@ -91,18 +103,30 @@ function crossChecks(raw: unknown, add: (path: readonly PropertyKey[], message: 
   const clusterNames = new Map<string, number>();
   clusters.forEach((c, i) => {
     if (!isObject(c) || typeof c.name !== "string") return;
-    if (clusterNames.has(c.name)) add(["clusters", i, "name"], `duplicate cluster name "${c.name}" (also clusters[${clusterNames.get(c.name)}])`);
+    if (clusterNames.has(c.name))
+      add(
+        ["clusters", i, "name"],
+        `duplicate cluster name "${c.name}" (also clusters[${clusterNames.get(c.name)}])`,
+      );
     else clusterNames.set(c.name, i);
     const addresses = new Map<string, number>();
     arrayOf(c.endpoints).forEach((e, j) => {
       if (!isObject(e) || typeof e.address !== "string") return;
-      if (addresses.has(e.address)) add(["clusters", i, "endpoints", j, "address"], `duplicate endpoint "${e.address}" (also endpoints[${addresses.get(e.address)}])`);
+      if (addresses.has(e.address))
+        add(
+          ["clusters", i, "endpoints", j, "address"],
+          `duplicate endpoint "${e.address}" (also endpoints[${addresses.get(e.address)}])`,
+        );
       else addresses.set(e.address, j);
     });
     if (c.policy === "least_loaded" && c.load_metrics === undefined) {
       add(["clusters", i, "policy"], "least_loaded needs clusters[].load_metrics");
     }
-    if (isObject(c.affinity) && c.affinity.sequence_idle_timeout !== undefined && c.affinity.key !== "triton_sequence") {
+    if (
+      isObject(c.affinity) &&
+      c.affinity.sequence_idle_timeout !== undefined &&
+      c.affinity.key !== "triton_sequence"
+    ) {
       add(["clusters", i, "affinity", "sequence_idle_timeout"], "applies only to key: triton_sequence");
     }
   });
@@ -111,7 +135,11 @@ function crossChecks(raw: unknown, add: (path: readonly PropertyKey[], message: 
   listeners.forEach((l, i) => {
     if (!isObject(l)) return;
     if (typeof l.name === "string") {
-      if (listenerNames.has(l.name)) add(["listeners", i, "name"], `duplicate listener name "${l.name}" (also listeners[${listenerNames.get(l.name)}])`);
+      if (listenerNames.has(l.name))
+        add(
+          ["listeners", i, "name"],
+          `duplicate listener name "${l.name}" (also listeners[${listenerNames.get(l.name)}])`,
+        );
       else listenerNames.set(l.name, i);
     }
     if (typeof l.cluster === "string") {
@@ -134,7 +162,10 @@ function crossChecks(raw: unknown, add: (path: readonly PropertyKey[], message: 
     const protocols = protocolsOfCluster.get(c.name);
     if (protocols?.has("tcp") && isObject(c.affinity) && typeof c.affinity.key === "string") {
       if (c.affinity.key !== "source_ip" && !protocols.has("grpc")) {
-        add(["clusters", i, "affinity", "key"], `"${c.affinity.key}" needs a grpc listener; tcp listeners can use source_ip`);
+        add(
+          ["clusters", i, "affinity", "key"],
+          `"${c.affinity.key}" needs a grpc listener; tcp listeners can use source_ip`,
+        );
       }
     }
   });
@@ -148,12 +179,21 @@ function resolveConfig(config: FulcrumConfig, options: ParseOptions): FulcrumCon
     ...config,
     listeners: config.listeners.map((l) =>
       l.tls
-        ? { ...l, tls: { ...l.tls, cert: file(l.tls.cert), key: file(l.tls.key), ...(l.tls.client_ca !== undefined ? { client_ca: file(l.tls.client_ca) } : {}) } }
+        ? {
+            ...l,
+            tls: {
+              ...l.tls,
+              cert: file(l.tls.cert),
+              key: file(l.tls.key),
+              ...(l.tls.client_ca !== undefined ? { client_ca: file(l.tls.client_ca) } : {}),
+            },
+          }
         : l,
     ),
     clusters: config.clusters.map((c): ClusterConfig => ({
       ...c,
-      health_check: c.health_check ?? healthCheckSchema.parse({ type: tcpClusters.has(c.name) ? "tcp" : "none" }),
+      health_check:
+        c.health_check ?? healthCheckSchema.parse({ type: tcpClusters.has(c.name) ? "tcp" : "none" }),
       ...(c.tls ? { tls: { ...c.tls, ...(c.tls.ca !== undefined ? { ca: file(c.tls.ca) } : {}) } } : {}),
     })),
   };

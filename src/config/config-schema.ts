@@ -12,7 +12,7 @@ export function shown(input: unknown): string {
   if (input === null) return "null";
   if (Array.isArray(input)) return "a list";
   if (typeof input === "object") return "a mapping";
-  return String(input);
+  return String(input); // eslint-disable-line @typescript-eslint/no-base-to-string -- objects returned above
 }
 
 type Issue = { input?: unknown };

@@ -92,11 +92,19 @@ export class HealthChecker {
       const labels = { cluster: this.endpoints.cluster, endpoint: e.address };
       this.metrics.healthTransitions.inc({ ...labels, to: transition.to });
       this.metrics.endpointHealthy.set(labels, transition.to === "healthy" ? 1 : 0);
-      const line = { cluster: this.endpoints.cluster, endpoint: e.address, to: transition.to, reason: outcome.reason };
+      const line = {
+        cluster: this.endpoints.cluster,
+        endpoint: e.address,
+        to: transition.to,
+        reason: outcome.reason,
+      };
       if (transition.to === "healthy") this.log.info(line, "endpoint healthy");
       else this.log.warn(line, "endpoint unhealthy");
     } else if (outcome.result === "failure") {
-      this.log.debug({ cluster: this.endpoints.cluster, endpoint: e.address, reason: outcome.reason }, "probe failed");
+      this.log.debug(
+        { cluster: this.endpoints.cluster, endpoint: e.address, reason: outcome.reason },
+        "probe failed",
+      );
     }
     const interval = this.settings.intervalMs * (1 - JITTER * Math.random());
     this.arm(e, s, Math.max(0, started + interval - Date.now()));

@@ -41,7 +41,8 @@ export class OutlierDetector {
     }
     if (t.ejectedUntil > now) return NONE;
     t.consecutive++;
-    if (this.settings.consecutiveFailures <= 0 || t.consecutive < this.settings.consecutiveFailures) return NONE;
+    if (this.settings.consecutiveFailures <= 0 || t.consecutive < this.settings.consecutiveFailures)
+      return NONE;
     if (!this.mayEject(now, clusterSize)) return NONE;
     t.consecutive = 0;
     t.ejections++;

@@ -104,7 +104,12 @@ export class Fulcrum {
         address = await listener.listen(host, port);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? String(err);
-        throw new ConfigError([{ path: `listeners[${this.tcpListeners.length - 1}].listen`, message: `cannot bind ${lc.listen}: ${code}` }]);
+        throw new ConfigError([
+          {
+            path: `listeners[${this.tcpListeners.length - 1}].listen`,
+            message: `cannot bind ${lc.listen}: ${code}`,
+          },
+        ]);
       }
       this.log.info({ listener: lc.name, address, protocol: lc.protocol, cluster: lc.cluster }, "listening");
     }
@@ -133,15 +138,30 @@ export class Fulcrum {
 function unsupportedFeatures(config: FulcrumConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   config.listeners.forEach((l, i) => {
-    if (l.protocol !== "tcp") issues.push({ path: `listeners[${i}].protocol`, message: `"${l.protocol}" listeners are not available in this version` });
+    if (l.protocol !== "tcp")
+      issues.push({
+        path: `listeners[${i}].protocol`,
+        message: `"${l.protocol}" listeners are not available in this version`,
+      });
   });
   config.clusters.forEach((c, i) => {
     const type = c.health_check?.type;
     if (type !== undefined && type !== "tcp" && type !== "none") {
-      issues.push({ path: `clusters[${i}].health_check.type`, message: `"${type}" health checks are not available in this version` });
+      issues.push({
+        path: `clusters[${i}].health_check.type`,
+        message: `"${type}" health checks are not available in this version`,
+      });
     }
-    if (c.discovery !== "static") issues.push({ path: `clusters[${i}].discovery`, message: `"${c.discovery}" discovery is not available in this version` });
-    if (c.policy === "least_loaded") issues.push({ path: `clusters[${i}].policy`, message: `"least_loaded" is not available in this version` });
+    if (c.discovery !== "static")
+      issues.push({
+        path: `clusters[${i}].discovery`,
+        message: `"${c.discovery}" discovery is not available in this version`,
+      });
+    if (c.policy === "least_loaded")
+      issues.push({
+        path: `clusters[${i}].policy`,
+        message: `"least_loaded" is not available in this version`,
+      });
   });
   return issues;
 }

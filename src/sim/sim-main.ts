@@ -10,7 +10,10 @@ import { SimTcpWorker } from "./sim-tcp-worker.js";
 async function main(): Promise<void> {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
-    options: { name: { type: "string", default: "worker" }, listen: { type: "string", default: "127.0.0.1:0" } },
+    options: {
+      name: { type: "string", default: "worker" },
+      listen: { type: "string", default: "127.0.0.1:0" },
+    },
   });
   if (positionals[0] !== "tcp") {
     process.stderr.write("usage: sim-main tcp --name NAME [--listen HOST:PORT]\n");
@@ -23,7 +26,9 @@ async function main(): Promise<void> {
   }
   const worker = new SimTcpWorker({ name: values.name });
   const bound = await worker.listen(where.host, where.port);
-  process.stdout.write(`${JSON.stringify({ msg: "listening", worker: values.name, address: bound.address })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ msg: "listening", worker: values.name, address: bound.address })}\n`,
+  );
 }
 
 main().catch((err: unknown) => {

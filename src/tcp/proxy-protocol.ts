@@ -86,7 +86,9 @@ export function writeIPv6(out: Buffer, offset: number, ip: string): void {
   const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
   if (v4) {
     const p = (v4[1] as string).split(".").map(Number);
-    text = text.slice(0, v4.index) + `${(((p[0] ?? 0) << 8) | (p[1] ?? 0)).toString(16)}:${(((p[2] ?? 0) << 8) | (p[3] ?? 0)).toString(16)}`;
+    text =
+      text.slice(0, v4.index) +
+      `${(((p[0] ?? 0) << 8) | (p[1] ?? 0)).toString(16)}:${(((p[2] ?? 0) << 8) | (p[3] ?? 0)).toString(16)}`;
   }
   const [head, tail] = text.split("::") as [string, string | undefined];
   const headGroups = head ? head.split(":").map((g) => parseInt(g, 16)) : [];

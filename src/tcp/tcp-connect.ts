@@ -30,9 +30,11 @@ export function connectUpstream(
   let lastError = "";
 
   const attempt = (): void => {
-    if (aborted()) return done({ kind: "failure", failure: { reason: "connect_failed", detail: "client closed" } });
+    if (aborted())
+      return done({ kind: "failure", failure: { reason: "connect_failed", detail: "client closed" } });
     const picked = cluster.pick(exclude ? { ...base, exclude } : base);
-    if (picked.kind === "unavailable") return done({ kind: "failure", failure: failureOf(picked.reason, lastError) });
+    if (picked.kind === "unavailable")
+      return done({ kind: "failure", failure: failureOf(picked.reason, lastError) });
     const endpoint = picked.endpoint;
     attempts++;
     cluster.acquire(endpoint);

@@ -115,45 +115,59 @@ export class TcpListener {
     const cluster = this.deps.cluster();
     const clientAddress = normalizeClientAddress(client.remoteAddress);
     const affinityKey = cluster.config.affinity?.key === "source_ip" ? clientAddress : undefined;
-    connectUpstream(cluster, { clientAddress, affinityKey }, () => closed, (outcome) => {
-      if (outcome.kind === "failure") {
-        this.refused(outcome.failure, cluster.name);
-        client.destroy();
-        return;
-      }
-      if (closed) {
-        outcome.socket.destroy();
-        cluster.release(outcome.endpoint);
-        return;
-      }
-      const upstream = outcome.socket;
-      if (this.config.proxy_protocol !== "none") {
-        upstream.write(
-          encodeProxyHeader(this.config.proxy_protocol, {
-            sourceAddress: client.remoteAddress ?? "",
-            sourcePort: client.remotePort ?? 0,
-            destinationAddress: client.localAddress ?? "",
-            destinationPort: client.localPort ?? 0,
-          }),
+    connectUpstream(
+      cluster,
+      { clientAddress, affinityKey },
+      () => closed,
+      (outcome) => {
+        if (outcome.kind === "failure") {
+          this.refused(outcome.failure, cluster.name);
+          client.destroy();
+          return;
+        }
+        if (closed) {
+          outcome.socket.destroy();
+          cluster.release(outcome.endpoint);
+          return;
+        }
+        const upstream = outcome.socket;
+        if (this.config.proxy_protocol !== "none") {
+          upstream.write(
+            encodeProxyHeader(this.config.proxy_protocol, {
+              sourceAddress: client.remoteAddress ?? "",
+              sourcePort: client.remotePort ?? 0,
+              destinationAddress: client.localAddress ?? "",
+              destinationPort: client.localPort ?? 0,
+            }),
+          );
+        }
+        client.off("error", noop);
+        spliceConnections(
+          client,
+          upstream,
+          () => {
+            cluster.release(outcome.endpoint);
+            this.deps.metrics.bytes.inc({ listener: this.config.name, direction: "in" }, client.bytesRead);
+            this.deps.metrics.bytes.inc(
+              { listener: this.config.name, direction: "out" },
+              client.bytesWritten,
+            );
+            this.deps.metrics.streamDuration.observe(
+              { listener: this.config.name, cluster: cluster.name },
+              (performance.now() - started) / 1000,
+            );
+          },
+          (endpointReset) => {
+            if (endpointReset) cluster.upstreamReset(outcome.endpoint);
+          },
         );
-      }
-      client.off("error", noop);
-      spliceConnections(client, upstream, () => {
-        cluster.release(outcome.endpoint);
-        this.deps.metrics.bytes.inc({ listener: this.config.name, direction: "in" }, client.bytesRead);
-        this.deps.metrics.bytes.inc({ listener: this.config.name, direction: "out" }, client.bytesWritten);
-        this.deps.metrics.streamDuration.observe(
-          { listener: this.config.name, cluster: cluster.name },
-          (performance.now() - started) / 1000,
-        );
-      }, (endpointReset) => {
-        if (endpointReset) cluster.upstreamReset(outcome.endpoint);
-      });
-    });
+      },
+    );
   }
 
   private refused(failure: ConnectFailure, cluster: string): void {
-    const reason: RefusalReason = failure.reason === "no_healthy_endpoint" ? "no_healthy_endpoint" : "connect_failed";
+    const reason: RefusalReason =
+      failure.reason === "no_healthy_endpoint" ? "no_healthy_endpoint" : "connect_failed";
     this.deps.metrics.downstreamConnectionsRefused.inc({ listener: this.config.name, reason });
     this.refusedWarning.warn(reason, { cluster, reason, detail: failure.detail }, "connection refused");
   }

@@ -66,7 +66,9 @@ export async function startWorkers(names: readonly string[]): Promise<SimTcpWork
 
 export function endpointsYaml(workers: readonly SimTcpWorker[], weights?: readonly number[]): string {
   return workers
-    .map((w, i) => `      - address: 127.0.0.1:${w.port}` + (weights ? `\n        weight: ${weights[i]}` : ""))
+    .map(
+      (w, i) => `      - address: 127.0.0.1:${w.port}` + (weights ? `\n        weight: ${weights[i]}` : ""),
+    )
     .join("\n");
 }
 
@@ -155,7 +157,10 @@ export async function metricSum(registry: Registry, name: string): Promise<numbe
   return data.values.reduce((n, v) => n + v.value, 0);
 }
 
-export async function closeAll(started: StartedFulcrum | undefined, workers: readonly SimTcpWorker[]): Promise<void> {
+export async function closeAll(
+  started: StartedFulcrum | undefined,
+  workers: readonly SimTcpWorker[],
+): Promise<void> {
   await started?.fulcrum.stop(0);
   await Promise.all(workers.map((w) => w.close()));
 }

@@ -34,7 +34,10 @@ function runCli(args: string[]): Promise<Result> {
 }
 
 /** Starts a long-running CLI and resolves once `count` `listening` lines were printed. */
-function startCli(args: string[], count: number): Promise<{ child: ChildProcess; lines: Record<string, unknown>[]; stderr: () => string }> {
+function startCli(
+  args: string[],
+  count: number,
+): Promise<{ child: ChildProcess; lines: Record<string, unknown>[]; stderr: () => string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
     const lines: Record<string, unknown>[] = [];
@@ -48,7 +51,8 @@ function startCli(args: string[], count: number): Promise<{ child: ChildProcess;
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
         lines.push(JSON.parse(line) as Record<string, unknown>);
-        if (lines.filter((l) => l.msg === "listening").length === count) resolve({ child, lines, stderr: () => err });
+        if (lines.filter((l) => l.msg === "listening").length === count)
+          resolve({ child, lines, stderr: () => err });
       }
     });
     child.once("exit", (code) => reject(new Error(`exited ${code} before listening: ${err}`)));
@@ -76,7 +80,12 @@ describe("cli", { timeout: 60_000 }, () => {
     const h = await runCli(["--help"]);
     assert.equal(h.code, 0);
     assert.match(h.stdout, /fulcrum check --config FILE/);
-    for (const args of [["frobnicate"], ["check"], ["--bogus"], ["run", "--config", "x.yaml", "--log-level", "loud"]]) {
+    for (const args of [
+      ["frobnicate"],
+      ["check"],
+      ["--bogus"],
+      ["run", "--config", "x.yaml", "--log-level", "loud"],
+    ]) {
       const r = await runCli(args);
       assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
       assert.match(r.stderr, /^fulcrum: /);
@@ -119,7 +128,13 @@ clusters:
     assert.equal(r.stdout, "");
     const lines = r.stderr.trim().split("\n");
     const paths = lines.map((l) => l.slice(0, l.indexOf(": ")));
-    for (const p of ["drain_timeout", "listeners[0].cluster", "clusters[0].colour", "clusters[0].endpoints[0].address", "clusters[0].endpoints[1].weight"]) {
+    for (const p of [
+      "drain_timeout",
+      "listeners[0].cluster",
+      "clusters[0].colour",
+      "clusters[0].endpoints[0].address",
+      "clusters[0].endpoints[1].weight",
+    ]) {
       assert.ok(paths.includes(p), `missing ${p} in:\n${r.stderr}`);
     }
     assert.equal(lines.length, 5, r.stderr);

@@ -12,7 +12,9 @@ const CHUNK = 1 << 20;
 const CHUNKS = 256;
 
 function listen(server: Server): Promise<number> {
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve((server.address() as { port: number }).port)));
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve((server.address() as { port: number }).port)),
+  );
 }
 
 function proxyConfig(port: number): string {

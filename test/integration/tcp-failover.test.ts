@@ -7,7 +7,13 @@
 import assert from "node:assert/strict";
 import type { Socket } from "node:net";
 import { after, describe, it } from "node:test";
-import { closeSocket, connectAndGreet, startFulcrum, waitFor, type StartedFulcrum } from "../helpers/harness.js";
+import {
+  closeSocket,
+  connectAndGreet,
+  startFulcrum,
+  waitFor,
+  type StartedFulcrum,
+} from "../helpers/harness.js";
 import { spawnTcpWorker, type ChildWorker } from "../helpers/child-worker.js";
 
 const INTERVAL_MS = 300;
@@ -70,17 +76,29 @@ ${workers.map((w) => `      - address: ${w.address}`).join("\n")}
     assert.equal(afterKill.length, 50, "every connection opened after the kill succeeded");
     assert.ok(!afterKill.includes("b"), "no connection after the kill reached the dead worker");
 
-    await waitFor(() => before.filter((c) => c.worker === "b").every((c) => c.closed), 5000, "b's connections to close");
+    await waitFor(
+      () => before.filter((c) => c.worker === "b").every((c) => c.closed),
+      5000,
+      "b's connections to close",
+    );
     for (const c of before) assert.equal(c.closed, c.worker === "b", `connection on ${c.worker}`);
 
     const deadline = (UNHEALTHY + 1) * INTERVAL_MS + TIMEOUT_MS + 1000;
-    await waitFor(() => set.get(victim.address)?.health === "unhealthy", Math.max(0, killedAt + deadline - Date.now()), "unhealthy by the deadline");
+    await waitFor(
+      () => set.get(victim.address)?.health === "unhealthy",
+      Math.max(0, killedAt + deadline - Date.now()),
+      "unhealthy by the deadline",
+    );
 
     // Bring it back on the same port.
     const revived = await spawnTcpWorker("b", victim.address);
     workers.push(revived);
     const back = Date.now();
-    await waitFor(() => set.get(victim.address)?.health === "healthy", (HEALTHY + 1) * INTERVAL_MS + TIMEOUT_MS + 1000, "healthy again");
+    await waitFor(
+      () => set.get(victim.address)?.health === "healthy",
+      (HEALTHY + 1) * INTERVAL_MS + TIMEOUT_MS + 1000,
+      "healthy again",
+    );
     assert.ok(Date.now() - back <= (HEALTHY + 1) * INTERVAL_MS + TIMEOUT_MS + 1000);
     await waitFor(() => set.get(victim.address)?.ejected === false, 3000, "any ejection to end");
     const seen = new Set<string>();

@@ -33,7 +33,11 @@ function parseProxyHeader(buf: Buffer): { seen: Seen; version: 1 | 2; length: nu
     const fam = buf[13];
     if (fam === 0x11) {
       const ip = (o: number): string => [0, 1, 2, 3].map((i) => buf[o + i]).join(".");
-      return { version: 2, length: 16 + len, seen: { src: ip(16), dst: ip(20), sport: buf.readUInt16BE(24), dport: buf.readUInt16BE(26) } };
+      return {
+        version: 2,
+        length: 16 + len,
+        seen: { src: ip(16), dst: ip(20), sport: buf.readUInt16BE(24), dport: buf.readUInt16BE(26) },
+      };
     }
     assert.equal(fam, 0x21, "TCP over IPv6");
     const ip6 = (o: number): string => {
@@ -41,7 +45,11 @@ function parseProxyHeader(buf: Buffer): { seen: Seen; version: 1 | 2; length: nu
       for (let i = 0; i < 8; i++) groups.push(buf.readUInt16BE(o + 2 * i).toString(16));
       return groups.join(":");
     };
-    return { version: 2, length: 16 + len, seen: { src: ip6(16), dst: ip6(32), sport: buf.readUInt16BE(48), dport: buf.readUInt16BE(50) } };
+    return {
+      version: 2,
+      length: 16 + len,
+      seen: { src: ip6(16), dst: ip6(32), sport: buf.readUInt16BE(48), dport: buf.readUInt16BE(50) },
+    };
   }
   const end = buf.indexOf("\r\n");
   if (end < 0) return undefined;
@@ -56,7 +64,9 @@ function parseProxyHeader(buf: Buffer): { seen: Seen; version: 1 | 2; length: nu
 }
 
 function listen(server: Server, host = "127.0.0.1"): Promise<number> {
-  return new Promise((resolve) => server.listen(0, host, () => resolve((server.address() as { port: number }).port)));
+  return new Promise((resolve) =>
+    server.listen(0, host, () => resolve((server.address() as { port: number }).port)),
+  );
 }
 
 describe("tcp listener options", { timeout: 60_000 }, () => {
@@ -114,7 +124,11 @@ clusters:
       assert.ok(last?.header, c.listener);
       assert.equal(last.header.version, c.version, c.listener);
       const expectedSrc = c.version === 2 && c.local === "::1" ? "0:0:0:0:0:0:0:1" : c.local;
-      assert.deepEqual(last.header.seen, { src: expectedSrc, sport: clientPort, dst: c.dst, dport: target.port }, c.listener);
+      assert.deepEqual(
+        last.header.seen,
+        { src: expectedSrc, sport: clientPort, dst: c.dst, dport: target.port },
+        c.listener,
+      );
     }
     assert.equal(seen.length, 4);
   });
@@ -137,7 +151,11 @@ clusters:
     await new Promise((r) => socket.once("close", r));
     const idleFor = Date.now() - opened;
     assert.ok(idleFor >= 250, `closed after ${idleFor} ms, before the idle timeout`);
-    await waitFor(() => (workers[0] as SimTcpWorker).connections.size === 0, 2000, "the worker side to close");
+    await waitFor(
+      () => (workers[0] as SimTcpWorker).connections.size === 0,
+      2000,
+      "the worker side to close",
+    );
   });
 
   it("max_connections: connection N+1 is closed at once and counted", async () => {
@@ -156,11 +174,21 @@ clusters:
     const b = await connectAndGreet(f.target().port);
     await assert.rejects(connectAndGreet(f.target().port), /closed before greeting|ECONNRESET/);
     assert.equal(
-      await metricValue(f.registry, "fulcrum_downstream_connections_refused_total", { listener: "in", reason: "max_connections" }),
+      await metricValue(f.registry, "fulcrum_downstream_connections_refused_total", {
+        listener: "in",
+        reason: "max_connections",
+      }),
       1,
     );
     await closeSocket(a.socket);
-    await waitFor(() => f.fulcrum.clusters.get("w")?.endpoints.endpoints.every((e) => f.fulcrum.cluster("w").endpoints.activeOf(e) === 1) ?? false, 2000, "one connection left");
+    await waitFor(
+      () =>
+        f.fulcrum.clusters
+          .get("w")
+          ?.endpoints.endpoints.every((e) => f.fulcrum.cluster("w").endpoints.activeOf(e) === 1) ?? false,
+      2000,
+      "one connection left",
+    );
     const c = await connectAndGreet(f.target().port);
     assert.equal(c.worker, "m", "a slot freed by a close is usable again");
     await closeSocket(b.socket);

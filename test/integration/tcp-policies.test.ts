@@ -13,7 +13,6 @@ import {
   startFulcrum,
   startWorkers,
   whoAnswers,
-  type StartedFulcrum,
 } from "../helpers/harness.js";
 
 const NAMES = ["a", "b", "c"];
@@ -32,7 +31,11 @@ ${endpointsYaml(workers, weights)}
 }
 
 /** Opens `count` connections, `parallel` at a time; returns the worker each reached, in pick order per batch. */
-async function tally(port: number, count: number, parallel: number): Promise<{ counts: Map<string, number>; order: string[] }> {
+async function tally(
+  port: number,
+  count: number,
+  parallel: number,
+): Promise<{ counts: Map<string, number>; order: string[] }> {
   const counts = new Map<string, number>();
   const order: string[] = [];
   for (let done = 0; done < count; done += parallel) {

@@ -54,7 +54,10 @@ ${endpointsYaml(workers)}
       socket.on("error", () => {});
       clients.push(socket);
     }
-    assert.equal(set.endpoints.reduce((n, e) => n + set.activeOf(e), 0), 200);
+    assert.equal(
+      set.endpoints.reduce((n, e) => n + set.activeOf(e), 0),
+      200,
+    );
 
     // Client side: RST from the first 100 clients.
     for (const s of clients.slice(0, 100)) s.resetAndDestroy();
@@ -62,18 +65,30 @@ ${endpointsYaml(workers)}
     const workerSockets = workers.flatMap((w) => [...w.connections]);
     const survivors = clients.slice(100);
     let resetByWorker = 0;
-    await waitFor(() => workers.reduce((n, w) => n + w.connections.size, 0) <= 100, 5000, "client resets to reach the workers");
-    for (const w of workers) for (const s of w.connections) {
-      s.resetAndDestroy();
-      resetByWorker++;
-    }
+    await waitFor(
+      () => workers.reduce((n, w) => n + w.connections.size, 0) <= 100,
+      5000,
+      "client resets to reach the workers",
+    );
+    for (const w of workers)
+      for (const s of w.connections) {
+        s.resetAndDestroy();
+        resetByWorker++;
+      }
     assert.ok(workerSockets.length >= 100);
     assert.equal(resetByWorker, 100);
 
     await waitFor(() => survivors.every((s) => s.destroyed), 5000, "worker resets to reach the clients");
     await waitFor(() => fdCount() <= baseline, 5000, `fd count to return to ${baseline} (now ${fdCount()})`);
     for (const e of set.endpoints) assert.equal(set.activeOf(e), 0, `active on ${e.address}`);
-    assert.equal(await metricValue(started.registry, "fulcrum_downstream_connections_active", { listener: "in" }), 0);
-    assert.equal(await metricSum(started.registry, "fulcrum_upstream_resets_total"), 100, "worker resets counted");
+    assert.equal(
+      await metricValue(started.registry, "fulcrum_downstream_connections_active", { listener: "in" }),
+      0,
+    );
+    assert.equal(
+      await metricSum(started.registry, "fulcrum_upstream_resets_total"),
+      100,
+      "worker resets counted",
+    );
   });
 });

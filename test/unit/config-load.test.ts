@@ -35,7 +35,14 @@ describe("config", { timeout: 10_000 }, () => {
     assert.equal(c.admin, undefined);
     const l = c.listeners[0];
     assert.deepEqual(
-      [l?.max_connections, l?.idle_timeout, l?.handshake_timeout, l?.proxy_protocol, l?.engine, l?.max_header_list_size],
+      [
+        l?.max_connections,
+        l?.idle_timeout,
+        l?.handshake_timeout,
+        l?.proxy_protocol,
+        l?.engine,
+        l?.max_header_list_size,
+      ],
       [10000, "10m", "10s", "none", "http2", "16KiB"],
     );
     const cl = c.clusters[0];
@@ -43,7 +50,11 @@ describe("config", { timeout: 10_000 }, () => {
     assert.equal(cl?.connect_timeout, "2s");
     assert.equal(cl?.connect_attempts, 3);
     assert.equal(cl?.endpoints[0]?.weight, 1);
-    assert.deepEqual(cl?.outlier_detection, { consecutive_failures: 5, base_ejection_time: "30s", max_ejection_percent: 10 });
+    assert.deepEqual(cl?.outlier_detection, {
+      consecutive_failures: 5,
+      base_ejection_time: "30s",
+      max_ejection_percent: 10,
+    });
     assert.equal(cl?.peek_max_bytes, "64KiB");
     assert.ok(Object.isFrozen(c) && Object.isFrozen(c.clusters[0]?.endpoints));
   });
@@ -60,10 +71,27 @@ clusters:
 `,
       { baseDir: "/" },
     );
-    assert.deepEqual(c.clusters.map((x) => x.health_check), [
-      { type: "tcp", service: "", interval: "2s", timeout: "1s", healthy_threshold: 2, unhealthy_threshold: 3 },
-      { type: "none", service: "", interval: "2s", timeout: "1s", healthy_threshold: 2, unhealthy_threshold: 3 },
-    ]);
+    assert.deepEqual(
+      c.clusters.map((x) => x.health_check),
+      [
+        {
+          type: "tcp",
+          service: "",
+          interval: "2s",
+          timeout: "1s",
+          healthy_threshold: 2,
+          unhealthy_threshold: 3,
+        },
+        {
+          type: "none",
+          service: "",
+          interval: "2s",
+          timeout: "1s",
+          healthy_threshold: 2,
+          unhealthy_threshold: 3,
+        },
+      ],
+    );
   });
 
   const cases: { name: string; yaml: string; errors: string[] }[] = [
@@ -74,12 +102,12 @@ clusters:
     },
     {
       name: "a bad unit",
-      yaml: VALID.replace('cluster: c }', 'cluster: c, idle_timeout: "5 minutes" }'),
+      yaml: VALID.replace("cluster: c }", 'cluster: c, idle_timeout: "5 minutes" }'),
       errors: ['listeners[0].idle_timeout: expected a duration like "2s" or 0, got "5 minutes"'],
     },
     {
       name: "idle_timeout 0 means never",
-      yaml: VALID.replace('cluster: c }', "cluster: c, idle_timeout: 0 }"),
+      yaml: VALID.replace("cluster: c }", "cluster: c, idle_timeout: 0 }"),
       errors: [],
     },
     {
@@ -120,7 +148,9 @@ clusters:
     {
       name: "an unknown policy",
       yaml: VALID.replace("  - name: c\n", "  - name: c\n    policy: fastest\n"),
-      errors: ['clusters[0].policy: expected one of round_robin | weighted_round_robin | least_connections | p2c | random | ip_hash | least_loaded, got "fastest"'],
+      errors: [
+        'clusters[0].policy: expected one of round_robin | weighted_round_robin | least_connections | p2c | random | ip_hash | least_loaded, got "fastest"',
+      ],
     },
     {
       name: "a missing required key",
@@ -155,7 +185,10 @@ clusters:
     },
     {
       name: "balance_factor between 0 and 1",
-      yaml: VALID.replace("  - name: c\n", "  - name: c\n    affinity: { key: source_ip, balance_factor: 0.5 }\n"),
+      yaml: VALID.replace(
+        "  - name: c\n",
+        "  - name: c\n    affinity: { key: source_ip, balance_factor: 0.5 }\n",
+      ),
       errors: ["clusters[0].affinity.balance_factor: expected 0 or a number ≥ 1, got 0.5"],
     },
     {
@@ -171,7 +204,9 @@ clusters:
     {
       name: "a YAML syntax error",
       yaml: "listeners: [",
-      errors: ["(yaml line 1): Flow sequence in block collection must be sufficiently indented and end with a ]"],
+      errors: [
+        "(yaml line 1): Flow sequence in block collection must be sufficiently indented and end with a ]",
+      ],
     },
   ];
   for (const c of cases) {

@@ -3,8 +3,20 @@ import { describe, it } from "node:test";
 import { HealthThresholds, type ProbeResult } from "../../src/health/health-thresholds.js";
 
 describe("health thresholds", { timeout: 10_000 }, () => {
-  const cases: { name: string; healthy: number; unhealthy: number; results: ProbeResult[]; states: string[] }[] = [
-    { name: "starts healthy; one failure is pending", healthy: 2, unhealthy: 3, results: ["failure"], states: ["healthy"] },
+  const cases: {
+    name: string;
+    healthy: number;
+    unhealthy: number;
+    results: ProbeResult[];
+    states: string[];
+  }[] = [
+    {
+      name: "starts healthy; one failure is pending",
+      healthy: 2,
+      unhealthy: 3,
+      results: ["failure"],
+      states: ["healthy"],
+    },
     {
       name: "exactly unhealthy_threshold failures in a row",
       healthy: 2,
@@ -26,7 +38,13 @@ describe("health thresholds", { timeout: 10_000 }, () => {
       results: ["failure", "success", "failure", "success", "success"],
       states: ["unhealthy", "unhealthy", "unhealthy", "unhealthy", "healthy"],
     },
-    { name: "threshold 1 flips on every disagreeing result", healthy: 1, unhealthy: 1, results: ["failure", "success"], states: ["unhealthy", "healthy"] },
+    {
+      name: "threshold 1 flips on every disagreeing result",
+      healthy: 1,
+      unhealthy: 1,
+      results: ["failure", "success"],
+      states: ["unhealthy", "healthy"],
+    },
   ];
   for (const c of cases) {
     it(c.name, () => {
