@@ -123,6 +123,10 @@ async function run(file: string, levelOverride: LogLevel | undefined): Promise<n
     config = loadConfigFile(file);
   } catch (err) {
     if (err instanceof ConfigError) {
+      createLogger({ level: levelOverride ?? "info" }).error(
+        { config: file, errors: err.issues.map((i) => `${i.path}: ${i.message}`) },
+        "invalid config: nothing started",
+      );
       printConfigError(err);
       return 1;
     }
