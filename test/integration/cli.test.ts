@@ -187,6 +187,14 @@ clusters:
     await new Promise((res) => blocker.close(res));
   });
 
+  it("run refuses, by path, what this version cannot run yet", async () => {
+    const r = await runCli(["--config", join(EXAMPLES, "grpc-triton.yaml")]);
+    assert.equal(r.code, 1);
+    const lines = r.stderr.trim().split("\n");
+    assert.ok(lines.includes("admin: the admin listener is not available in this version"), r.stderr);
+    assert.ok(lines.includes('listeners[0].protocol: "grpc" listeners are not available in this version'), r.stderr);
+  });
+
   it("demo starts simulated workers behind a balancer and says where to connect", async () => {
     const { child, lines, stderr } = await startCli(["demo", "--listen", "127.0.0.1:0"], 1);
     children.push(child);
