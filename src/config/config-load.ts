@@ -36,7 +36,7 @@ export function parseConfig(yamlText: string, options: ParseOptions): FulcrumCon
     throw new ConfigError(
       doc.errors.map((e) => ({
         path: `(yaml line ${(e.linePos?.[0]?.line ?? 1).toString()})`,
-        message: e.message.split("\n")[0] ?? "",
+        message: (e.message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:$/, ""),
       })),
     );
   }
