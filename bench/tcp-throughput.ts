@@ -15,6 +15,7 @@ import { parseArgs } from "node:util";
 
 const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
+const NAIVE = fileURLToPath(new URL("./peers/naive-pipe-proxy.js", import.meta.url));
 
 /** Sink mode (run as a child): count bytes, answer the count when the sender half-closes. */
 function runSink(): void {
@@ -92,26 +93,36 @@ async function main(): Promise<void> {
     config,
     `log: { level: warn }\nlisteners:\n  - { name: bench, protocol: tcp, listen: "127.0.0.1:0", cluster: sink }\nclusters:\n  - { name: sink, health_check: { type: none }, endpoints: [{ address: "127.0.0.1:${sinkPort}" }] }\n`,
   );
-  const proxy = spawn(process.execPath, [CLI, "--config", config, "--log-level", "info"], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const proxyAddress = await firstLine(proxy, (l) => {
+  const listeningAddress = (l: string): string | undefined => {
     if (!l.startsWith("{")) return undefined;
     const j = JSON.parse(l) as { msg?: string; address?: string };
     return j.msg === "listening" ? j.address : undefined;
+  };
+  const portOf = (address: string): number => Number(/:(\d+)$/.exec(address)?.[1]);
+  const proxy = spawn(process.execPath, [CLI, "--config", config, "--log-level", "info"], {
+    stdio: ["ignore", "pipe", "inherit"],
   });
-  const proxyPort = Number(/:(\d+)$/.exec(proxyAddress)?.[1]);
+  const proxyPort = portOf(await firstLine(proxy, listeningAddress));
+  const naive = spawn(process.execPath, [NAIVE, String(sinkPort)], { stdio: ["ignore", "pipe", "inherit"] });
+  const naivePort = portOf(await firstLine(naive, listeningAddress));
 
   const direct: number[] = [];
   const viaProxy: number[] = [];
   const proxyCpuPerGiB: number[] = [];
+  const viaNaive: number[] = [];
+  const naiveCpuPerGiB: number[] = [];
+  const measure = async (port: number, pid: number, rates: number[], cpu: number[]): Promise<void> => {
+    const cpu0 = cpuSeconds(pid);
+    rates.push(bytes / (await send(port, bytes)) / 1e9);
+    cpu.push((cpuSeconds(pid) - cpu0) / (bytes / 2 ** 30));
+  };
   for (let i = 0; i < repeat; i++) {
     direct.push(bytes / (await send(sinkPort, bytes)) / 1e9);
-    const cpu0 = cpuSeconds(proxy.pid as number);
-    viaProxy.push(bytes / (await send(proxyPort, bytes)) / 1e9);
-    proxyCpuPerGiB.push((cpuSeconds(proxy.pid as number) - cpu0) / (bytes / 2 ** 30));
+    await measure(proxyPort, proxy.pid as number, viaProxy, proxyCpuPerGiB);
+    await measure(naivePort, naive.pid as number, viaNaive, naiveCpuPerGiB);
   }
   proxy.kill("SIGTERM");
+  naive.kill("SIGTERM");
   sink.kill("SIGTERM");
   const d = median(direct);
   const p = median(viaProxy);
@@ -121,6 +132,7 @@ async function main(): Promise<void> {
     `|---|---|---|---|`,
     `| direct | ${d.toFixed(2)} | 1.00 | - |`,
     `| fulcrum (1 thread) | ${p.toFixed(2)} | ${(p / d).toFixed(2)} | ${median(proxyCpuPerGiB).toFixed(2)} |`,
+    `| naive node pipe() proxy | ${median(viaNaive).toFixed(2)} | ${(median(viaNaive) / d).toFixed(2)} | ${median(naiveCpuPerGiB).toFixed(2)} |`,
   ];
   process.stdout.write(rows.join("\n") + "\n");
 }

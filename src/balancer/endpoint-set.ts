@@ -210,7 +210,8 @@ export class EndpointSet {
 
   private allocateSlot(): number {
     const slot = this.freeSlots.pop() ?? this.nextSlot++;
-    if (slot >= this.active.length) throw new Error(`cluster ${this.cluster}: more than ${this.active.length} endpoints`);
+    if (slot >= this.active.length)
+      throw new Error(`cluster ${this.cluster}: more than ${this.active.length} endpoints`);
     this.active[slot] = 0;
     this.total[slot] = 0;
     this.failures[slot] = 0;

@@ -1,22 +1,33 @@
-/**
- * MurmurHash3 x86_32 (Austin Appleby, public domain algorithm): a well-known, documented 32-bit hash,
- * so the consistent-hash tables of every Fulcrum process, thread and replica agree. Hashes the UTF-8
- * bytes of a string, encoded into a reusable scratch buffer (no allocation per hash).
- */
+// MurmurHash3 x86_32 (Austin Appleby, SMHasher): a published, fast 32-bit hash, so every process agrees.
 
 const encoder = new TextEncoder();
+/** UTF-8 scratch shared by every hash; grows only when a string does not fit. */
 let scratch = new Uint8Array(256);
 
+/**
+ * MurmurHash3 x86_32 of the UTF-8 bytes of `text` with `seed`, as an unsigned 32-bit integer. Matches
+ * the reference implementation (e.g. `"hello"`, seed 0 → `0x248bfa47`); allocates nothing once the
+ * scratch buffer fits the longest string seen.
+ */
 export function murmur3_32(text: string, seed: number): number {
-  if (text.length * 3 > scratch.length) scratch = new Uint8Array(text.length * 3);
-  const { written: len } = encoder.encodeInto(text, scratch);
+  let encoded = encoder.encodeInto(text, scratch);
+  if (encoded.read < text.length) {
+    // A UTF-16 code unit never takes more than 3 UTF-8 bytes.
+    scratch = new Uint8Array(text.length * 3);
+    encoded = encoder.encodeInto(text, scratch);
+  }
+  const len = encoded.written;
   const b = scratch;
-  let h = seed >>> 0;
   const c1 = 0xcc9e2d51;
   const c2 = 0x1b873593;
+  let h = seed | 0;
   const blocks = len & ~3;
   for (let i = 0; i < blocks; i += 4) {
-    let k = (b[i] as number) | ((b[i + 1] as number) << 8) | ((b[i + 2] as number) << 16) | ((b[i + 3] as number) << 24);
+    let k =
+      (b[i] as number) |
+      ((b[i + 1] as number) << 8) |
+      ((b[i + 2] as number) << 16) |
+      ((b[i + 3] as number) << 24);
     k = Math.imul(k, c1);
     k = (k << 15) | (k >>> 17);
     k = Math.imul(k, c2);

@@ -1,18 +1,20 @@
-/**
- * ip_hash: consistent hashing of the client address through a Maglev table (hash-maglev.ts), so a
- * client keeps its endpoint across connections, processes and replicas while membership holds.
- * The table is built over healthy endpoints; drained, ejected and excluded ones pass the key to the
- * next endpoint in table order. A pick without a client address falls back to round robin.
- */
+// ip_hash over Maglev (hash-maglev.ts): a client keeps its endpoint across connections and replicas.
 import type { PolicySnapshot } from "./balancer.js";
 import { EndpointSet, type Endpoint } from "./endpoint-set.js";
-import { MaglevTable, hashKey } from "./hash-maglev.js";
-import { PickedResults, noPick } from "./picked.js";
+import { MaglevTable, maglevKeyHash, type MaglevWalk } from "./hash-maglev.js";
+import { completeResults, isExcluded, noPick } from "./picker-results.js";
 import type { PickContext, PickResult, Picker } from "./picker.js";
 
+/**
+ * Hashes `ctx.clientAddress` (already normalised by the caller, see `normalizeClientAddress`) into a
+ * Maglev table over the snapshot's healthy endpoints, so drains and ejections do not reshuffle other
+ * clients; from the key's entry it takes the first endpoint in table order that is eligible and not
+ * excluded. Without a client address it delegates to `fallback` (round robin).
+ */
 export class IpHashPicker implements Picker {
-  private readonly table: MaglevTable;
-  private readonly picked: PickedResults;
+  private readonly table: MaglevTable<Endpoint>;
+  private readonly walk: MaglevWalk;
+  private readonly results: readonly PickResult[];
   private readonly eligibleCount: number;
 
   constructor(
@@ -20,14 +22,19 @@ export class IpHashPicker implements Picker {
     private readonly fallback: Picker,
   ) {
     this.table = new MaglevTable(snapshot.healthy);
-    this.picked = new PickedResults(snapshot.healthy);
+    this.walk = this.table.walker();
+    this.results = completeResults(this.table.members);
     this.eligibleCount = snapshot.eligible.length;
   }
 
   pick(ctx: PickContext): PickResult {
     if (ctx.clientAddress === undefined) return this.fallback.pick(ctx);
-    const exclude = ctx.exclude;
-    const e = this.table.walk(hashKey(ctx.clientAddress), (c: Endpoint) => EndpointSet.eligible(c) && !exclude?.has(c));
-    return e ? this.picked.of(e) : noPick(this.eligibleCount, ctx);
+    const members = this.table.members;
+    this.walk.start(maglevKeyHash(ctx.clientAddress));
+    for (let i = this.walk.next(); i >= 0; i = this.walk.next()) {
+      const e = members[i] as Endpoint;
+      if (EndpointSet.eligible(e) && !isExcluded(ctx, e)) return this.results[i] as PickResult;
+    }
+    return noPick(this.eligibleCount, ctx);
   }
 }

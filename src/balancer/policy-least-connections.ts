@@ -1,41 +1,42 @@
-/**
- * Least connections, weighted (HAProxy's leastconn, Envoy's LEAST_REQUEST with all hosts scanned):
- * the least `active / weight`; equal endpoints take turns through a rotating start, so an idle
- * cluster spreads new work instead of piling it on the first endpoint.
- */
+// Weighted least connections (HAProxy leastconn, Envoy LEAST_REQUEST full scan): follows live load exactly.
 import type { Endpoint } from "./endpoint-set.js";
-import { PickedResults, noPick } from "./picked.js";
+import { completeResults, isExcluded, noPick } from "./picker-results.js";
 import type { LoadView, PickContext, PickResult, Picker } from "./picker.js";
 
+/**
+ * Picks the least `active / weight` among `eligible`. The scan starts one past the last pick, and the
+ * first strictly smaller score wins, so equal endpoints take turns instead of the first one taking all
+ * new work of an idle cluster.
+ */
 export class LeastConnectionsPicker implements Picker {
   private start = 0;
-  private readonly picked: PickedResults;
+  private readonly results: readonly PickResult[];
 
   constructor(
-    private readonly endpoints: readonly Endpoint[],
+    private readonly eligible: readonly Endpoint[],
     private readonly load: LoadView,
   ) {
-    this.picked = new PickedResults(endpoints);
+    this.results = completeResults(eligible);
   }
 
   pick(ctx: PickContext): PickResult {
-    const n = this.endpoints.length;
-    let best: Endpoint | undefined;
-    let bestIdx = 0;
-    let bestScore = Infinity;
-    for (let i = 0; i < n; i++) {
-      const idx = (this.start + i) % n;
-      const e = this.endpoints[idx] as Endpoint;
-      if (ctx.exclude?.has(e)) continue;
-      const score = this.load.activeOf(e) / e.weight;
-      if (score < bestScore) {
-        best = e;
-        bestIdx = idx;
-        bestScore = score;
+    const n = this.eligible.length;
+    let best = -1;
+    let bestActive = 0;
+    let bestWeight = 1;
+    for (let tried = 0, i = this.start; tried < n; tried++, i = i + 1 === n ? 0 : i + 1) {
+      const e = this.eligible[i] as Endpoint;
+      if (isExcluded(ctx, e)) continue;
+      const active = this.load.activeOf(e);
+      // active / weight < bestActive / bestWeight, without floating-point division.
+      if (best < 0 || active * bestWeight < bestActive * e.weight) {
+        best = i;
+        bestActive = active;
+        bestWeight = e.weight;
       }
     }
-    if (!best) return noPick(n, ctx);
-    this.start = (bestIdx + 1) % n;
-    return this.picked.of(best);
+    if (best < 0) return noPick(n, ctx);
+    this.start = best + 1 === n ? 0 : best + 1;
+    return this.results[best] as PickResult;
   }
 }

@@ -1,32 +1,35 @@
-/**
- * Power of two choices (Mitzenmacher, "The Power of Two Choices in Randomized Load Balancing", 2001;
- * Envoy's LEAST_REQUEST default): two weighted-random draws, keep the one with less active / weight.
- * Nearly as good as scanning every endpoint, and it avoids the herd a strict least-connections causes
- * when many balancers see the same stale counts.
- */
+// Power of two choices (Mitzenmacher 2001; Envoy LEAST_REQUEST): near least-load, no herd on stale counts.
 import type { Endpoint } from "./endpoint-set.js";
-import { PickedResults, noPick } from "./picked.js";
+import { completeResults, noPick } from "./picker-results.js";
 import type { LoadView, PickContext, PickResult, Picker, RandomSource } from "./picker.js";
-import { weightedDraw } from "./policy-random.js";
+import { WeightedDraw } from "./policy-random.js";
 
+/**
+ * Two weighted-random draws over `eligible` (distinct endpoints whenever two candidates remain), keeping
+ * the one with less `active / weight`; on a tie the first draw, so equal load gives the weight shares.
+ */
 export class P2cPicker implements Picker {
-  private readonly picked: PickedResults;
+  private readonly draws: WeightedDraw;
+  private readonly results: readonly PickResult[];
 
   constructor(
-    private readonly endpoints: readonly Endpoint[],
+    private readonly eligible: readonly Endpoint[],
     private readonly load: LoadView,
-    private readonly random: RandomSource,
+    random: RandomSource,
   ) {
-    this.picked = new PickedResults(endpoints);
+    this.draws = new WeightedDraw(eligible, random);
+    this.results = completeResults(eligible);
   }
 
   pick(ctx: PickContext): PickResult {
-    const a = weightedDraw(this.endpoints, this.random, ctx.exclude);
-    if (!a) return noPick(this.endpoints.length, ctx);
-    const b = weightedDraw(this.endpoints, this.random, ctx.exclude, a);
-    if (!b) return this.picked.of(a);
-    const sa = this.load.activeOf(a) / a.weight;
-    const sb = this.load.activeOf(b) / b.weight;
-    return this.picked.of(sb < sa ? b : a);
+    const a = this.draws.draw(ctx, -1);
+    if (a < 0) return noPick(this.eligible.length, ctx);
+    const b = this.draws.draw(ctx, a);
+    if (b < 0) return this.results[a] as PickResult;
+    const ea = this.eligible[a] as Endpoint;
+    const eb = this.eligible[b] as Endpoint;
+    // active_b / weight_b < active_a / weight_a, without floating-point division.
+    const bWins = this.load.activeOf(eb) * ea.weight < this.load.activeOf(ea) * eb.weight;
+    return this.results[bWins ? b : a] as PickResult;
   }
 }

@@ -1,26 +1,23 @@
-/**
- * Round robin (ignores weights): the simplest fair rotation, as in grpc-js's round_robin.
- */
+// Round robin, weights ignored (grpc-js's round_robin): the simplest fair rotation, for equal workers.
 import type { Endpoint } from "./endpoint-set.js";
-import { PickedResults, noPick } from "./picked.js";
+import { completeResults, isExcluded, noPick } from "./picker-results.js";
 import type { PickContext, PickResult, Picker } from "./picker.js";
 
+/** Rotates over `eligible` in order; an excluded endpoint passes its turn to the next one. */
 export class RoundRobinPicker implements Picker {
   private next = 0;
-  private readonly picked: PickedResults;
+  private readonly results: readonly PickResult[];
 
-  constructor(private readonly endpoints: readonly Endpoint[]) {
-    this.picked = new PickedResults(endpoints);
+  constructor(private readonly eligible: readonly Endpoint[]) {
+    this.results = completeResults(eligible);
   }
 
   pick(ctx: PickContext): PickResult {
-    const n = this.endpoints.length;
-    for (let i = 0; i < n; i++) {
-      const idx = (this.next + i) % n;
-      const e = this.endpoints[idx] as Endpoint;
-      if (ctx.exclude?.has(e)) continue;
-      this.next = (idx + 1) % n;
-      return this.picked.of(e);
+    const n = this.eligible.length;
+    for (let tried = 0, i = this.next; tried < n; tried++, i = i + 1 === n ? 0 : i + 1) {
+      if (isExcluded(ctx, this.eligible[i] as Endpoint)) continue;
+      this.next = i + 1 === n ? 0 : i + 1;
+      return this.results[i] as PickResult;
     }
     return noPick(n, ctx);
   }

@@ -1,7 +1,4 @@
-/**
- * Policy registry: a policy turns a snapshot of the endpoint set into a picker (grpc-js's
- * load-balancer → picker split). One file per policy, named `policy-<name>.ts`.
- */
+// Policy registry after grpc-js's load-balancer → picker split: one file per policy, one factory here.
 import type { PolicySnapshot } from "./balancer.js";
 import type { LoadView, Picker, RandomSource } from "./picker.js";
 import { IpHashPicker } from "./policy-ip-hash.js";
@@ -11,14 +8,15 @@ import { RandomPicker } from "./policy-random.js";
 import { RoundRobinPicker } from "./policy-round-robin.js";
 import { WeightedRoundRobinPicker } from "./policy-weighted-round-robin.js";
 
+/** The `clusters[].policy` values; see DESIGN.md "Semantics that outside tools rely on". */
 export type PolicyName =
-  | "round_robin"
-  | "weighted_round_robin"
-  | "least_connections"
-  | "p2c"
-  | "random"
-  | "ip_hash";
+  "round_robin" | "weighted_round_robin" | "least_connections" | "p2c" | "random" | "ip_hash";
 
+/**
+ * Builds the picker of policy `name` over one snapshot. The picker reads live active counts through
+ * `load` and draws from `random`; it never returns an endpoint in `ctx.exclude`, and reports
+ * `no_healthy_endpoint` (nothing eligible) or `all_endpoints_tried` (everything eligible excluded).
+ */
 export function createPolicyPicker(
   name: PolicyName,
   snapshot: PolicySnapshot,

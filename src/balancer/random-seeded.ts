@@ -1,9 +1,7 @@
-/**
- * mulberry32 (Tommy Ettinger's 32-bit generator): tiny, fast and good enough for balancing
- * decisions; seeded so tests and simulations are deterministic.
- */
+// mulberry32 (Tommy Ettinger, public domain): a tiny, fast, well-mixed PRNG; seeded for deterministic runs.
 import type { RandomSource } from "./picker.js";
 
+/** A deterministic `RandomSource`: the same seed gives the same sequence of floats in [0, 1). */
 export function seededRandom(seed: number): RandomSource {
   let state = seed >>> 0;
   return () => {
