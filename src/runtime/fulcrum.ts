@@ -137,7 +137,8 @@ export class Fulcrum {
 /** Features of the config contract that this build does not run yet, as path-named errors. */
 function unsupportedFeatures(config: FulcrumConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  if (config.admin) issues.push({ path: "admin", message: "the admin listener is not available in this version" });
+  if (config.admin)
+    issues.push({ path: "admin", message: "the admin listener is not available in this version" });
   if (config.threads !== 1) {
     issues.push({ path: "threads", message: "worker threads are not available in this version; use 1" });
   }

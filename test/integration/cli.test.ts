@@ -192,7 +192,10 @@ clusters:
     assert.equal(r.code, 1);
     const lines = r.stderr.trim().split("\n");
     assert.ok(lines.includes("admin: the admin listener is not available in this version"), r.stderr);
-    assert.ok(lines.includes('listeners[0].protocol: "grpc" listeners are not available in this version'), r.stderr);
+    assert.ok(
+      lines.includes('listeners[0].protocol: "grpc" listeners are not available in this version'),
+      r.stderr,
+    );
   });
 
   it("demo starts simulated workers behind a balancer and says where to connect", async () => {
