@@ -119,6 +119,11 @@ export class ClusterRuntime {
     this.recordOutcome(endpoint, true);
   }
 
+  /** A gRPC stream's result on `endpoint` for outlier detection: UNAVAILABLE and resets count as failures. */
+  streamResult(endpoint: Endpoint, ok: boolean): void {
+    this.recordOutcome(endpoint, ok);
+  }
+
   upstreamReset(endpoint: Endpoint): void {
     this.endpoints.recordFailure(endpoint);
     this.metrics.upstreamResets.inc({ cluster: this.name, endpoint: endpoint.address });

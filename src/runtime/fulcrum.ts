@@ -10,7 +10,11 @@ import type { FulcrumConfig } from "../config/config-schema.js";
 import { durationMs } from "../config/config-units.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
+import { ClusterPools } from "../grpc/cluster-pools.js";
+import { GrpcListener } from "../grpc/grpc-listener.js";
 import { TcpListener } from "../tcp/tcp-listener.js";
+import { sizeBytes } from "../config/config-units.js";
+import type { Listener } from "./listener.js";
 import { ClusterRuntime } from "./cluster-runtime.js";
 
 export interface FulcrumDeps {
@@ -28,7 +32,8 @@ export interface BoundListener {
 
 export class Fulcrum {
   readonly clusters = new Map<string, ClusterRuntime>();
-  private readonly tcpListeners: TcpListener[] = [];
+  private readonly boundListeners: Listener[] = [];
+  private readonly pools = new Map<string, ClusterPools>();
   private readonly log: Logger;
   private stopping: Promise<void> | undefined;
 
@@ -54,12 +59,16 @@ export class Fulcrum {
   }
 
   get listeners(): readonly BoundListener[] {
-    return this.tcpListeners.map((l) => ({ name: l.config.name, protocol: "tcp", address: l.address() }));
+    return this.boundListeners.map((l) => ({
+      name: l.config.name,
+      protocol: l.config.protocol,
+      address: l.address(),
+    }));
   }
 
   /** The bound address of the listener called `name` (`host:port`). */
   addressOf(name: string): string {
-    const l = this.tcpListeners.find((x) => x.config.name === name);
+    const l = this.boundListeners.find((x) => x.config.name === name);
     if (!l) throw new Error(`no listener named ${name}`);
     return l.address();
   }
@@ -81,7 +90,7 @@ export class Fulcrum {
 
   /** Ends every connection now (a second signal). */
   closeNow(): void {
-    for (const l of this.tcpListeners) l.closeAll();
+    for (const l of this.boundListeners) l.closeAll();
   }
 
   private async bind(): Promise<void> {
@@ -91,13 +100,8 @@ export class Fulcrum {
       runtime.start();
     }
     for (const lc of this.config.listeners) {
-      const listener = new TcpListener(lc, {
-        log: this.deps.log,
-        metrics: this.deps.metrics,
-        thread: "0",
-        cluster: () => this.cluster(lc.cluster),
-      });
-      this.tcpListeners.push(listener);
+      const listener = this.createListener(lc);
+      this.boundListeners.push(listener);
       const { host, port } = splitAddress(lc.listen) as { host: string; port: number };
       let address: string;
       try {
@@ -106,7 +110,7 @@ export class Fulcrum {
         const code = (err as NodeJS.ErrnoException).code ?? String(err);
         throw new ConfigError([
           {
-            path: `listeners[${this.tcpListeners.length - 1}].listen`,
+            path: `listeners[${this.boundListeners.length - 1}].listen`,
             message: `cannot bind ${lc.listen}: ${code}`,
           },
         ]);
@@ -115,20 +119,49 @@ export class Fulcrum {
     }
   }
 
+  private createListener(lc: FulcrumConfig["listeners"][number]): Listener {
+    const common = {
+      log: this.deps.log,
+      metrics: this.deps.metrics,
+      thread: "0",
+      cluster: () => this.cluster(lc.cluster),
+    };
+    if (lc.protocol === "tcp") return new TcpListener(lc, common);
+    return new GrpcListener(lc, {
+      ...common,
+      pools: () => this.poolsOf(lc.cluster, sizeBytes(lc.max_header_list_size)),
+    });
+  }
+
+  /** The upstream HTTP/2 pools of a cluster, shared by every gRPC listener routing to it. */
+  private poolsOf(cluster: string, maxHeaderListSize: number): ClusterPools {
+    let pools = this.pools.get(cluster);
+    if (!pools) {
+      pools = new ClusterPools(
+        this.cluster(cluster).config,
+        maxHeaderListSize,
+        this.deps.log.child({ component: "upstream", cluster }),
+      );
+      this.pools.set(cluster, pools);
+    }
+    return pools;
+  }
+
   private async doStop(drainMs: number): Promise<void> {
     this.log.info({ drain_timeout_ms: drainMs }, "stopping");
-    for (const l of this.tcpListeners) l.stopAccepting();
-    const drained = Promise.all(this.tcpListeners.map((l) => l.idle()));
+    for (const l of this.boundListeners) l.stopAccepting();
+    const drained = Promise.all(this.boundListeners.map((l) => l.idle()));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), drainMs)));
     const result = await Promise.race([drained.then(() => "drained" as const), timeout]);
     clearTimeout(timer);
     if (result === "timeout") {
-      const left = this.tcpListeners.reduce((n, l) => n + l.active, 0);
-      this.log.warn({ connections: left }, "drain timeout: closing remaining connections");
+      const left = this.boundListeners.reduce((n, l) => n + l.active, 0);
+      if (left > 0) this.log.warn({ in_flight: left }, "drain timeout: closing what is left");
       this.closeNow();
       await drained;
     }
+    for (const p of this.pools.values()) p.destroy();
     for (const c of this.clusters.values()) c.stop();
     this.log.info("stopped");
   }
@@ -143,10 +176,10 @@ function unsupportedFeatures(config: FulcrumConfig): ConfigIssue[] {
     issues.push({ path: "threads", message: "worker threads are not available in this version; use 1" });
   }
   config.listeners.forEach((l, i) => {
-    if (l.protocol !== "tcp")
+    if (l.protocol === "grpc" && l.engine !== "http2")
       issues.push({
-        path: `listeners[${i}].protocol`,
-        message: `"${l.protocol}" listeners are not available in this version`,
+        path: `listeners[${i}].engine`,
+        message: `engine "${l.engine}" is not available in this version; use http2`,
       });
   });
   config.clusters.forEach((c, i) => {

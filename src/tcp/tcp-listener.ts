@@ -10,6 +10,7 @@ import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { normalizeClientAddress } from "../balancer/picker.js";
 import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
+import type { Listener } from "../runtime/listener.js";
 import { connectUpstream, type ConnectFailure } from "./tcp-connect.js";
 import { spliceConnections } from "./tcp-pipe.js";
 import { encodeProxyHeader } from "./proxy-protocol.js";
@@ -26,7 +27,7 @@ export interface TcpListenerDeps {
   readonly cluster: () => ClusterRuntime;
 }
 
-export class TcpListener {
+export class TcpListener implements Listener {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private readonly log: Logger;

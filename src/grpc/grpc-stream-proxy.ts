@@ -1,0 +1,360 @@
+/**
+ * One gRPC stream through the `http2` engine: pick an endpoint, open a stream on a pooled session,
+ * forward headers, DATA and trailers both ways with backpressure, enforce `grpc-timeout`, pass
+ * cancellation both ways, and retry on another endpoint while nothing of the response has arrived and
+ * the request so far fits the 64 KiB retry buffer. Every outcome ends as one gRPC status, reported once.
+ */
+import {
+  constants,
+  type ClientHttp2Stream,
+  type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
+  type ServerHttp2Stream,
+} from "node:http2";
+import type { Endpoint } from "../balancer/endpoint-set.js";
+import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
+import { GrpcStatus, encodeGrpcMessage, parseStatus, statusOfResetCode } from "./grpc-status.js";
+import { parseGrpcTimeout } from "./grpc-timeout.js";
+import type { ClusterPools } from "./cluster-pools.js";
+import type { UpstreamPool, UpstreamSession } from "./upstream-pool.js";
+
+/** Request bytes kept for a retry; past it a stream is no longer retried (DESIGN.md). */
+export const RETRY_BUFFER_BYTES = 64 * 1024;
+
+export interface StreamRoute {
+  readonly cluster: ClusterRuntime;
+  readonly pools: ClusterPools;
+  /** Lower-case header name when the cluster has `affinity.key: header:<name>`. */
+  readonly affinityHeader: string | undefined;
+  readonly sourceAffinity: boolean;
+  readonly upstreamScheme: "http" | "https";
+}
+
+/** How a stream ended, reported once to the listener for metrics. */
+export interface StreamOutcome {
+  readonly status: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly seconds: number;
+}
+
+const END_STREAM = constants.NGHTTP2_FLAG_END_STREAM;
+
+export class GrpcStreamProxy {
+  private up: ClientHttp2Stream | undefined;
+  private buffered: Buffer[] = [];
+  private bufferedBytes = 0;
+  private replayable = true;
+  private requestEnded = false;
+  private upstreamResponded = false;
+  private upstreamEnded = false;
+  private trailers: OutgoingHttpHeaders | undefined;
+  private status = -1;
+  private attempts = 0;
+  private failedConnects: Set<Endpoint> | undefined;
+  private refused: Set<Endpoint> | undefined;
+  private lastError = "";
+  private deadline: NodeJS.Timeout | undefined;
+  private bytesIn = 0;
+  private bytesOut = 0;
+  private readonly started = performance.now();
+  private readonly upstreamHeaders: OutgoingHttpHeaders;
+  private readonly clientAddress: string | undefined;
+  private readonly affinityKey: string | undefined;
+
+  constructor(
+    private readonly down: ServerHttp2Stream,
+    headers: IncomingHttpHeaders,
+    clientAddress: string | undefined,
+    private readonly route: StreamRoute,
+    private readonly onDone: (outcome: StreamOutcome) => void,
+  ) {
+    this.clientAddress = clientAddress;
+    this.upstreamHeaders = forwardedRequestHeaders(headers, route.upstreamScheme);
+    this.affinityKey = route.affinityHeader
+      ? headerValue(headers[route.affinityHeader])
+      : route.sourceAffinity
+        ? clientAddress
+        : undefined;
+    down.on("data", (chunk: Buffer) => this.onRequestData(chunk));
+    down.once("end", () => this.onRequestEnd());
+    down.once("close", () => this.onDownstreamClose());
+    down.on("error", noop);
+    const timeoutMs = parseGrpcTimeout(headers["grpc-timeout"]);
+    if (timeoutMs !== undefined) {
+      this.deadline = setTimeout(() => this.onDeadline(), Math.max(0, timeoutMs));
+    }
+    this.attempt();
+  }
+
+  private attempt(): void {
+    if (this.down.closed || this.down.destroyed) return;
+    const cluster = this.route.cluster;
+    let picked = cluster.pick({
+      clientAddress: this.clientAddress,
+      affinityKey: this.affinityKey,
+      exclude: this.excluded(),
+    });
+    if (picked.kind === "unavailable" && this.refused && picked.reason === "all_endpoints_tried") {
+      // Streams refused by a draining session were never processed: the same endpoint may take them again.
+      picked = cluster.pick({
+        clientAddress: this.clientAddress,
+        affinityKey: this.affinityKey,
+        exclude: this.failedConnects,
+      });
+    }
+    if (picked.kind === "unavailable") {
+      const message =
+        this.attempts === 0 && picked.reason === "no_healthy_endpoint"
+          ? `no healthy endpoint in cluster "${cluster.name}"`
+          : `no endpoint of cluster "${cluster.name}" could take the stream: ${this.lastError}`;
+      return this.respondError(GrpcStatus.UNAVAILABLE, message);
+    }
+    const endpoint = picked.endpoint;
+    this.attempts++;
+    const pool = this.route.pools.get(endpoint);
+    const ready = pool.tryAcquire();
+    if (ready) return this.startOn(endpoint, pool, ready);
+    pool.acquire((result) => {
+      if (result.kind === "ok") return this.startOn(endpoint, pool, result.session);
+      cluster.connectFailed(endpoint, result.reason);
+      (this.failedConnects ??= new Set()).add(endpoint);
+      this.retryOrFail(`${endpoint.address}: ${result.reason}`);
+    });
+  }
+
+  private excluded(): ReadonlySet<Endpoint> | undefined {
+    if (!this.refused) return this.failedConnects;
+    if (!this.failedConnects) return this.refused;
+    return new Set([...this.failedConnects, ...this.refused]);
+  }
+
+  private startOn(endpoint: Endpoint, pool: UpstreamPool, session: UpstreamSession): void {
+    if (this.down.closed || this.down.destroyed || this.status >= 0) return;
+    let up: ClientHttp2Stream;
+    try {
+      up = session.session.request(this.upstreamHeaders, { endStream: false });
+    } catch (err) {
+      // A session that received GOAWAY and closed refuses new streams synchronously.
+      session.transition("draining");
+      (this.refused ??= new Set()).add(endpoint);
+      return this.retryOrFail(`${endpoint.address}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+    session.active++;
+    this.route.cluster.acquire(endpoint);
+    this.up = up;
+    up.on("response", (headers, flags) => this.onResponse(headers, flags));
+    up.on("data", (chunk: Buffer) => this.onResponseData(chunk));
+    up.on("trailers", (trailers: IncomingHttpHeaders) => {
+      if (this.status < 0) this.trailers = forwardedTrailers(trailers);
+    });
+    up.once("end", () => this.onResponseEnd());
+    up.once("close", () => this.onUpstreamClose(up, endpoint, pool, session));
+    up.on("error", noop);
+    for (const chunk of this.buffered) this.writeUpstream(chunk);
+    if (!this.replayable) this.buffered = [];
+    if (this.requestEnded) up.end();
+    if (this.down.isPaused()) this.down.resume();
+  }
+
+  private onRequestData(chunk: Buffer): void {
+    this.bytesIn += chunk.length;
+    if (!this.up) {
+      this.buffered.push(chunk);
+      this.bufferedBytes += chunk.length;
+      if (this.bufferedBytes > RETRY_BUFFER_BYTES) {
+        this.replayable = false;
+        this.down.pause();
+      }
+      return;
+    }
+    if (this.replayable) {
+      this.bufferedBytes += chunk.length;
+      if (this.bufferedBytes > RETRY_BUFFER_BYTES) {
+        this.replayable = false;
+        this.buffered = [];
+      } else {
+        this.buffered.push(chunk);
+      }
+    }
+    this.writeUpstream(chunk);
+  }
+
+  private writeUpstream(chunk: Buffer): void {
+    const up = this.up as ClientHttp2Stream;
+    if (!up.write(chunk) && !this.down.isPaused()) {
+      this.down.pause();
+      up.once("drain", () => this.down.resume());
+    }
+  }
+
+  private onRequestEnd(): void {
+    this.requestEnded = true;
+    this.up?.end();
+  }
+
+  private onResponse(headers: IncomingHttpHeaders, flags: number): void {
+    this.upstreamResponded = true;
+    this.replayable = false;
+    this.buffered = [];
+    if (this.status >= 0 || this.down.closed || this.down.destroyed) return;
+    const out = forwardedResponseHeaders(headers);
+    if (flags & END_STREAM) {
+      // Trailers-only: forwarded as trailers-only, never as HEADERS + DATA + trailers.
+      this.status = parseStatus(headers["grpc-status"]);
+      this.down.respond(out, { endStream: true });
+      return;
+    }
+    this.down.once("wantTrailers", () => {
+      const trailers = this.trailers ?? {
+        "grpc-status": String(GrpcStatus.INTERNAL),
+        "grpc-message": "upstream response ended without trailers",
+      };
+      if (this.status < 0) this.status = parseStatus(trailers["grpc-status"]);
+      this.down.sendTrailers(trailers);
+    });
+    this.down.respond(out, { waitForTrailers: true });
+  }
+
+  private onResponseData(chunk: Buffer): void {
+    this.bytesOut += chunk.length;
+    if (this.down.closed || this.down.destroyed) return;
+    if (!this.down.write(chunk)) {
+      const up = this.up as ClientHttp2Stream;
+      up.pause();
+      this.down.once("drain", () => up.resume());
+    }
+  }
+
+  private onResponseEnd(): void {
+    this.upstreamEnded = true;
+    if (this.down.headersSent && !this.down.writableEnded && !this.down.destroyed) this.down.end();
+  }
+
+  private onUpstreamClose(
+    up: ClientHttp2Stream,
+    endpoint: Endpoint,
+    pool: UpstreamPool,
+    session: UpstreamSession,
+  ): void {
+    pool.released(session);
+    this.route.cluster.release(endpoint);
+    if (this.up === up) this.up = undefined;
+    const rst = up.rstCode ?? constants.NGHTTP2_NO_ERROR;
+    const clean = this.upstreamEnded && rst === constants.NGHTTP2_NO_ERROR;
+    if (clean) {
+      const status = this.trailers ? parseStatus(this.trailers["grpc-status"]) : this.status;
+      this.route.cluster.streamResult(endpoint, status !== GrpcStatus.UNAVAILABLE);
+      return;
+    }
+    if (this.status >= 0 || this.down.closed || this.down.destroyed) return; // we or the client ended it
+    const sessionLost = session.state === "closed" || session.session.destroyed || session.session.closed;
+    this.route.cluster.upstreamReset(endpoint);
+    this.route.cluster.streamResult(endpoint, false);
+    if (
+      !this.upstreamResponded &&
+      this.replayable &&
+      (rst === constants.NGHTTP2_REFUSED_STREAM || session.state === "draining")
+    ) {
+      (this.refused ??= new Set()).add(endpoint);
+      return this.retryOrFail(`${endpoint.address}: stream refused`);
+    }
+    const status = sessionLost ? GrpcStatus.UNAVAILABLE : statusOfResetCode(rst);
+    const why = sessionLost
+      ? "connection to the endpoint was lost"
+      : `the endpoint reset the stream (code ${rst})`;
+    this.respondError(status, `${endpoint.address}: ${why}`);
+  }
+
+  private retryOrFail(reason: string): void {
+    this.lastError = reason;
+    if (this.replayable && this.attempts < this.route.cluster.connectAttempts) return this.attempt();
+    this.respondError(
+      GrpcStatus.UNAVAILABLE,
+      `no endpoint of cluster "${this.route.cluster.name}" could take the stream: ${reason}`,
+    );
+  }
+
+  private onDeadline(): void {
+    this.deadline = undefined;
+    this.respondError(GrpcStatus.DEADLINE_EXCEEDED, "deadline exceeded");
+  }
+
+  /** Ends the downstream with `status`: trailers-only before any response header, trailers after. */
+  private respondError(status: number, message: string): void {
+    if (this.status >= 0 && this.down.headersSent) return;
+    this.status = status;
+    const up = this.up;
+    if (up && !up.closed) up.close(constants.NGHTTP2_CANCEL);
+    const down = this.down;
+    if (down.closed || down.destroyed) return;
+    const fields = { "grpc-status": String(status), "grpc-message": encodeGrpcMessage(message) };
+    if (!down.headersSent) {
+      down.respond({ ":status": 200, "content-type": "application/grpc", ...fields }, { endStream: true });
+    } else {
+      this.trailers = fields;
+      if (!down.writableEnded) down.end();
+    }
+  }
+
+  private onDownstreamClose(): void {
+    if (this.deadline) clearTimeout(this.deadline);
+    const up = this.up;
+    if (up && !up.closed) up.close(constants.NGHTTP2_CANCEL);
+    if (this.status < 0) this.status = GrpcStatus.CANCELLED;
+    this.onDone({
+      status: this.status,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      seconds: (performance.now() - this.started) / 1000,
+    });
+  }
+}
+
+/** Connection-specific headers (RFC 9113 §8.2.2) never cross the proxy; HTTP/2 peers must not send them. */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+  "host",
+  "http2-settings",
+]);
+
+function forwardedRequestHeaders(
+  headers: IncomingHttpHeaders,
+  scheme: "http" | "https",
+): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const name of Object.keys(headers)) {
+    if (HOP_BY_HOP.has(name)) continue;
+    out[name] = headers[name];
+  }
+  out[":scheme"] = scheme;
+  return out;
+}
+
+function forwardedResponseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const name of Object.keys(headers)) {
+    if (HOP_BY_HOP.has(name) || name === "date") continue;
+    out[name] = headers[name];
+  }
+  return out;
+}
+
+function forwardedTrailers(trailers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const name of Object.keys(trailers)) {
+    if (name.startsWith(":") || HOP_BY_HOP.has(name)) continue;
+    out[name] = trailers[name];
+  }
+  return out;
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function noop(): void {}

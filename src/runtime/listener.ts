@@ -1,0 +1,20 @@
+/**
+ * What the runtime needs of a listener, whatever its protocol or engine: bind, report where it is
+ * bound and how much it is serving, stop accepting (draining), and close what is left.
+ */
+import type { ListenerConfig } from "../config/config-schema.js";
+
+export interface Listener {
+  readonly config: ListenerConfig;
+  /** Binds; resolves with the bound `host:port`, rejects when the address cannot be bound. */
+  listen(host: string, port: number): Promise<string>;
+  address(): string;
+  /** Active connections (tcp) or streams (grpc). */
+  readonly active: number;
+  /** Stops accepting; work in flight continues (grpc: GOAWAY to every client session). */
+  stopAccepting(): void;
+  /** Resolves when nothing is left in flight. */
+  idle(): Promise<void>;
+  /** Ends everything now. */
+  closeAll(): void;
+}
