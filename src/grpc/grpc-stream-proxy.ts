@@ -249,16 +249,15 @@ export class GrpcStreamProxy {
     }
     if (this.status >= 0 || this.down.closed || this.down.destroyed) return; // we or the client ended it
     const sessionLost = session.state === "closed" || session.session.destroyed || session.session.closed;
-    this.route.cluster.upstreamReset(endpoint);
-    this.route.cluster.streamResult(endpoint, false);
-    if (
-      !this.upstreamResponded &&
-      this.replayable &&
-      (rst === constants.NGHTTP2_REFUSED_STREAM || session.state === "draining")
-    ) {
+    const refused =
+      rst === constants.NGHTTP2_REFUSED_STREAM || (session.state === "draining" && !sessionLost);
+    if (!this.upstreamResponded && this.replayable && refused) {
+      // Never processed (REFUSED_STREAM, or above a GOAWAY's last stream id): not the endpoint's fault.
       (this.refused ??= new Set()).add(endpoint);
       return this.retryOrFail(`${endpoint.address}: stream refused`);
     }
+    this.route.cluster.upstreamReset(endpoint);
+    this.route.cluster.streamResult(endpoint, false);
     const status = sessionLost ? GrpcStatus.UNAVAILABLE : statusOfResetCode(rst);
     const why = sessionLost
       ? "connection to the endpoint was lost"
