@@ -133,3 +133,50 @@ ${ports.map((p) => `      - address: 127.0.0.1:${p}`).join("\n")}
     );
   });
 });
+
+describe("tcp connect retry keeps early client bytes", { timeout: 30_000 }, () => {
+  it("bytes sent while the first endpoint refuses arrive at the endpoint that accepts", async () => {
+    const [dead] = await deadPorts(1);
+    const echo = createServer((s) => s.pipe(s));
+    await new Promise<void>((r) => echo.listen(0, "127.0.0.1", r));
+    const echoPort = (echo.address() as { port: number }).port;
+    const f = await startFulcrum(`
+listeners:
+  - { name: in, protocol: tcp, listen: "127.0.0.1:0", cluster: c }
+clusters:
+  - name: c
+    policy: round_robin
+    health_check: { type: none }
+    endpoints:
+      - address: 127.0.0.1:${dead}
+      - address: 127.0.0.1:${echoPort}
+`);
+    try {
+      // Round robin starts at the dead endpoint, so the first connection is retried on the echo one.
+      const client = connect({ host: "127.0.0.1", port: f.target().port });
+      client.write("sent before any upstream was connected");
+      let got = "";
+      client.on("data", (d: Buffer) => (got += d.toString()));
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`only got ${JSON.stringify(got)}`)), 5000);
+        client.on("data", () => {
+          if (got === "sent before any upstream was connected") {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      client.destroy();
+      assert.equal(
+        await metricValue(f.registry, "fulcrum_upstream_connect_failures_total", {
+          cluster: "c",
+          endpoint: `127.0.0.1:${dead}`,
+        }),
+        1,
+      );
+    } finally {
+      await f.fulcrum.stop(0);
+      await new Promise((r) => echo.close(r));
+    }
+  });
+});
