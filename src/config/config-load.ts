@@ -48,10 +48,15 @@ export function parseConfig(yamlText: string, options: ParseOptions): FulcrumCon
 
   const parsed = configSchema.safeParse(raw ?? {});
   if (!parsed.success) for (const issue of parsed.error.issues) addZodIssue(issue, add);
-  crossChecks(raw, add);
+  // A value the schema already rejected gets no second, cross-key complaint about the same path.
+  const rejected = new Set(issues.map((i) => i.path));
+  crossChecks(raw, (path, message) => {
+    if (!rejected.has(formatPath(path))) add(path, message);
+  });
 
   if (issues.length > 0 || !parsed.success) {
-    issues.sort((a, b) => a.order - b.order || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    // Stable: issues at the same place keep the schema's key order.
+    issues.sort((a, b) => a.order - b.order);
     throw new ConfigError(dedupe(issues.map(({ path, message }) => ({ path, message }))));
   }
   return deepFreeze(resolveConfig(parsed.data, options));
@@ -121,6 +126,9 @@ function crossChecks(raw: unknown, add: (path: readonly PropertyKey[], message: 
     });
     if (c.policy === "least_loaded" && c.load_metrics === undefined) {
       add(["clusters", i, "policy"], "least_loaded needs clusters[].load_metrics");
+    }
+    if (c.load_metrics !== undefined && c.policy !== "least_loaded") {
+      add(["clusters", i, "load_metrics"], "applies only to policy: least_loaded");
     }
     if (
       isObject(c.affinity) &&

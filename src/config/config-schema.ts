@@ -3,6 +3,7 @@
  * TypeScript types and `fulcrum.schema.json`. Durations and sizes stay strings here (so the JSON
  * Schema can express them); `config-units.ts` converts them where they are used.
  */
+import { isIPv6 } from "node:net";
 import { z } from "zod";
 
 /** How a value appears in an error message. */
@@ -24,8 +25,8 @@ const msg =
 const DURATION_RE = /^\d+(ms|s|m|h)$/;
 const DURATION_OR_ZERO_RE = /^(0|\d+(ms|s|m|h))$/;
 const SIZE_RE = /^\d+(B|KiB|MiB)$/;
-/** host:port or [v6]:port; the port range is checked separately. */
-const ADDRESS_RE = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$/;
+/** host:port or [v6]:port (a zone like `%eth0` allowed); the port range is checked separately. */
+const ADDRESS_RE = /^(\[[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?\]|[A-Za-z0-9_.-]+):\d{1,5}$/;
 const AFFINITY_KEY_RE = /^(source_ip|triton_sequence|header:[A-Za-z0-9!#$%&'*+.^_`|~-]+)$/;
 
 function duration(defaultValue: string) {
@@ -56,10 +57,17 @@ function portOf(address: string): number {
   return Number(address.slice(address.lastIndexOf(":") + 1));
 }
 
+/** A bracketed host must be an IPv6 address: `[1.2.3.4]:80` and `[:::]:80` are not addresses. */
+function bracketedHostIsIPv6(address: string): boolean {
+  if (!address.startsWith("[")) return true;
+  return isIPv6(address.slice(1, address.lastIndexOf("]")));
+}
+
 function address(minPort: number) {
   return z
     .string({ error: msg("host:port") })
     .regex(ADDRESS_RE, { error: msg("host:port"), abort: true })
+    .refine(bracketedHostIsIPv6, { error: msg("host:port"), abort: true })
     .refine((a) => portOf(a) >= minPort && portOf(a) <= 65535, {
       error: (iss) => `port must be ${minPort}–65535, got ${portOf(String(iss.input))}`,
     });
@@ -111,108 +119,161 @@ export const POLICIES = [
 ] as const;
 export const HEALTH_CHECK_TYPES = ["tcp", "grpc", "none", "triton", "torchserve"] as const;
 
+// Descriptions end up in fulcrum.schema.json, where editors show them on hover.
+
 const listenerTls = object({
-  cert: text("a file path"),
-  key: text("a file path"),
-  client_ca: text("a file path").optional(),
+  cert: text("a file path").describe("Certificate chain (PEM), relative to the config file"),
+  key: text("a file path").describe("Private key (PEM), relative to the config file; never shown"),
+  client_ca: text("a file path")
+    .optional()
+    .describe(
+      "CA bundle (PEM) that client certificates must chain to (mTLS); absent = no client certificate",
+    ),
 });
 
 const listener = object({
-  name: name(),
-  protocol: oneOf(["grpc", "tcp"]),
-  listen: address(0),
-  cluster: name(),
-  max_connections: int(1, Number.MAX_SAFE_INTEGER, 10000),
-  idle_timeout: durationOrZero("10m"),
-  handshake_timeout: duration("10s"),
-  proxy_protocol: oneOf(["none", "v1", "v2"]).default("none"),
-  engine: oneOf(["http2", "frames"]).default("http2"),
-  max_header_list_size: size("16KiB"),
-  tls: listenerTls.optional(),
+  name: name().describe("Unique listener name"),
+  protocol: oneOf(["grpc", "tcp"]).describe("tcp: byte stream per connection; grpc: balanced per stream"),
+  listen: address(0).describe('host:port or [v6]:port to bind; port 0 = any free port, e.g. "0.0.0.0:8001"'),
+  cluster: name().describe("Name of the cluster that serves this listener"),
+  max_connections: int(1, Number.MAX_SAFE_INTEGER, 10000).describe(
+    "Beyond it a new connection is closed at once (grpc: after GOAWAY)",
+  ),
+  idle_timeout: durationOrZero("10m").describe("tcp: no byte either way; grpc: no active stream; 0 = never"),
+  handshake_timeout: duration("10s").describe("TLS handshake / HTTP/2 preface must complete within it"),
+  proxy_protocol: oneOf(["none", "v1", "v2"])
+    .default("none")
+    .describe("tcp only: PROXY protocol header written to the upstream connection"),
+  engine: oneOf(["http2", "frames"])
+    .default("http2")
+    .describe("grpc only: http2 (node:http2) | frames (frame-level engine)"),
+  max_header_list_size: size("16KiB").describe("grpc only; the same limit is used towards upstream"),
+  tls: listenerTls.optional().describe("grpc only: serve TLS; absent = cleartext (h2c)"),
 });
 
 const endpoint = object({
-  address: address(1),
-  weight: int(1, 1000, 1),
+  address: address(1).describe("host:port or [v6]:port of the worker"),
+  weight: int(1, 1000, 1).describe("Integer 1–1000; ignored by round_robin"),
 });
 
 export const healthCheckSchema = object({
-  type: oneOf(HEALTH_CHECK_TYPES),
-  service: text().default(""),
-  interval: duration("2s"),
-  timeout: duration("1s"),
-  healthy_threshold: int(1, 1000, 2),
-  unhealthy_threshold: int(1, 1000, 3),
+  type: oneOf(HEALTH_CHECK_TYPES).describe(
+    "Prober: tcp connect, grpc.health.v1 Check, Triton or TorchServe readiness, or none",
+  ),
+  service: text().default("").describe('grpc.health.v1 service name; "" = the whole server'),
+  interval: duration("2s").describe("Time between probes (jitter at most 10 %)"),
+  timeout: duration("1s").describe("A probe without an answer by then fails"),
+  healthy_threshold: int(1, 1000, 2).describe("Consecutive passes that make an unhealthy endpoint healthy"),
+  unhealthy_threshold: int(1, 1000, 3).describe(
+    "Consecutive failures that make a healthy endpoint unhealthy",
+  ),
 });
 
 const outlierDetection = object({
-  consecutive_failures: int(0, 1_000_000, 5),
-  base_ejection_time: duration("30s"),
-  max_ejection_percent: int(0, 100, 10),
+  consecutive_failures: int(0, 1_000_000, 5).describe(
+    "Data-path failures in a row that eject an endpoint; 0 = never eject",
+  ),
+  base_ejection_time: duration("30s").describe("Ejection time × number of ejections so far"),
+  max_ejection_percent: int(0, 100, 10).describe(
+    "Most of the cluster ejected at once, but at least one endpoint may always be ejected",
+  ),
 });
 
 const affinity = object({
   key: z
     .string({ error: msg("source_ip | header:<name> | triton_sequence") })
-    .regex(AFFINITY_KEY_RE, { error: msg("source_ip | header:<name> | triton_sequence") }),
+    .regex(AFFINITY_KEY_RE, { error: msg("source_ip | header:<name> | triton_sequence") })
+    .describe("What sticks: source_ip | header:<name> (grpc) | triton_sequence (grpc)"),
   balance_factor: z
     .number({ error: msg("0 or a number ≥ 1") })
     .refine((v) => v === 0 || v >= 1, { error: msg("0 or a number ≥ 1") })
-    .default(0),
-  sequence_idle_timeout: duration("60s"),
+    .default(0)
+    .describe("0 = pure consistent hash, or ≥ 1 (e.g. 1.25) = bounded load"),
+  sequence_idle_timeout: duration("60s").describe(
+    "triton_sequence only: a pin with no request for this long ends",
+  ),
 });
 
 const upstreamTls = object({
-  ca: text("a file path").optional(),
-  server_name: text().optional(),
-  insecure_skip_verify: bool(false),
+  ca: text("a file path")
+    .optional()
+    .describe("CA bundle (PEM) for the workers' certificates; absent = system CAs"),
+  server_name: text().optional().describe("SNI and the name the certificate must carry"),
+  insecure_skip_verify: bool(false).describe("Accept any worker certificate (tests only)"),
 });
 
 const model = object({
-  name: name(),
-  version: text().default(""),
+  name: name().describe("Model name as the workers know it"),
+  version: text().default("").describe('"" = any version'),
 });
 
 const loadMetrics = object({
-  port: int(1, 65535, 8002),
-  path: text().default("/metrics"),
-  metric: text().default("nv_inference_pending_request_count"),
-  interval: duration("1s"),
+  port: int(1, 65535, 8002).describe("Metrics port on each endpoint's host"),
+  path: text().default("/metrics").describe("Prometheus text endpoint"),
+  metric: text().default("nv_inference_pending_request_count").describe("Gauge read as the endpoint's load"),
+  interval: duration("1s").describe("Time between scrapes"),
 });
 
 const cluster = object({
-  name: name(),
-  policy: oneOf(POLICIES).default("least_connections"),
-  affinity: affinity.optional(),
-  connect_timeout: duration("2s"),
-  connect_attempts: int(1, 100, 3),
-  discovery: oneOf(["static", "dns"]).default("static"),
-  dns_refresh: duration("30s"),
-  dns_resolvers: list(address(1)).default([]),
-  tls: upstreamTls.optional(),
-  models: list(model).default([]),
-  peek_max_bytes: size("64KiB"),
-  load_metrics: loadMetrics.optional(),
-  explain: bool(false),
-  endpoints: list(endpoint).min(1, { error: "at least one endpoint is required" }),
-  health_check: healthCheckSchema.optional(),
-  outlier_detection: outlierDetection.prefault({}),
+  name: name().describe("Unique cluster name"),
+  policy: oneOf(POLICIES)
+    .default("least_connections")
+    .describe("How an endpoint is picked when affinity does not decide"),
+  affinity: affinity
+    .optional()
+    .describe("A stream/connection carrying the key sticks; others use the policy"),
+  connect_timeout: duration("2s").describe("TCP connect (+ TLS + upstream SETTINGS for grpc)"),
+  connect_attempts: int(1, 100, 3).describe("Total tries on distinct endpoints before giving up"),
+  discovery: oneOf(["static", "dns"])
+    .default("static")
+    .describe("static | dns: endpoint names re-resolved every dns_refresh"),
+  dns_refresh: duration("30s").describe("How often dns discovery re-resolves"),
+  dns_resolvers: list(address(1)).default([]).describe('e.g. ["127.0.0.1:5353"]; empty = system resolver'),
+  tls: upstreamTls.optional().describe("TLS towards the workers; absent = cleartext"),
+  models: list(model).default([]).describe("Models the workers serve (inference awareness)"),
+  peek_max_bytes: size("64KiB").describe(
+    "With models or triton_sequence: most bytes read of a first message to route it",
+  ),
+  load_metrics: loadMetrics.optional().describe("least_loaded only: load scraped from each endpoint's host"),
+  explain: bool(false).describe("true: a fulcrum-route trailer on every response"),
+  endpoints: list(endpoint)
+    .min(1, { error: "at least one endpoint is required" })
+    .describe("The workers, at least one"),
+  health_check: healthCheckSchema
+    .optional()
+    .describe("Active probes; absent = tcp for clusters of tcp listeners, none otherwise"),
+  outlier_detection: outlierDetection
+    .prefault({})
+    .describe("Passive ejection from data-path results; on by default"),
 });
 
 const admin = object({
-  listen: address(0).default("127.0.0.1:9901"),
-  token: text().default(""),
+  listen: address(0)
+    .default("127.0.0.1:9901")
+    .describe("/metrics /healthz /readyz /status, runtime API, status page"),
+  token: text().default("").describe('When set, POSTs need "Authorization: Bearer <token>"; never shown'),
 });
 
+const threadsMsg = msg('a whole number ≥ 1 or "auto"');
+
 export const configSchema = object({
-  admin: admin.optional(),
-  log: object({ level: oneOf(LOG_LEVELS).default("info") }).prefault({}),
+  admin: admin.optional().describe("Absent = no admin listener"),
+  log: object({
+    level: oneOf(LOG_LEVELS).default("info").describe("Overridden by --log-level"),
+  }).prefault({}),
   threads: z
-    .union([z.number().int().min(1), z.literal("auto")], { error: msg('a whole number ≥ 1 or "auto"') })
-    .default(1),
-  drain_timeout: duration("30s"),
-  listeners: list(listener).min(1, { error: "at least one listener is required" }),
-  clusters: list(cluster).min(1, { error: "at least one cluster is required" }),
+    .union([z.number().int({ error: threadsMsg }).min(1, { error: threadsMsg }), z.literal("auto")], {
+      error: threadsMsg,
+    })
+    .default(1)
+    .describe('Worker threads serving listeners (reusePort); "auto" = one per core'),
+  drain_timeout: duration("30s").describe("SIGTERM: how long in-flight work may finish"),
+  listeners: list(listener)
+    .min(1, { error: "at least one listener is required" })
+    .describe("Where clients connect"),
+  clusters: list(cluster)
+    .min(1, { error: "at least one cluster is required" })
+    .describe("Sets of endpoints with a policy"),
 });
 
 export type FulcrumConfig = z.output<typeof configSchema>;

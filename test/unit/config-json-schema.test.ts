@@ -15,7 +15,7 @@ import { repoRoot } from "../helpers/repo-root.js";
 
 const ROOT = repoRoot();
 
-describe("json schema", { timeout: 10_000 }, () => {
+describe("json schema", { timeout: 30_000 }, () => {
   it("the committed fulcrum.schema.json is fresh (run `npm run schema` after changing the config)", () => {
     const committed = readFileSync(join(ROOT, "fulcrum.schema.json"), "utf8");
     assert.equal(committed, `${JSON.stringify(buildJsonSchema(), null, 2)}\n`);
@@ -32,6 +32,12 @@ describe("json schema", { timeout: 10_000 }, () => {
     });
   }
 
+  it("examples/full-reference.yaml shows every key of the schema", () => {
+    const shown = keyPaths(parse(readFileSync(join(ROOT, "examples", "full-reference.yaml"), "utf8")));
+    const missing = schemaKeyPaths(buildJsonSchema()).filter((p) => !shown.has(p));
+    assert.deepEqual(missing, []);
+  });
+
   it("the schema rejects what the loader rejects: an unknown key and a bare-number duration", () => {
     assert.equal(validate({ listeners: [], clusters: [], bogus: 1 }), false);
     assert.equal(
@@ -44,3 +50,33 @@ describe("json schema", { timeout: 10_000 }, () => {
     );
   });
 });
+
+type JsonSchema = {
+  properties?: Record<string, JsonSchema>;
+  items?: JsonSchema;
+  anyOf?: JsonSchema[];
+};
+
+/** Every key a config may hold, as `clusters[].endpoints[].weight`. */
+function schemaKeyPaths(schema: JsonSchema, prefix = ""): string[] {
+  const out: string[] = [];
+  for (const [key, sub] of Object.entries(schema.properties ?? {})) {
+    const path = prefix === "" ? key : `${prefix}.${key}`;
+    out.push(path, ...schemaKeyPaths(sub, path));
+  }
+  if (schema.items) out.push(...schemaKeyPaths(schema.items, `${prefix}[]`));
+  for (const alt of schema.anyOf ?? []) out.push(...schemaKeyPaths(alt, prefix));
+  return out;
+}
+
+/** Every key present in a parsed YAML document, in the same notation. */
+function keyPaths(value: unknown, prefix = "", out = new Set<string>()): Set<string> {
+  if (Array.isArray(value)) for (const v of value) keyPaths(v, `${prefix}[]`, out);
+  else if (typeof value === "object" && value !== null)
+    for (const [key, v] of Object.entries(value)) {
+      const path = prefix === "" ? key : `${prefix}.${key}`;
+      out.add(path);
+      keyPaths(v, path, out);
+    }
+  return out;
+}
