@@ -12,6 +12,7 @@ import { HealthChecker } from "../health/health-checker.js";
 import { OutlierDetector } from "../health/outlier-detector.js";
 import type { Prober } from "../health/prober.js";
 import { TcpProber } from "../health/prober-tcp.js";
+import { GrpcHealthProber } from "../health/prober-grpc-health.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 
@@ -155,6 +156,15 @@ function createProber(config: ClusterConfig): Prober | undefined {
   switch (type) {
     case "tcp":
       return new TcpProber();
+    case "grpc": {
+      const tls = config.tls;
+      return new GrpcHealthProber({
+        service: config.health_check?.service ?? "",
+        tls: tls
+          ? { ca: tls.ca, serverName: tls.server_name, insecureSkipVerify: tls.insecure_skip_verify }
+          : undefined,
+      });
+    }
     case undefined:
     case "none":
       return undefined;

@@ -184,7 +184,7 @@ function unsupportedFeatures(config: FulcrumConfig): ConfigIssue[] {
   });
   config.clusters.forEach((c, i) => {
     const type = c.health_check?.type;
-    if (type !== undefined && type !== "tcp" && type !== "none") {
+    if (type === "triton" || type === "torchserve") {
       issues.push({
         path: `clusters[${i}].health_check.type`,
         message: `"${type}" health checks are not available in this version`,

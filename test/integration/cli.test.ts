@@ -192,10 +192,21 @@ clusters:
     assert.equal(r.code, 1);
     const lines = r.stderr.trim().split("\n");
     assert.ok(lines.includes("admin: the admin listener is not available in this version"), r.stderr);
-    assert.ok(
-      lines.includes('listeners[0].protocol: "grpc" listeners are not available in this version'),
-      r.stderr,
+    const file = join(dir, "frames.yaml");
+    writeFileSync(
+      file,
+      `listeners:
+  - { name: g, protocol: grpc, listen: "127.0.0.1:0", cluster: c, engine: frames }
+clusters:
+  - { name: c, health_check: { type: triton }, endpoints: [{ address: "127.0.0.1:1" }] }
+`,
     );
+    const frames = await runCli(["--config", file]);
+    assert.equal(frames.code, 1);
+    assert.deepEqual(frames.stderr.trim().split("\n"), [
+      'listeners[0].engine: engine "frames" is not available in this version; use http2',
+      'clusters[0].health_check.type: "triton" health checks are not available in this version',
+    ]);
   });
 
   it("demo starts simulated workers behind a balancer and says where to connect", async () => {

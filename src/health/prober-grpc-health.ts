@@ -1,0 +1,203 @@
+/**
+ * gRPC health checking protocol v1 prober (grpc/grpc doc/health-checking.md): calls
+ * `grpc.health.v1.Health/Check` with the configured service and a deadline of the probe timeout;
+ * only SERVING passes. It is the standard readiness signal of gRPC workers (and Triton's `Check`),
+ * so one prober covers most fleets. One grpc-js client is kept per endpoint and reused, so probing
+ * every interval rides one HTTP/2 connection instead of opening a TCP connection per probe.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import type { ProbeOutcome, ProbeTarget, Prober } from "./prober.js";
+
+export interface GrpcHealthProberOptions {
+  /** Service name sent in `HealthCheckRequest.service`; `""` asks about the whole server. */
+  readonly service: string;
+  /** Absent: plaintext (h2c). */
+  readonly tls?:
+    | {
+        /** PEM file of the roots to trust; absent: Node's default roots. */
+        readonly ca?: string | undefined;
+        /** Name checked against the certificate and sent as SNI and `:authority`. */
+        readonly serverName?: string | undefined;
+        /** Accept any certificate (self-signed workers on a trusted network). */
+        readonly insecureSkipVerify: boolean;
+      }
+    | undefined;
+}
+
+interface HealthClient extends grpc.Client {
+  Check(
+    request: { service: string },
+    options: grpc.CallOptions,
+    callback: (err: grpc.ServiceError | null, response?: { status?: string }) => void,
+  ): grpc.ClientUnaryCall;
+}
+
+interface PooledClient {
+  readonly client: HealthClient;
+  lastUsed: number;
+}
+
+/** Grace after the deadline before the prober gives up on grpc-js and answers "timeout" itself. */
+const DEADLINE_GRACE_MS = 100;
+/** A client unused this long belongs to a removed endpoint (or a very long interval) and is closed. */
+const IDLE_CLIENT_MS = 10 * 60_000;
+
+const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  // Keepalive stays off (grpc-js's default): the probes themselves are the liveness traffic.
+  // A revived worker must be seen within about a second, not after grpc-js's 120 s max backoff.
+  "grpc.initial_reconnect_backoff_ms": 200,
+  "grpc.max_reconnect_backoff_ms": 1000,
+  // A probe must report what happened on this attempt, not a retried one.
+  "grpc.enable_retries": 0,
+  "grpc.service_config_disable_resolution": 1,
+  // Never share a connection with other grpc-js clients of this process (e.g. the data path).
+  "grpc.use_local_subchannel_pool": 1,
+};
+
+let healthConstructor: grpc.ServiceClientConstructor | undefined;
+
+/**
+ * The `grpc.health.v1.Health` client constructor, loaded once per process from
+ * `<repo>/protos/health.proto` (found upward from this compiled file: dist/src/health/ or src/health/).
+ * Its `.service` is the server-side definition the simulated workers implement.
+ */
+export function healthService(): grpc.ServiceClientConstructor {
+  if (healthConstructor) return healthConstructor;
+  const definition = protoLoader.loadSync(join(packageRoot(), "protos", "health.proto"), {
+    keepCase: true,
+    enums: String,
+    defaults: true,
+  });
+  const loaded = grpc.loadPackageDefinition(definition) as unknown as {
+    grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
+  };
+  healthConstructor = loaded.grpc.health.v1.Health;
+  return healthConstructor;
+}
+
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json"))) {
+    const up = dirname(dir);
+    if (up === dir)
+      throw new Error("protos/health.proto: no package.json above " + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+  return dir;
+}
+
+export class GrpcHealthProber implements Prober {
+  private readonly clients = new Map<string, PooledClient>();
+  private readonly credentials: grpc.ChannelCredentials;
+  private readonly channelOptions: grpc.ChannelOptions;
+  private lastSweep = Date.now();
+  private closed = false;
+
+  /** Throws (control plane) when the proto or the CA file cannot be read. */
+  constructor(private readonly options: GrpcHealthProberOptions) {
+    healthService();
+    const tls = options.tls;
+    this.channelOptions = { ...CHANNEL_OPTIONS };
+    if (!tls) {
+      this.credentials = grpc.credentials.createInsecure();
+      return;
+    }
+    const ca = tls.ca === undefined ? null : readFileSync(tls.ca);
+    const verify: grpc.VerifyOptions = tls.insecureSkipVerify
+      ? { rejectUnauthorized: false, checkServerIdentity: () => undefined }
+      : {};
+    this.credentials = grpc.credentials.createSsl(ca, null, null, verify);
+    if (tls.serverName !== undefined) {
+      this.channelOptions["grpc.ssl_target_name_override"] = tls.serverName;
+      this.channelOptions["grpc.default_authority"] = tls.serverName;
+    }
+  }
+
+  probe(target: ProbeTarget, timeoutMs: number): Promise<ProbeOutcome> {
+    if (this.closed) return Promise.resolve({ result: "failure", reason: "prober closed" });
+    let client: HealthClient;
+    try {
+      client = this.clientFor(target);
+    } catch (err) {
+      return Promise.resolve({ result: "failure", reason: errorReason(err) });
+    }
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (outcome: ProbeOutcome): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(guard);
+        resolve(outcome);
+      };
+      let call: grpc.ClientUnaryCall | undefined;
+      // grpc-js enforces the deadline; the guard only bounds the promise if it ever did not.
+      const guard = setTimeout(() => {
+        finish({ result: "failure", reason: "DEADLINE_EXCEEDED" });
+        call?.cancel();
+      }, timeoutMs + DEADLINE_GRACE_MS);
+      try {
+        call = client.Check(
+          { service: this.options.service },
+          { deadline: Date.now() + timeoutMs },
+          (err, response) => {
+            if (err) return finish({ result: "failure", reason: statusReason(err) });
+            const status = response?.status ?? "UNKNOWN";
+            finish(status === "SERVING" ? { result: "success" } : { result: "failure", reason: status });
+          },
+        );
+      } catch (err) {
+        finish({ result: "failure", reason: errorReason(err) });
+      }
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const { client } of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+
+  private clientFor(target: ProbeTarget): HealthClient {
+    const now = Date.now();
+    if (now - this.lastSweep > IDLE_CLIENT_MS) this.sweep(now);
+    const address = target.host.includes(":")
+      ? `[${target.host}]:${target.port}`
+      : `${target.host}:${target.port}`;
+    let pooled = this.clients.get(address);
+    if (!pooled) {
+      const Health = healthService();
+      const client = new Health(address, this.credentials, this.channelOptions) as unknown as HealthClient;
+      pooled = { client, lastUsed: now };
+      this.clients.set(address, pooled);
+    }
+    pooled.lastUsed = now;
+    return pooled.client;
+  }
+
+  private sweep(now: number): void {
+    this.lastSweep = now;
+    for (const [address, pooled] of this.clients) {
+      if (now - pooled.lastUsed > IDLE_CLIENT_MS) {
+        pooled.client.close();
+        this.clients.delete(address);
+      }
+    }
+  }
+}
+
+/** `NOT_FOUND` (status 5: the server does not know the service), `UNAVAILABLE: ECONNREFUSED`, … */
+function statusReason(err: grpc.ServiceError): string {
+  const name =
+    (grpc.status as unknown as Record<number, string | undefined>)[err.code] ?? `status ${err.code}`;
+  if (err.code !== grpc.status.UNAVAILABLE) return name;
+  const errno = /\bE[A-Z]{3,}\b/.exec(err.details ?? "")?.[0];
+  return errno ? `${name}: ${errno}` : name;
+}
+
+function errorReason(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
