@@ -20,7 +20,7 @@ const LOG_LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warn", "erro
 const HELP = `Usage:
   fulcrum [run] --config FILE   run until SIGTERM/SIGINT (graceful drain; a second signal stops at once)
   fulcrum check --config FILE   validate; print the resolved config as JSON (exit 0) or every error (exit 1)
-  fulcrum demo [--listen HOST:PORT]
+  fulcrum demo [--listen HOST:PORT] [--grpc-listen HOST:PORT]
                                 simulated workers behind a built-in config (what \`npm start\` runs)
 
 Options:
@@ -56,6 +56,7 @@ async function main(argv: string[]): Promise<number> {
         config: { type: "string", short: "c" },
         "log-level": { type: "string" },
         listen: { type: "string" },
+        "grpc-listen": { type: "string" },
         version: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -88,7 +89,11 @@ async function main(argv: string[]): Promise<number> {
     case "check":
       return check(requireConfig(values.config));
     case "demo":
-      return demo(values.listen ?? "127.0.0.1:9000", (level as LogLevel | undefined) ?? "info");
+      return demo(
+        values.listen ?? "127.0.0.1:9000",
+        values["grpc-listen"] ?? "127.0.0.1:9001",
+        (level as LogLevel | undefined) ?? "info",
+      );
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
@@ -149,20 +154,23 @@ async function run(file: string, levelOverride: LogLevel | undefined): Promise<n
   return waitForSignals(log, fulcrum);
 }
 
-async function demo(listen: string, level: LogLevel): Promise<number> {
+async function demo(listen: string, grpcListen: string, level: LogLevel): Promise<number> {
   const log = createLogger({ level });
   const metrics = createMetrics(new Registry());
   try {
-    const running = await startDemo({ log, metrics, listen });
+    const running = await startDemo({ log, metrics, listen, grpcListen });
     const lines = [
       "",
       "Fulcrum demo is running.",
       ...running.listeners.map(
         (l) =>
-          `  ${l.protocol} listener "${l.name}": ${l.address}   (try: nc ${l.address.replace(/:(\d+)$/, " $1")})`,
+          `  ${l.protocol} listener "${l.name}": ${l.address}` +
+          (l.protocol === "tcp" ? `   (try: nc ${l.address.replace(/:(\d+)$/, " $1")})` : ""),
       ),
       ...running.workers.map((w) => `  simulated worker ${w.name}: ${w.address}`),
-      "Each connection is greeted with the name of the worker it reached, then echoed. Ctrl-C stops.",
+      "TCP: each connection is greeted with the name of the worker it reached, then echoed.",
+      "gRPC: fulcrum.sim.Worker/Infer (raw bytes) answers with the worker's name; every call of one",
+      "  connection is balanced on its own (least connections). Ctrl-C stops.",
       "",
     ];
     process.stderr.write(lines.join("\n") + "\n");

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, describe, it } from "node:test";
+import { simWorkerClient } from "../../src/sim/sim-grpc-worker.js";
 import { connectAndGreet, closeSocket, waitFor } from "../helpers/harness.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -210,9 +211,24 @@ clusters:
   });
 
   it("demo starts simulated workers behind a balancer and says where to connect", async () => {
-    const { child, lines, stderr } = await startCli(["demo", "--listen", "127.0.0.1:0"], 1);
+    const { child, lines, stderr } = await startCli(
+      ["demo", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0"],
+      2,
+    );
     children.push(child);
-    const listening = lines.find((l) => l.msg === "listening");
+    const listening = lines.find((l) => l.msg === "listening" && l.listener === "demo-tcp");
+    const grpcListening = lines.find((l) => l.msg === "listening" && l.listener === "demo-grpc");
+    const grpcClient = simWorkerClient(String(grpcListening?.address));
+    const grpcNames = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      grpcNames.add(
+        await new Promise<string>((resolve, reject) =>
+          grpcClient.Infer(Buffer.from("x"), (err, reply) => (err ? reject(err) : resolve(String(reply)))),
+        ),
+      );
+    }
+    grpcClient.close();
+    assert.equal(grpcNames.size, 3, "one client connection reaches all three gRPC workers");
     const address = String(listening?.address);
     await waitFor(() => stderr().includes("demo is running"), 5000, "the demo banner");
     assert.ok(stderr().includes(address), "the banner names the listener's address");
