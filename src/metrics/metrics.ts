@@ -6,6 +6,8 @@ import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 
 
 export interface Metrics {
   readonly registry: Registry;
+  /** Runs `fn` before every scrape, to copy state (active counts) into gauges; returns an undo. */
+  addCollector(fn: () => void): () => void;
   readonly downstreamConnectionsActive: Gauge<"listener" | "thread">;
   readonly downstreamConnectionsTotal: Counter<"listener" | "thread">;
   readonly downstreamConnectionsRefused: Counter<"listener" | "reason">;
@@ -27,8 +29,13 @@ export interface Metrics {
 export function createMetrics(registry: Registry, options: { processMetrics?: boolean } = {}): Metrics {
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
   const r = [registry];
+  const collectors = new Set<() => void>();
   return {
     registry,
+    addCollector(fn) {
+      collectors.add(fn);
+      return () => collectors.delete(fn);
+    },
     downstreamConnectionsActive: new Gauge({
       name: "fulcrum_downstream_connections_active",
       help: "Downstream connections open now.",
@@ -52,6 +59,10 @@ export function createMetrics(registry: Registry, options: { processMetrics?: bo
       help: "Active upstream work per endpoint (tcp: connections; grpc: streams).",
       labelNames: ["cluster", "endpoint"],
       registers: r,
+      collect() {
+        this.reset();
+        for (const fn of collectors) fn();
+      },
     }),
     upstreamRequests: new Counter({
       name: "fulcrum_upstream_requests_total",

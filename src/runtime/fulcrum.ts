@@ -16,6 +16,7 @@ import { TcpListener } from "../tcp/tcp-listener.js";
 import { sizeBytes } from "../config/config-units.js";
 import type { Listener } from "./listener.js";
 import { ClusterRuntime } from "./cluster-runtime.js";
+import { AdminServer } from "../admin/admin-server.js";
 
 export interface FulcrumDeps {
   readonly log: Logger;
@@ -28,6 +29,9 @@ export interface BoundListener {
   readonly name: string;
   readonly protocol: "tcp" | "grpc";
   readonly address: string;
+  readonly engine: "http2" | "frames";
+  /** Active connections (tcp) or streams (grpc). */
+  readonly active: number;
 }
 
 export class Fulcrum {
@@ -36,6 +40,10 @@ export class Fulcrum {
   private readonly pools = new Map<string, ClusterPools>();
   private readonly log: Logger;
   private stopping: Promise<void> | undefined;
+  private admin: AdminServer | undefined;
+  private removeCollector: (() => void) | undefined;
+  /** Weights set through the admin API, per cluster: they survive a reload while the endpoint exists. */
+  private readonly adminWeights = new Map<string, Set<string>>();
 
   private constructor(
     readonly config: FulcrumConfig,
@@ -60,10 +68,29 @@ export class Fulcrum {
 
   get listeners(): readonly BoundListener[] {
     return this.boundListeners.map((l) => ({
+      engine: l.config.engine,
+      active: l.active,
       name: l.config.name,
       protocol: l.config.protocol,
       address: l.address(),
     }));
+  }
+
+  /** True once a stop began: `/readyz` answers 503 and listeners refuse new work. */
+  get draining(): boolean {
+    return this.stopping !== undefined;
+  }
+
+  /** The admin listener's bound address, when `admin` is configured. */
+  get adminAddress(): string | undefined {
+    return this.admin?.address();
+  }
+
+  /** Records a weight set through the admin API so a reload keeps it. */
+  rememberWeight(cluster: string, address: string): void {
+    let set = this.adminWeights.get(cluster);
+    if (!set) this.adminWeights.set(cluster, (set = new Set()));
+    set.add(address);
   }
 
   /** The bound address of the listener called `name` (`host:port`). */
@@ -99,6 +126,7 @@ export class Fulcrum {
       this.clusters.set(c.name, runtime);
       runtime.start();
     }
+    this.removeCollector = this.deps.metrics.addCollector(() => this.collectActive());
     for (const lc of this.config.listeners) {
       const listener = this.createListener(lc);
       this.boundListeners.push(listener);
@@ -116,6 +144,36 @@ export class Fulcrum {
         ]);
       }
       this.log.info({ listener: lc.name, address, protocol: lc.protocol, cluster: lc.cluster }, "listening");
+    }
+    if (this.config.admin) await this.bindAdmin(this.config.admin);
+  }
+
+  private async bindAdmin(config: NonNullable<FulcrumConfig["admin"]>): Promise<void> {
+    const admin = new AdminServer(
+      config,
+      this,
+      this.deps.metrics,
+      this.deps.log.child({ component: "admin" }),
+    );
+    this.admin = admin;
+    const { host, port } = splitAddress(config.listen) as { host: string; port: number };
+    let address: string;
+    try {
+      address = await admin.listen(host, port);
+    } catch (err) {
+      this.admin = undefined;
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      throw new ConfigError([{ path: "admin.listen", message: `cannot bind ${config.listen}: ${code}` }]);
+    }
+    this.log.info({ listener: "admin", address }, "listening");
+  }
+
+  /** Copies active counts into `fulcrum_upstream_active` at scrape time (no work per stream). */
+  private collectActive(): void {
+    const gauge = this.deps.metrics.upstreamActive;
+    for (const c of this.clusters.values()) {
+      for (const e of c.endpoints.endpoints)
+        gauge.set({ cluster: c.name, endpoint: e.address }, c.endpoints.activeOf(e));
     }
   }
 
@@ -163,6 +221,8 @@ export class Fulcrum {
     }
     for (const p of this.pools.values()) p.destroy();
     for (const c of this.clusters.values()) c.stop();
+    this.removeCollector?.();
+    await this.admin?.close();
     this.log.info("stopped");
   }
 }
@@ -170,8 +230,6 @@ export class Fulcrum {
 /** Features of the config contract that this build does not run yet, as path-named errors. */
 function unsupportedFeatures(config: FulcrumConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  if (config.admin)
-    issues.push({ path: "admin", message: "the admin listener is not available in this version" });
   if (config.threads !== 1) {
     issues.push({ path: "threads", message: "worker threads are not available in this version; use 1" });
   }
