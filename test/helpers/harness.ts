@@ -34,10 +34,13 @@ export interface StartedFulcrum {
   target(name?: string): { host: string; port: number };
 }
 
-export async function startFulcrum(yaml: string, options: { seed?: number } = {}): Promise<StartedFulcrum> {
+export async function startFulcrum(
+  yaml: string,
+  options: { seed?: number; processMetrics?: boolean } = {},
+): Promise<StartedFulcrum> {
   const config = parseConfig(yaml, { baseDir: process.cwd() });
   const registry = new Registry();
-  const metrics = createMetrics(registry, { processMetrics: false });
+  const metrics = createMetrics(registry, { processMetrics: options.processMetrics ?? false });
   const { log, lines } = memoryLogger();
   const fulcrum = await Fulcrum.start(config, {
     log,
