@@ -1,0 +1,63 @@
+/**
+ * The Grafana dashboard queries only metrics Fulcrum registers: every `fulcrum_*` / `process_*` name
+ * in its PromQL exists in a fresh registry (histogram series by their base name).
+ */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { Registry } from "prom-client";
+import { createMetrics } from "../../src/metrics/metrics.js";
+import { repoRoot } from "../helpers/repo-root.js";
+
+interface Panel {
+  title: string;
+  targets?: { expr: string }[];
+}
+
+describe("grafana dashboard", { timeout: 10_000 }, () => {
+  const dashboard = JSON.parse(
+    readFileSync(join(repoRoot(), "deploy/grafana/fulcrum-dashboard.json"), "utf8"),
+  ) as { panels: Panel[]; uid: string };
+
+  it("every metric a panel queries exists in the registry", async () => {
+    const registry = new Registry();
+    createMetrics(registry);
+    const registered = new Set((await registry.getMetricsAsJSON()).map((m) => m.name));
+    const queried = new Set<string>();
+    for (const panel of dashboard.panels) {
+      assert.ok(panel.targets && panel.targets.length > 0, `panel "${panel.title}" has no query`);
+      for (const t of panel.targets) {
+        for (const m of t.expr.matchAll(/\b((?:fulcrum|process)_[a-z_]+)\b/g)) queried.add(m[1] as string);
+      }
+    }
+    assert.ok(queried.size >= 15, `only ${queried.size} metrics queried`);
+    for (const name of queried) {
+      const base = name.replace(/_(bucket|sum|count)$/, "");
+      assert.ok(registered.has(name) || registered.has(base), `${name} is not registered`);
+    }
+  });
+
+  it("covers every metric of DESIGN.md's table", () => {
+    const text = JSON.stringify(dashboard);
+    for (const name of [
+      "fulcrum_downstream_connections_active",
+      "fulcrum_downstream_connections_refused_total",
+      "fulcrum_upstream_active",
+      "fulcrum_upstream_requests_total",
+      "fulcrum_upstream_connect_failures_total",
+      "fulcrum_upstream_resets_total",
+      "fulcrum_grpc_streams_total",
+      "fulcrum_stream_duration_seconds",
+      "fulcrum_bytes_total",
+      "fulcrum_pick_duration_seconds",
+      "fulcrum_endpoint_healthy",
+      "fulcrum_health_transitions_total",
+      "fulcrum_outlier_ejections_total",
+      "fulcrum_config_reloads_total",
+      "fulcrum_route_decisions_total",
+    ]) {
+      assert.ok(text.includes(name), `${name} is on no panel`);
+    }
+  });
+});
