@@ -55,15 +55,10 @@ ${endpointsYaml(workers)}
     await rows.first().waitFor({ timeout: 10_000 });
     assert.equal(await rows.count(), 3);
     const addresses = workers.map((w) => `127.0.0.1:${w.port}`);
-    assert.deepEqual(
-      await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-endpoint"))),
-      addresses,
-    );
-    assert.deepEqual(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-state"))), [
-      "healthy",
-      "healthy",
-      "healthy",
-    ]);
+    const attribute = async (name: string): Promise<(string | null)[]> =>
+      Promise.all([0, 1, 2].map((i) => rows.nth(i).getAttribute(name)));
+    assert.deepEqual(await attribute("data-endpoint"), addresses);
+    assert.deepEqual(await attribute("data-state"), ["healthy", "healthy", "healthy"]);
     assert.match(await page.locator("#listeners").innerText(), /models/);
 
     const target = addresses[1] as string;
