@@ -6,6 +6,7 @@
  */
 import { connect, type ClientHttp2Session, type SecureClientSessionOptions, type Settings } from "node:http2";
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import type { Endpoint } from "../balancer/endpoint-set.js";
 import type { Logger } from "../log/logger.js";
 import { H2_TUNING } from "./h2-tuning.js";
@@ -74,7 +75,7 @@ export class UpstreamPool {
   ) {
     const host = endpoint.host.includes(":") ? `[${endpoint.host}]` : endpoint.host;
     this.authority = `${options.tls ? "https" : "http"}://${host}:${endpoint.port}`;
-    this.tlsOptions = options.tls ? tlsOptionsOf(options.tls) : undefined;
+    this.tlsOptions = options.tls ? tlsOptionsOf(options.tls, endpoint.host) : undefined;
   }
 
   /** A session with a free stream slot now, or undefined (then call `connectFor`). */
@@ -222,11 +223,13 @@ export class UpstreamPool {
   }
 }
 
-function tlsOptionsOf(tls: UpstreamTls): SecureClientSessionOptions {
+function tlsOptionsOf(tls: UpstreamTls, host: string): SecureClientSessionOptions {
+  // SNI carries names, never IP addresses (RFC 6066); the certificate is still checked against the IP.
+  const servername = tls.serverName ?? (isIP(host) ? "" : host);
   return {
     ALPNProtocols: ["h2"],
     ...(tls.ca !== undefined ? { ca: readFileSync(tls.ca) } : {}),
-    ...(tls.serverName !== undefined ? { servername: tls.serverName } : {}),
+    servername,
     rejectUnauthorized: !tls.insecureSkipVerify,
     ...(tls.insecureSkipVerify ? { checkServerIdentity: () => undefined } : {}),
   };
