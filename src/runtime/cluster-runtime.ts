@@ -4,7 +4,7 @@
  * what happened; it keeps the counters, metrics and ejections in step.
  */
 import { Balancer } from "../balancer/balancer.js";
-import { EndpointSet, type Endpoint } from "../balancer/endpoint-set.js";
+import { EndpointSet, type Endpoint, type EndpointSpec } from "../balancer/endpoint-set.js";
 import type { PickContext, PickResult, RandomSource } from "../balancer/picker.js";
 import type { ClusterConfig } from "../config/config-schema.js";
 import { durationMs } from "../config/config-units.js";
@@ -83,6 +83,27 @@ export class ClusterRuntime {
 
   start(): void {
     this.health?.sync();
+  }
+
+  /**
+   * Replaces the cluster's endpoints (reload, DNS discovery): kept endpoints keep their health,
+   * drain flag, counters and any weight in `adminWeights`; added ones start healthy and are probed;
+   * removed ones take no new work while their connections and streams finish.
+   */
+  setEndpoints(specs: readonly EndpointSpec[], adminWeights: ReadonlySet<string> = new Set()): void {
+    const before = new Set(this.endpoints.endpoints.map((e) => e.address));
+    this.endpoints.update(specs, adminWeights);
+    const after = new Set(this.endpoints.endpoints.map((e) => e.address));
+    for (const address of before) {
+      if (!after.has(address)) this.metrics.endpointHealthy.remove({ cluster: this.name, endpoint: address });
+    }
+    for (const e of this.endpoints.endpoints) {
+      if (!before.has(e.address)) this.metrics.endpointHealthy.set({ cluster: this.name, endpoint: e.address }, 1);
+    }
+    this.health?.sync();
+    const added = [...after].filter((a) => !before.has(a));
+    const removed = [...before].filter((a) => !after.has(a));
+    if (added.length + removed.length > 0) this.log.info({ added, removed }, "endpoints changed");
   }
 
   stop(): void {
