@@ -141,7 +141,7 @@ async function run(file: string, levelOverride: LogLevel | undefined): Promise<n
   const metrics = createMetrics(new Registry());
   let fulcrum: Fulcrum;
   try {
-    fulcrum = await Fulcrum.start(config, { log, metrics });
+    fulcrum = await Fulcrum.start(config, { log, metrics, configFile: file });
   } catch (err) {
     if (err instanceof ConfigError) {
       for (const issue of err.issues) log.error({ path: issue.path }, issue.message);
@@ -204,7 +204,11 @@ function waitForSignals(log: Logger, fulcrum: Fulcrum, after?: () => Promise<voi
     };
     process.on("SIGTERM", onStop);
     process.on("SIGINT", onStop);
-    process.on("SIGHUP", () => log.warn("SIGHUP: reload is not available in this version; config unchanged"));
+    process.on("SIGHUP", () => {
+      log.info("SIGHUP: reloading the config");
+      // reloadFile logs and counts failures itself; the old config keeps serving.
+      fulcrum.reloadFile().catch((err: unknown) => log.error({ err }, "reload failed"));
+    });
   });
 }
 

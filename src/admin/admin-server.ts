@@ -31,7 +31,7 @@ class HttpError extends Error {
 
 export class AdminServer {
   private readonly server: Server;
-  private readonly token: Buffer | undefined;
+  private token: Buffer | undefined;
 
   constructor(
     private readonly config: AdminConfig,
@@ -45,6 +45,11 @@ export class AdminServer {
       this.handle(req, res).catch((err: unknown) => this.fail(res, err));
     });
     this.server.on("clientError", (_err, socket) => socket.destroy());
+  }
+
+  /** A reload may change the token (not the address). */
+  setToken(token: string): void {
+    this.token = token !== "" ? Buffer.from(token) : undefined;
   }
 
   listen(host: string, port: number): Promise<string> {
@@ -120,7 +125,7 @@ export class AdminServer {
         return sendJson(res, 200, statusOf(this.fulcrum));
       }
       case "/reload": {
-        if (!this.actions.reload) throw new HttpError(501, "reload is not available in this version");
+        if (!this.actions.reload) throw new HttpError(501, "reload needs Fulcrum started from a config file");
         const result = await this.actions.reload();
         if (!result.ok) return sendJson(res, 400, { errors: result.errors });
         return sendJson(res, 200, statusOf(this.fulcrum));

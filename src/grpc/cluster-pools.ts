@@ -10,6 +10,7 @@ import { UpstreamPool, type UpstreamTls } from "./upstream-pool.js";
 
 export class ClusterPools {
   private readonly pools = new Map<string, UpstreamPool>();
+  private readonly retired: UpstreamPool[] = [];
   private readonly tls: UpstreamTls | undefined;
   private readonly connectTimeoutMs: number;
 
@@ -51,12 +52,32 @@ export class ClusterPools {
     return this.pools.get(address)?.sessionCount ?? 0;
   }
 
+  /**
+   * After a reload: pools of endpoints no longer in `addresses` take no new streams and close when
+   * their streams end; `destroyRemoved` (at drain_timeout) ends what is still running on them.
+   */
+  retain(addresses: ReadonlySet<string>): void {
+    for (const [address, pool] of this.pools) {
+      if (!addresses.has(address)) {
+        pool.close();
+        this.retired.push(pool);
+        this.pools.delete(address);
+      }
+    }
+  }
+
+  destroyRemoved(): void {
+    for (const pool of this.retired) pool.destroy();
+    this.retired.length = 0;
+  }
+
   /** GOAWAY-style close: no new streams; sessions close when their streams end. */
   close(): void {
     for (const p of this.pools.values()) p.close();
   }
 
   destroy(): void {
+    this.destroyRemoved();
     for (const p of this.pools.values()) p.destroy();
     this.pools.clear();
   }

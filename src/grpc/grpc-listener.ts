@@ -6,6 +6,7 @@
  * SETTINGS), `idle_timeout` (no active stream), drain with GOAWAY.
  */
 import {
+  constants,
   createSecureServer,
   createServer,
   type Http2SecureServer,
@@ -28,6 +29,10 @@ import { GrpcStreamProxy, type StreamOutcome, type StreamRoute } from "./grpc-st
 import { statusName } from "./grpc-status.js";
 import { H2_TUNING } from "./h2-tuning.js";
 
+const MAX_STREAM_ID = 2 ** 31 - 1;
+/** How long the final GOAWAY waits for the PING round trip that follows the first one. */
+const GOAWAY_PING_TIMEOUT_MS = 1000;
+
 export interface GrpcListenerDeps {
   readonly log: Logger;
   readonly metrics: Metrics;
@@ -49,13 +54,13 @@ export class GrpcListener implements Listener {
   private readonly log: Logger;
   private readonly refusedWarning: RateLimitedWarning;
   private readonly labels: { listener: string; thread: string };
-  private readonly idleMs: number;
+  private idleMs: number;
   private readonly handshakeMs: number;
   private activeStreams = 0;
   private draining = false;
 
   constructor(
-    readonly config: ListenerConfig,
+    public config: ListenerConfig,
     private readonly deps: GrpcListenerDeps,
   ) {
     this.log = deps.log.child({ component: "grpc", listener: config.name });
@@ -123,12 +128,40 @@ export class GrpcListener implements Listener {
     return this.activeStreams;
   }
 
+  /**
+   * Stops accepting and drains every client session with the double GOAWAY of RFC 9113 §6.8: first
+   * a GOAWAY naming the highest possible stream id (streams the client is opening right now still
+   * count), then, one PING round trip later, the final GOAWAY with the last stream really accepted.
+   * Streams in flight finish.
+   */
   stopAccepting(): void {
     this.draining = true;
     if (this.server.listening) this.server.close();
-    // GOAWAY to every client: no new streams; streams in flight finish.
-    for (const session of this.sessions.keys()) if (!session.closed) session.close();
+    for (const session of this.sessions.keys()) {
+      if (session.closed || session.destroyed) continue;
+      session.goaway(constants.NGHTTP2_NO_ERROR, MAX_STREAM_ID);
+      const final = (): void => {
+        if (!session.closed && !session.destroyed) session.close();
+      };
+      const fallback = setTimeout(final, GOAWAY_PING_TIMEOUT_MS);
+      const pinged = session.ping(() => {
+        clearTimeout(fallback);
+        final();
+      });
+      if (!pinged) {
+        clearTimeout(fallback);
+        final();
+      }
+    }
   }
+
+  reconfigure(config: ListenerConfig): void {
+    this.config = config;
+    this.idleMs = durationMs(config.idle_timeout);
+  }
+
+  /** Streams on removed endpoints end with their upstream pools; nothing is tracked per listener. */
+  closeRemoved(): void {}
 
   closeAll(): void {
     for (const session of this.sessions.keys()) session.destroy();

@@ -62,13 +62,16 @@ export class HealthChecker {
 
   private start(e: Endpoint): void {
     const s: Schedule = {
-      thresholds: new HealthThresholds(this.settings),
+      thresholds: new HealthThresholds(this.settings, e.health),
       timer: undefined,
       running: false,
       stopped: false,
     };
     this.schedules.set(e.address, s);
-    this.metrics.endpointHealthy.set({ cluster: this.endpoints.cluster, endpoint: e.address }, 1);
+    this.metrics.endpointHealthy.set(
+      { cluster: this.endpoints.cluster, endpoint: e.address },
+      e.health === "healthy" ? 1 : 0,
+    );
     // The first probe goes out within one interval, spread so endpoints are not probed in lockstep.
     this.arm(e, s, Math.random() * this.settings.intervalMs);
   }

@@ -19,11 +19,16 @@ export interface Thresholds {
 }
 
 export class HealthThresholds {
-  private current: EndpointHealth = "healthy";
+  private current: EndpointHealth;
   private streak = 0;
 
-  constructor(private readonly thresholds: Thresholds) {
+  /** `initial`: the state to count from (a new endpoint starts healthy; a reload keeps what it knew). */
+  constructor(
+    private readonly thresholds: Thresholds,
+    initial: EndpointHealth = "healthy",
+  ) {
     if (thresholds.healthy < 1 || thresholds.unhealthy < 1) throw new RangeError("thresholds must be ≥ 1");
+    this.current = initial;
   }
 
   get state(): EndpointHealth {

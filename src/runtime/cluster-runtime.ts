@@ -34,13 +34,18 @@ export class ClusterRuntime {
   private readonly metrics: Metrics;
   private readonly pickLabels: { cluster: string; policy: string };
 
+  /**
+   * `previous`: the runtime this one replaces on reload; its endpoint set (health, drains, weights,
+   * active counts) carries over, so work in flight is still counted against the right endpoints.
+   */
   constructor(
     readonly config: ClusterConfig,
     deps: ClusterRuntimeDeps,
+    previous?: ClusterRuntime,
   ) {
     this.log = deps.log.child({ component: "cluster", cluster: config.name });
     this.metrics = deps.metrics;
-    this.endpoints = new EndpointSet(config.name, config.endpoints);
+    this.endpoints = previous?.endpoints ?? new EndpointSet(config.name, config.endpoints);
     this.balancer = new Balancer(this.endpoints, {
       policy: config.policy === "least_loaded" ? "least_connections" : config.policy,
       affinity: config.affinity ? { balanceFactor: config.affinity.balance_factor } : undefined,
@@ -73,7 +78,10 @@ export class ClusterRuntime {
           )
         : undefined;
     for (const e of this.endpoints.endpoints) {
-      this.metrics.endpointHealthy.set({ cluster: config.name, endpoint: e.address }, 1);
+      this.metrics.endpointHealthy.set(
+        { cluster: config.name, endpoint: e.address },
+        e.health === "healthy" ? 1 : 0,
+      );
     }
   }
 
@@ -98,12 +106,21 @@ export class ClusterRuntime {
       if (!after.has(address)) this.metrics.endpointHealthy.remove({ cluster: this.name, endpoint: address });
     }
     for (const e of this.endpoints.endpoints) {
-      if (!before.has(e.address)) this.metrics.endpointHealthy.set({ cluster: this.name, endpoint: e.address }, 1);
+      if (!before.has(e.address))
+        this.metrics.endpointHealthy.set({ cluster: this.name, endpoint: e.address }, 1);
     }
     this.health?.sync();
     const added = [...after].filter((a) => !before.has(a));
     const removed = [...before].filter((a) => !after.has(a));
     if (added.length + removed.length > 0) this.log.info({ added, removed }, "endpoints changed");
+  }
+
+  /**
+   * Replaced by a reload: stops probing; ejections already running end on their own timers, since
+   * the endpoint set they act on carries over to the new runtime.
+   */
+  retire(): void {
+    this.health?.stop();
   }
 
   stop(): void {

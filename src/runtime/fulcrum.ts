@@ -6,7 +6,7 @@
 import { splitAddress } from "../balancer/endpoint-set.js";
 import type { RandomSource } from "../balancer/picker.js";
 import { ConfigError, type ConfigIssue } from "../config/config-error.js";
-import type { FulcrumConfig } from "../config/config-schema.js";
+import type { FulcrumConfig, ListenerConfig } from "../config/config-schema.js";
 import { durationMs } from "../config/config-units.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -15,11 +15,15 @@ import { GrpcListener } from "../grpc/grpc-listener.js";
 import { TcpListener } from "../tcp/tcp-listener.js";
 import { sizeBytes } from "../config/config-units.js";
 import type { Listener } from "./listener.js";
+import { reloadRefusals, sameSocket, upstreamChanged } from "./reload-plan.js";
+import { loadConfigFile } from "../config/config-load.js";
 import { ClusterRuntime } from "./cluster-runtime.js";
 import { AdminServer } from "../admin/admin-server.js";
 
 export interface FulcrumDeps {
   readonly log: Logger;
+  /** The file the config came from, for reloads (absent: `reloadFile` is unavailable). */
+  readonly configFile?: string | undefined;
   readonly metrics: Metrics;
   /** Seeded in tests; Math.random otherwise. */
   readonly random?: RandomSource | undefined;
@@ -38,6 +42,8 @@ export class Fulcrum {
   readonly clusters = new Map<string, ClusterRuntime>();
   private readonly boundListeners: Listener[] = [];
   private readonly pools = new Map<string, ClusterPools>();
+  /** Pools replaced or removed by a reload, destroyed when its drain_timeout runs out. */
+  private readonly retiredPools: ClusterPools[] = [];
   private readonly log: Logger;
   private stopping: Promise<void> | undefined;
   private admin: AdminServer | undefined;
@@ -46,10 +52,15 @@ export class Fulcrum {
   private readonly adminWeights = new Map<string, Set<string>>();
 
   private constructor(
-    readonly config: FulcrumConfig,
+    private current: FulcrumConfig,
     private readonly deps: FulcrumDeps,
   ) {
     this.log = deps.log.child({ component: "fulcrum" });
+  }
+
+  /** The config in force (the last one a reload accepted). */
+  get config(): FulcrumConfig {
+    return this.current;
   }
 
   /** Starts every cluster and binds every listener; throws ConfigError for anything it cannot run. */
@@ -91,6 +102,159 @@ export class Fulcrum {
     let set = this.adminWeights.get(cluster);
     if (!set) this.adminWeights.set(cluster, (set = new Set()));
     set.add(address);
+  }
+
+  /**
+   * Applies a new config without dropping traffic (DESIGN.md "Reload"): clusters take the new
+   * endpoints (added ones start healthy; removed ones take no new work while theirs finishes, up to
+   * `drain_timeout`), policies and health settings; listeners are reconfigured in place, or removed
+   * and added when their socket changes. Throws a ConfigError, and changes nothing, when the new
+   * config cannot be applied; the old one keeps serving.
+   */
+  async reload(next: FulcrumConfig): Promise<void> {
+    if (this.draining) throw new ConfigError([{ path: "(reload)", message: "Fulcrum is stopping" }]);
+    const refused = [...reloadRefusals(this.current, next), ...unsupportedFeatures(next)];
+    if (refused.length > 0) {
+      this.deps.metrics.configReloads.inc({ result: "failure" });
+      this.log.error(
+        { errors: refused.map((i) => `${i.path}: ${i.message}`) },
+        "config reload refused: old config kept",
+      );
+      throw new ConfigError(refused);
+    }
+    // Bind new sockets first: a listener that cannot bind fails the reload before anything changed.
+    const keep = new Map<Listener, ListenerConfig>();
+    const fresh: Listener[] = [];
+    const retiring: Listener[] = [];
+    for (const l of this.boundListeners) {
+      const match = next.listeners.find((n) => sameSocket(l.config, n));
+      if (match) keep.set(l, match);
+      else retiring.push(l);
+    }
+    const taken = new Set([...keep.values()].map((c) => c.name));
+    try {
+      for (const [i, lc] of next.listeners.entries()) {
+        if (taken.has(lc.name)) continue;
+        // A listener moving to an address another one frees must wait for that one to let go.
+        for (const old of retiring) if (old.config.listen === lc.listen) old.stopAccepting();
+        const listener = this.createListener(lc);
+        const { host, port } = splitAddress(lc.listen) as { host: string; port: number };
+        try {
+          const address = await listener.listen(host, port);
+          this.log.info(
+            { listener: lc.name, address, protocol: lc.protocol, cluster: lc.cluster },
+            "listening",
+          );
+        } catch (err) {
+          throw new ConfigError([
+            {
+              path: `listeners[${i}].listen`,
+              message: `cannot bind ${lc.listen}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+            },
+          ]);
+        }
+        fresh.push(listener);
+      }
+    } catch (err) {
+      for (const l of fresh) {
+        l.stopAccepting();
+        l.closeAll();
+      }
+      this.deps.metrics.configReloads.inc({ result: "failure" });
+      this.log.error(
+        { err: err instanceof Error ? err.message : String(err) },
+        "config reload failed: old config kept",
+      );
+      throw err;
+    }
+    // Clusters: the endpoint sets carry over, so health, drains, weights and counts survive.
+    const retiredClusters: ClusterRuntime[] = [];
+    for (const c of next.clusters) {
+      const previous = this.clusters.get(c.name);
+      const runtime = new ClusterRuntime(c, this.deps, previous);
+      if (previous) {
+        previous.retire();
+        retiredClusters.push(previous);
+        runtime.setEndpoints(c.endpoints, this.adminWeights.get(c.name));
+        const pools = this.pools.get(c.name);
+        if (pools && upstreamChanged(previous.config, c)) {
+          pools.retain(new Set());
+          this.retiredPools.push(pools);
+          this.pools.delete(c.name);
+        } else {
+          pools?.retain(new Set(runtime.endpoints.endpoints.map((e) => e.address)));
+        }
+      }
+      this.clusters.set(c.name, runtime);
+      runtime.start();
+    }
+    for (const [name, runtime] of this.clusters) {
+      if (next.clusters.some((c) => c.name === name)) continue;
+      runtime.setEndpoints([]);
+      runtime.retire();
+      retiredClusters.push(runtime);
+      this.clusters.delete(name);
+      const pools = this.pools.get(name);
+      if (pools) {
+        pools.retain(new Set());
+        this.retiredPools.push(pools);
+        this.pools.delete(name);
+      }
+    }
+    for (const [l, lc] of keep) l.reconfigure(lc);
+    for (const l of retiring) l.stopAccepting();
+    this.boundListeners.splice(0, this.boundListeners.length, ...keep.keys(), ...fresh);
+    const previous = this.current;
+    this.current = next;
+    this.deps.log.level = next.log.level;
+    this.admin?.setToken(next.admin?.token ?? "");
+    // Work left on removed endpoints and listeners may finish for up to drain_timeout.
+    const drainMs = durationMs(next.drain_timeout);
+    const timer = setTimeout(() => {
+      for (const l of retiring) l.closeAll();
+      for (const l of this.boundListeners) l.closeRemoved();
+      for (const p of this.pools.values()) p.destroyRemoved();
+      for (const p of this.retiredPools.splice(0)) p.destroy();
+      for (const c of retiredClusters) c.stop();
+    }, drainMs);
+    timer.unref();
+    this.deps.metrics.configReloads.inc({ result: "success" });
+    this.log.info(
+      {
+        listeners: next.listeners.length,
+        listeners_added: fresh.map((l) => l.config.name),
+        listeners_removed: retiring.map((l) => l.config.name),
+        clusters: next.clusters.map((c) => c.name),
+        clusters_removed: previous.clusters
+          .filter((c) => !next.clusters.some((n) => n.name === c.name))
+          .map((c) => c.name),
+      },
+      "config reloaded",
+    );
+  }
+
+  /** Reloads from the file Fulcrum was started with (SIGHUP, `POST /reload`). */
+  async reloadFile(): Promise<{ ok: true } | { ok: false; errors: string[] }> {
+    const file = this.deps.configFile;
+    if (file === undefined)
+      return { ok: false, errors: ["(reload): Fulcrum was not started from a config file"] };
+    let next: FulcrumConfig;
+    try {
+      next = loadConfigFile(file);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      const errors = err.issues.map((i) => `${i.path}: ${i.message}`);
+      this.deps.metrics.configReloads.inc({ result: "failure" });
+      this.log.error({ config: file, errors }, "config reload rejected: old config kept");
+      return { ok: false, errors };
+    }
+    try {
+      await this.reload(next);
+      return { ok: true };
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      return { ok: false, errors: err.issues.map((i) => `${i.path}: ${i.message}`) };
+    }
   }
 
   /** The bound address of the listener called `name` (`host:port`). */
@@ -154,6 +318,9 @@ export class Fulcrum {
       this,
       this.deps.metrics,
       this.deps.log.child({ component: "admin" }),
+      {
+        reload: this.deps.configFile !== undefined ? () => this.reloadFile() : undefined,
+      },
     );
     this.admin = admin;
     const { host, port } = splitAddress(config.listen) as { host: string; port: number };

@@ -17,4 +17,8 @@ export interface Listener {
   idle(): Promise<void>;
   /** Ends everything now. */
   closeAll(): void;
+  /** Takes a reloaded config with the same `listen` and `protocol` (and TLS / engine for grpc). */
+  reconfigure(config: ListenerConfig): void;
+  /** Ends work still running on endpoints a reload removed (called when their drain_timeout ran out). */
+  closeRemoved(): void;
 }

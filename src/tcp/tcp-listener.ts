@@ -11,6 +11,7 @@ import type { Metrics } from "../metrics/metrics.js";
 import { normalizeClientAddress } from "../balancer/picker.js";
 import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
 import type { Listener } from "../runtime/listener.js";
+import type { Endpoint } from "../balancer/endpoint-set.js";
 import { connectUpstream, type ConnectFailure } from "./tcp-connect.js";
 import { spliceConnections } from "./tcp-pipe.js";
 import { encodeProxyHeader } from "./proxy-protocol.js";
@@ -35,10 +36,12 @@ export class TcpListener implements Listener {
   private readonly labels: { listener: string; thread: string };
   private open = 0;
   private draining = false;
-  private readonly idleMs: number;
+  private idleMs: number;
+  /** Spliced connections and the endpoint each reached, so a reload can end those on removed endpoints. */
+  private readonly spliced = new Map<Socket, Endpoint>();
 
   constructor(
-    readonly config: ListenerConfig,
+    public config: ListenerConfig,
     private readonly deps: TcpListenerDeps,
   ) {
     this.log = deps.log.child({ component: "tcp", listener: config.name });
@@ -81,6 +84,17 @@ export class TcpListener implements Listener {
   stopAccepting(): void {
     this.draining = true;
     if (this.server.listening) this.server.close();
+  }
+
+  /** Takes a reloaded config with the same `listen` and `protocol`; new connections use it. */
+  reconfigure(config: ListenerConfig): void {
+    this.config = config;
+    this.idleMs = durationMs(config.idle_timeout);
+  }
+
+  /** Ends connections whose endpoint a reload removed (after their drain_timeout). */
+  closeRemoved(): void {
+    for (const [socket, endpoint] of this.spliced) if (endpoint.removed) socket.destroy();
   }
 
   /** Destroys every open connection (end of drain, or immediate stop). */
@@ -143,6 +157,8 @@ export class TcpListener implements Listener {
           );
         }
         client.off("error", noop);
+        this.spliced.set(client, outcome.endpoint);
+        client.once("close", () => this.spliced.delete(client));
         spliceConnections(
           client,
           upstream,

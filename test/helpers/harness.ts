@@ -3,7 +3,10 @@
  * clients. Each test owns what it starts and closes it with `closeAll`, which waits until every
  * socket is gone so a leaking test fails instead of passing.
  */
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Writable } from "node:stream";
 import { Registry } from "prom-client";
 import { seededRandom } from "../../src/balancer/random-seeded.js";
@@ -30,6 +33,8 @@ export interface StartedFulcrum {
   readonly metrics: Metrics;
   readonly registry: Registry;
   readonly lines: unknown[];
+  /** The file the config was written to; rewrite it and call `fulcrum.reloadFile()` to reload. */
+  readonly configFile: string;
   /** `{ host, port }` of the listener called `name` (default: the first). */
   target(name?: string): { host: string; port: number };
 }
@@ -38,6 +43,9 @@ export async function startFulcrum(
   yaml: string,
   options: { seed?: number; processMetrics?: boolean } = {},
 ): Promise<StartedFulcrum> {
+  // The config lives in a file, as in production, so `POST /reload` and `reloadFile()` work.
+  const configFile = join(mkdtempSync(join(tmpdir(), "fulcrum-test-")), "fulcrum.yaml");
+  writeFileSync(configFile, yaml);
   const config = parseConfig(yaml, { baseDir: process.cwd() });
   const registry = new Registry();
   const metrics = createMetrics(registry, { processMetrics: options.processMetrics ?? false });
@@ -46,12 +54,14 @@ export async function startFulcrum(
     log,
     metrics,
     random: options.seed === undefined ? undefined : seededRandom(options.seed),
+    configFile,
   });
   return {
     fulcrum,
     metrics,
     registry,
     lines,
+    configFile,
     target(name) {
       const listener = name ?? config.listeners[0]?.name ?? "";
       const address = fulcrum.addressOf(listener);
