@@ -58,7 +58,7 @@ describe("reload", { timeout: 60_000 }, () => {
     });
 
     const client = simWorkerClient(proc.address("grpc"));
-    cleanup.push(async () => client.close());
+    cleanup.push(() => Promise.resolve(client.close()));
     let reloaded = false;
     let stop = false;
     const grpcBefore = new Map<string, number>();
