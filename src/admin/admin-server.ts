@@ -3,6 +3,7 @@
  * probes, `/status`, Prometheus `/metrics`, the status page, and a small runtime API to drain,
  * undrain and reweight endpoints. POSTs need `Authorization: Bearer <token>` when `admin.token` is set.
  */
+import { bindServer, serverAddress } from "../runtime/server-address.js";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { timingSafeEqual } from "node:crypto";
 import type { AdminConfig } from "../config/config-schema.js";
@@ -53,19 +54,11 @@ export class AdminServer {
   }
 
   listen(host: string, port: number): Promise<string> {
-    return new Promise((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen({ host, port }, () => {
-        this.server.off("error", reject);
-        resolve(this.address());
-      });
-    });
+    return bindServer(this.server, host, port);
   }
 
   address(): string {
-    const a = this.server.address();
-    if (!a || typeof a === "string") return String(a);
-    return a.family === "IPv6" ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+    return serverAddress(this.server);
   }
 
   close(): Promise<void> {

@@ -5,6 +5,7 @@
  * Sessions: `max_connections` (beyond it GOAWAY and close), `handshake_timeout` (TLS + preface +
  * SETTINGS), `idle_timeout` (no active stream), drain with GOAWAY.
  */
+import { bindServer, serverAddress } from "../runtime/server-address.js";
 import {
   constants,
   createSecureServer,
@@ -107,20 +108,11 @@ export class GrpcListener implements Listener {
   }
 
   listen(host: string, port: number): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
-      this.server.once("error", onError);
-      this.server.listen({ host, port }, () => {
-        this.server.off("error", onError);
-        resolve(this.address());
-      });
-    });
+    return bindServer(this.server, host, port);
   }
 
   address(): string {
-    const a = this.server.address();
-    if (!a || typeof a === "string") return String(a);
-    return a.family === "IPv6" ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+    return serverAddress(this.server);
   }
 
   /** Active streams. */

@@ -3,6 +3,7 @@
  * ways → close both and release the endpoint exactly once. The accepted socket stays paused until the
  * upstream is connected, so client bytes that arrive meanwhile wait in the kernel and are forwarded.
  */
+import { bindServer, serverAddress } from "../runtime/server-address.js";
 import { createServer, type Server, type Socket } from "node:net";
 import type { ListenerConfig } from "../config/config-schema.js";
 import { durationMs } from "../config/config-units.js";
@@ -56,20 +57,11 @@ export class TcpListener implements Listener {
 
   /** Binds `listen`; resolves with the bound address (`host:port`), rejects when it cannot bind. */
   listen(host: string, port: number): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
-      this.server.once("error", onError);
-      this.server.listen({ host, port }, () => {
-        this.server.off("error", onError);
-        resolve(this.address());
-      });
-    });
+    return bindServer(this.server, host, port);
   }
 
   address(): string {
-    const a = this.server.address();
-    if (!a || typeof a === "string") return String(a);
-    return a.family === "IPv6" ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+    return serverAddress(this.server);
   }
 
   /** Active downstream connections of this listener. */

@@ -1,0 +1,30 @@
+/**
+ * Binding and naming the address of any node server (net, http, http2): one place for the
+ * `host:port` / `[v6]:port` form that logs, `/status` and tests read.
+ */
+import type { AddressInfo } from "node:net";
+
+interface Bindable {
+  listen(options: { host: string; port: number }, callback: () => void): unknown;
+  address(): AddressInfo | string | null;
+  once(event: "error", listener: (err: Error) => void): unknown;
+  off(event: "error", listener: (err: Error) => void): unknown;
+}
+
+/** Binds `server`; resolves with the bound address, rejects with the bind error (EADDRINUSE, …). */
+export function bindServer(server: Bindable, host: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once("error", onError);
+    server.listen({ host, port }, () => {
+      server.off("error", onError);
+      resolve(serverAddress(server));
+    });
+  });
+}
+
+export function serverAddress(server: Pick<Bindable, "address">): string {
+  const a = server.address();
+  if (!a || typeof a === "string") return String(a);
+  return a.family === "IPv6" ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}
