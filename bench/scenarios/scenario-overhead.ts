@@ -1,0 +1,135 @@
+/**
+ * Scenario `overhead`: what the proxy costs. Direct vs Fulcrum vs HAProxy vs NGINX, every row measured
+ * through every target in one invocation, repetitions interleaved (row by row, target by target) so
+ * that the noise of a shared machine hits all targets alike. Each measurement records throughput,
+ * p50/p99 and the proxy's CPU (its whole process tree, from /proc) per unit of work; gRPC rows are
+ * checked against the worker's counters (every answer h2load counted was gRPC OK at the worker).
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { TOOLS, ensureTools, type Tool } from "../proc/proc-debian.js";
+import { startTarget } from "../targets/target-start.js";
+import type { ListenerSpec, RunningTarget, TargetName } from "../targets/target.js";
+import { startHttpBackend } from "../targets/target-nginx.js";
+import { startIperf3Server } from "../tools/tool-iperf3.js";
+import { counterDelta, startWorkerPool } from "../worker/worker-pool.js";
+import { OVERHEAD_ROWS, type OverheadRow } from "./overhead-rows.js";
+
+export interface OverheadOptions {
+  readonly targets: readonly TargetName[];
+  /** Row ids to run (default: all). */
+  readonly rows?: readonly string[] | undefined;
+  readonly repeat: number;
+  readonly seconds: number;
+  readonly dir: string;
+  readonly cpuProfDir?: string | undefined;
+  readonly say: (line: string) => void;
+}
+
+export interface OverheadMeasurement {
+  readonly row: string;
+  readonly target: TargetName;
+  readonly rep: number;
+  /** In the row's unit (GB/s, req/s, conn/s, msg/s). */
+  readonly throughput: number;
+  readonly p50Ms?: number | undefined;
+  readonly p99Ms?: number | undefined;
+  /** Proxy CPU per unit of work in the row's `cpuUnit`; undefined for `direct`. */
+  readonly cpu?: number | undefined;
+  readonly errors: number;
+  readonly problems: readonly string[];
+}
+
+function toolsFor(rows: readonly OverheadRow[], targets: readonly TargetName[]): Tool[] {
+  const tools: Tool[] = [];
+  if (rows.some((r) => r.listener === "bulk")) tools.push(TOOLS.iperf3);
+  if (rows.some((r) => r.listener === "http")) tools.push(TOOLS.wrk, TOOLS.nginx);
+  if (rows.some((r) => r.listener === "grpc")) tools.push(TOOLS.h2load);
+  if (targets.includes("haproxy")) tools.push(TOOLS.haproxy);
+  if (targets.includes("nginx")) tools.push(TOOLS.nginx, TOOLS.nginxStream);
+  return tools;
+}
+
+export async function runOverhead(o: OverheadOptions): Promise<OverheadMeasurement[]> {
+  const rows = OVERHEAD_ROWS.filter((r) => !o.rows || o.rows.some((id) => r.id.includes(id)));
+  if (rows.length === 0)
+    throw new Error(`--rows matched no row of: ${OVERHEAD_ROWS.map((r) => r.id).join(", ")}`);
+  ensureTools(toolsFor(rows, o.targets));
+  const used = new Set(rows.map((r) => r.listener));
+  const iperf = used.has("bulk") ? await startIperf3Server() : undefined;
+  const http = used.has("http") ? await startHttpBackend(o.dir) : undefined;
+  const pool = used.has("grpc") ? await startWorkerPool([{ name: "echo" }]) : undefined;
+  const listeners: ListenerSpec[] = [];
+  if (iperf) listeners.push({ name: "bulk", protocol: "tcp", upstreams: [iperf.address] });
+  if (http) listeners.push({ name: "http", protocol: "tcp", upstreams: [http.address] });
+  if (pool) listeners.push({ name: "grpc", protocol: "grpc", upstreams: [pool.workers[0]?.address ?? ""] });
+  const running: RunningTarget[] = [];
+  const results: OverheadMeasurement[] = [];
+  try {
+    for (const name of o.targets) {
+      const dir = join(o.dir, name);
+      mkdirSync(dir, { recursive: true });
+      running.push(await startTarget(name, listeners, { dir, cpuProfDir: o.cpuProfDir }));
+    }
+    const total = o.repeat * rows.length * running.length;
+    for (let rep = 0; rep < o.repeat; rep++) {
+      for (const row of rows) {
+        for (const target of running) {
+          const m = await measure(row, target, rep, o, pool);
+          results.push(m);
+          const cpu = m.cpu === undefined ? "" : `, proxy CPU ${m.cpu.toPrecision(3)} ${row.cpuUnit}`;
+          const bad = m.problems.length > 0 ? `  PROBLEM: ${m.problems.join("; ")}` : "";
+          o.say(
+            `overhead [${results.length}/${total}] ${row.id} via ${target.name}: ` +
+              `${m.throughput.toPrecision(4)} ${row.unit}${cpu}${bad}`,
+          );
+        }
+      }
+    }
+  } finally {
+    await Promise.all(running.map((t) => t.stop()));
+    await Promise.all([iperf?.stop(), http?.stop(), pool?.stop()]);
+  }
+  return results;
+}
+
+async function measure(
+  row: OverheadRow,
+  target: RunningTarget,
+  rep: number,
+  o: OverheadOptions,
+  pool: Awaited<ReturnType<typeof startWorkerPool>> | undefined,
+): Promise<OverheadMeasurement> {
+  // A first unmeasured second per row and target, so Fulcrum's JIT is warm like the C peers.
+  if (rep === 0 && o.seconds > 1) await row.run(target.port(row.listener), 1, o.dir);
+  const before = row.messagesPerRequest && pool ? await pool.counters() : undefined;
+  const cpu0 = target.cpuSeconds();
+  const r = await row.run(target.port(row.listener), o.seconds, o.dir);
+  const cpuSeconds = target.cpuSeconds() - cpu0;
+  const problems: string[] = [];
+  let errors = r.errors;
+  if (errors > 0) problems.push(`${errors} errors reported by the load generator`);
+  if (before && pool && row.messagesPerRequest) {
+    const d = counterDelta(before, await pool.counters());
+    const calls = r.requests / row.messagesPerRequest;
+    if (d.failed > 0) problems.push(`${d.failed} calls ended with a non-OK gRPC status at the worker`);
+    if (d.ok < calls) problems.push(`worker answered ${d.ok} calls OK, the load generator counted ${calls}`);
+    if (d.messages < r.requests) problems.push(`worker sent ${d.messages} messages, ${r.requests} counted`);
+    errors += d.failed + Math.max(0, calls - d.ok);
+  }
+  const work = row.unit === "GB/s" ? r.bytes : r.requests;
+  const throughput = row.unit === "GB/s" ? r.bytes / r.seconds / 1e9 : r.requests / r.seconds;
+  if (!(throughput > 0)) problems.push("no throughput");
+  const perUnit = row.unit === "GB/s" ? cpuSeconds / (work / 2 ** 30) : (cpuSeconds * 1e6) / work;
+  return {
+    row: row.id,
+    target: target.name,
+    rep,
+    throughput,
+    p50Ms: r.p50Ms,
+    p99Ms: r.p99Ms,
+    cpu: target.name === "direct" || work === 0 ? undefined : perUnit,
+    errors,
+    problems,
+  };
+}

@@ -1,0 +1,197 @@
+/**
+ * Scenario `policies`: which policy gives the best latency over unequal GPU workers. Four simulated
+ * workers with 4 slots each and a 10 ms service time, one 3× slower (capacity = Σ slots ÷ service
+ * time = 3 × 400 + 133 = 1,333 calls/s, low enough that no proxy is the bottleneck). Timers fire a
+ * little late, so the capacity the loads are based on is measured first: each worker saturated
+ * directly (closed loop, twice its slots in flight) for a few seconds, the answers per second summed.
+ * Open-loop load from one client address at 50 %, 80 % and 95 % of it through each of Fulcrum's policies and
+ * HAProxy's `roundrobin` and `leastconn`, then the closed-loop form (one connection, 32 calls in flight).
+ * Interleaved: each load level runs every policy before the next level.
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { TOOLS, ensureTools } from "../proc/proc-debian.js";
+import type { LatencySummary } from "../loadgen/loadgen-histogram.js";
+import { runLoad } from "../loadgen/loadgen-run.js";
+import { summarise } from "../loadgen/loadgen-windows.js";
+import { startTarget } from "../targets/target-start.js";
+import type { ListenerSpec, Policy, RunningTarget, TargetName } from "../targets/target.js";
+import { counterDelta, startWorkerPool, type WorkerPool } from "../worker/worker-pool.js";
+
+export const POLICY_WORKERS = [
+  { name: "gpu-0", speed: 1 },
+  { name: "gpu-1", speed: 1 },
+  { name: "gpu-2", speed: 1 },
+  { name: "gpu-3-slow", speed: 3 },
+] as const;
+export const SLOTS = 4;
+export const SERVICE_MS = 10;
+export const CAPACITY = POLICY_WORKERS.reduce((n, w) => n + (SLOTS * 1000) / (SERVICE_MS * w.speed), 0);
+export const LOADS = [0.5, 0.8, 0.95] as const;
+/** A call not answered within this is DEADLINE_EXCEEDED and counted (at this latency) as an error. */
+export const DEADLINE_MS = 2000;
+
+const POLICIES: Record<string, readonly Policy[]> = {
+  fulcrum: ["round_robin", "least_connections", "p2c", "random"],
+  haproxy: ["round_robin", "least_connections"],
+};
+const HAPROXY_NAMES: Partial<Record<Policy, string>> = {
+  round_robin: "roundrobin",
+  least_connections: "leastconn",
+};
+
+export interface PoliciesOptions {
+  readonly targets: readonly TargetName[];
+  readonly repeat: number;
+  readonly seconds: number;
+  readonly quick: boolean;
+  readonly dir: string;
+  readonly cpuProfDir?: string | undefined;
+  readonly say: (line: string) => void;
+}
+
+export interface PolicyPoint {
+  /** e.g. `fulcrum round_robin`, `haproxy leastconn`. */
+  readonly policy: string;
+  /** `50 %`, `80 %`, `95 %` of capacity, or `closed 32`. */
+  readonly load: string;
+  readonly rep: number;
+  readonly offered: number | undefined;
+  readonly throughput: number;
+  readonly latency: LatencySummary;
+  readonly errors: number;
+  /** Share of the calls each worker answered OK, in POLICY_WORKERS order. */
+  readonly shares: readonly number[];
+}
+
+export interface PoliciesResult {
+  /** Σ slots ÷ service time. */
+  readonly nominalCapacity: number;
+  /** Measured before the run; the loads are fractions of it. */
+  readonly capacity: number;
+  readonly workers: typeof POLICY_WORKERS;
+  readonly seconds: number;
+  readonly points: PolicyPoint[];
+  readonly problems: string[];
+}
+
+export async function runPolicies(o: PoliciesOptions): Promise<PoliciesResult> {
+  const targets = o.targets.filter((t) => POLICIES[t]);
+  if (targets.length === 0) throw new Error("policies: --targets must include fulcrum or haproxy");
+  if (targets.includes("haproxy")) ensureTools([TOOLS.haproxy]);
+  const pool = await startWorkerPool(
+    POLICY_WORKERS.map((w) => ({ name: w.name, baseLatencyMs: SERVICE_MS, slots: SLOTS, speed: w.speed })),
+  );
+  const running: { target: RunningTarget; policy: Policy }[] = [];
+  const points: PolicyPoint[] = [];
+  const problems: string[] = [];
+  let capacity = CAPACITY;
+  try {
+    for (const t of targets) {
+      const policies = POLICIES[t] ?? [];
+      const listeners: ListenerSpec[] = policies.map((p) => ({
+        name: p,
+        protocol: "grpc",
+        upstreams: pool.workers.map((w) => w.address),
+        policy: p,
+      }));
+      const dir = join(o.dir, `policies-${t}`);
+      mkdirSync(dir, { recursive: true });
+      const target = await startTarget(t, listeners, { dir, cpuProfDir: o.cpuProfDir });
+      for (const p of policies) running.push({ target, policy: p });
+    }
+    capacity = await measureCapacity(pool, o.quick ? 1 : 3);
+    o.say(`policies: capacity measured ${capacity.toFixed(0)} calls/s (nominal ${CAPACITY.toFixed(0)})`);
+    const at = { ...o, capacity };
+    // Unmeasured: 2 s at 50 % through every policy, so Fulcrum's JIT is warm like HAProxy.
+    if (!o.quick)
+      for (const r of running) await measure(r.target, r.policy, 0.5, -1, pool, { ...at, seconds: 2 });
+    const forms: { load: number | undefined }[] = [...LOADS.map((load) => ({ load })), { load: undefined }];
+    for (let rep = 0; rep < o.repeat; rep++) {
+      for (const { load } of forms) {
+        for (const r of running) {
+          const point = await measure(r.target, r.policy, load, rep, pool, at);
+          points.push(point);
+          if (point.throughput <= 0) problems.push(`${point.policy} at ${point.load}: no throughput`);
+          if (o.quick && point.errors > 0)
+            problems.push(`${point.policy} at ${point.load}: ${point.errors} errors`);
+          o.say(
+            `policies ${point.load.padEnd(9)} ${point.policy.padEnd(28)} ${point.throughput.toFixed(0)} calls/s, ` +
+              `p50 ${point.latency.p50Ms.toFixed(1)} ms, p99 ${point.latency.p99Ms.toFixed(1)} ms, errors ${point.errors}, ` +
+              `shares ${point.shares.map((s) => (s * 100).toFixed(0)).join("/")} %`,
+          );
+        }
+      }
+    }
+  } finally {
+    await Promise.all([...new Set(running.map((r) => r.target))].map((t) => t.stop()));
+    await pool.stop();
+  }
+  return {
+    nominalCapacity: CAPACITY,
+    capacity,
+    workers: POLICY_WORKERS,
+    seconds: o.seconds,
+    points,
+    problems,
+  };
+}
+
+/** Every worker saturated directly at once (twice its slots in flight): the sum of OK answers per second. */
+async function measureCapacity(pool: WorkerPool, seconds: number): Promise<number> {
+  const rates = await Promise.all(
+    pool.workers.map(async (w) => {
+      const run = await runLoad({
+        address: w.address,
+        path: "/fulcrum.sim.Worker/Infer",
+        streaming: false,
+        payloadBytes: 100,
+        metadata: {},
+        deadlineMs: DEADLINE_MS,
+        connections: 1,
+        concurrency: 2 * SLOTS,
+        durationMs: seconds * 1000,
+      });
+      return summarise(run, false).throughput;
+    }),
+  );
+  return rates.reduce((a, b) => a + b, 0);
+}
+
+async function measure(
+  target: RunningTarget,
+  policy: Policy,
+  load: number | undefined,
+  rep: number,
+  pool: WorkerPool,
+  o: PoliciesOptions & { readonly capacity: number },
+): Promise<PolicyPoint> {
+  const before = await pool.counters();
+  const closed = load === undefined;
+  const run = await runLoad({
+    address: `127.0.0.1:${target.port(policy)}`,
+    path: "/fulcrum.sim.Worker/Infer",
+    streaming: false,
+    payloadBytes: 100,
+    metadata: {},
+    deadlineMs: DEADLINE_MS,
+    connections: closed ? 1 : 8,
+    concurrency: closed ? 32 : 1,
+    rate: closed ? undefined : load * o.capacity,
+    durationMs: (closed ? Math.max(1, o.seconds / 2) : o.seconds) * 1000,
+  });
+  const result = summarise(run, false);
+  const d = counterDelta(before, await pool.counters());
+  const answered = d.perWorker.reduce((n, w) => n + w.ok, 0);
+  const name = target.name === "haproxy" ? `haproxy ${HAPROXY_NAMES[policy] ?? policy}` : `fulcrum ${policy}`;
+  return {
+    policy: name,
+    load: closed ? "closed 32" : `${Math.round(load * 100)} %`,
+    rep,
+    offered: closed ? undefined : load * o.capacity,
+    throughput: result.throughput,
+    latency: result.latency,
+    errors: result.errors,
+    shares: d.perWorker.map((w) => (answered > 0 ? w.ok / answered : 0)),
+  };
+}

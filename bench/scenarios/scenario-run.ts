@@ -1,0 +1,71 @@
+/**
+ * Runs a scenario by name with the options of the command line and turns its measurements into
+ * reports: Markdown, JSON, SVG charts, and the list of problems that fail the run (`--quick` asserts
+ * that every measurement moved something and saw no error).
+ */
+import type { TargetName } from "../targets/target.js";
+import { overheadMarkdown, overheadSvg } from "../report/report-overhead.js";
+import { policiesMarkdown, policiesSvg } from "../report/report-policies.js";
+import { runOverhead } from "./scenario-overhead.js";
+import { runPolicies } from "./scenario-policies.js";
+
+export const SCENARIOS = ["overhead", "policies"] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+export interface ScenarioOptions {
+  readonly targets: readonly TargetName[] | undefined;
+  readonly repeat: number;
+  readonly quick: boolean;
+  readonly seconds: number | undefined;
+  readonly rows: readonly string[] | undefined;
+  readonly dir: string;
+  readonly cpuProfDir: string | undefined;
+  readonly say: (line: string) => void;
+}
+
+export interface ScenarioReport {
+  readonly markdown: string;
+  readonly json: Record<string, unknown>;
+  readonly svgs: Record<string, string>;
+  readonly problems: string[];
+}
+
+export async function runScenario(name: ScenarioName, o: ScenarioOptions): Promise<ScenarioReport> {
+  if (name === "overhead") {
+    const ms = await runOverhead({
+      targets: o.targets ?? ["direct", "fulcrum", "haproxy", "nginx"],
+      rows: o.rows,
+      repeat: o.repeat,
+      seconds: o.seconds ?? (o.quick ? 1 : 8),
+      dir: o.dir,
+      cpuProfDir: o.cpuProfDir,
+      say: o.say,
+    });
+    const problems = ms.flatMap((m) =>
+      m.problems.length > 0 && (o.quick || m.errors > 0)
+        ? [`${m.row} via ${m.target}: ${m.problems.join("; ")}`]
+        : [],
+    );
+    return {
+      markdown: overheadMarkdown(ms),
+      json: { measurements: ms },
+      svgs: { "overhead.svg": overheadSvg(ms) },
+      problems,
+    };
+  }
+  const result = await runPolicies({
+    targets: o.targets ?? ["fulcrum", "haproxy"],
+    repeat: o.repeat,
+    seconds: o.seconds ?? (o.quick ? 1 : 20),
+    quick: o.quick,
+    dir: o.dir,
+    cpuProfDir: o.cpuProfDir,
+    say: o.say,
+  });
+  return {
+    markdown: policiesMarkdown(result),
+    json: { ...result },
+    svgs: { "policies.svg": policiesSvg(result) },
+    problems: result.problems,
+  };
+}

@@ -1,0 +1,58 @@
+/**
+ * Fulcrum as a target: its CLI as a child process (`process.execPath dist/src/cli.js --config FILE`,
+ * the Node 22 of the npm script), one listener per spec on port 0, the ports read from its
+ * `listening` log lines. With `cpuProfDir` it runs under `--cpu-prof`; the profile is written when it
+ * exits after SIGTERM (it drains, then exits 0).
+ */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { listeningAddress, portOf, startChild } from "../proc/proc-children.js";
+import { treeCpuSeconds } from "../proc/proc-cpu.js";
+import { repoRoot, type ListenerSpec, type RunningTarget, type StartOptions } from "./target.js";
+
+export function fulcrumConfig(listeners: readonly ListenerSpec[]): string {
+  const lines = ["log: { level: info }", "drain_timeout: 2s", "listeners:"];
+  for (const l of listeners) {
+    lines.push(
+      `  - { name: ${l.name}, protocol: ${l.protocol}, listen: "127.0.0.1:0", cluster: ${l.name}, idle_timeout: "0" }`,
+    );
+  }
+  lines.push("clusters:");
+  for (const l of listeners) {
+    lines.push(
+      `  - name: ${l.name}`,
+      `    policy: ${l.policy ?? "round_robin"}`,
+      "    health_check: { type: none }",
+    );
+    lines.push("    endpoints:", ...l.upstreams.map((a) => `      - address: "${a}"`));
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+export async function startFulcrum(
+  listeners: readonly ListenerSpec[],
+  options: StartOptions,
+): Promise<RunningTarget> {
+  const config = join(options.dir, "fulcrum.yaml");
+  writeFileSync(config, fulcrumConfig(listeners));
+  const cli = join(repoRoot(), "dist", "src", "cli.js");
+  const prof = options.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", options.cpuProfDir] : [];
+  const child = startChild("fulcrum", process.execPath, [...prof, cli, "--config", config]);
+  const ports = new Map<string, number>();
+  await child.line((line) => {
+    const address = listeningAddress(line);
+    if (address === undefined) return undefined;
+    const name = (JSON.parse(line) as { listener?: string }).listener ?? "";
+    ports.set(name, portOf(address));
+    return ports.size === listeners.length ? true : undefined;
+  });
+  return {
+    name: "fulcrum",
+    pid: child.pid,
+    port: (listener) => ports.get(listener) ?? 0,
+    cpuSeconds: () => treeCpuSeconds(child.pid),
+    stop: async () => {
+      await child.stop(10_000);
+    },
+  };
+}

@@ -1,0 +1,41 @@
+/**
+ * Starts a target by name: `direct` needs no process; Fulcrum, HAProxy and NGINX each run as one child
+ * (see target-fulcrum.ts, target-haproxy.ts, target-nginx.ts).
+ */
+import { portOf } from "../proc/proc-children.js";
+import type { ListenerSpec, RunningTarget, StartOptions, TargetName } from "./target.js";
+import { startFulcrum } from "./target-fulcrum.js";
+import { startHaproxy } from "./target-haproxy.js";
+import { startNginx } from "./target-nginx.js";
+
+export async function startTarget(
+  name: TargetName,
+  listeners: readonly ListenerSpec[],
+  options: StartOptions,
+): Promise<RunningTarget> {
+  switch (name) {
+    case "direct":
+      return startDirect(listeners);
+    case "fulcrum":
+      return startFulcrum(listeners, options);
+    case "haproxy":
+      return startHaproxy(listeners, options);
+    case "nginx":
+      return startNginx(listeners, options);
+  }
+}
+
+function startDirect(listeners: readonly ListenerSpec[]): RunningTarget {
+  const ports = new Map<string, number>();
+  for (const l of listeners) {
+    if (l.upstreams.length !== 1) throw new Error(`direct: listener ${l.name} needs exactly one upstream`);
+    ports.set(l.name, portOf(l.upstreams[0] ?? ""));
+  }
+  return {
+    name: "direct",
+    pid: undefined,
+    port: (listener) => ports.get(listener) ?? 0,
+    cpuSeconds: () => 0,
+    stop: () => Promise.resolve(),
+  };
+}

@@ -1,0 +1,82 @@
+/**
+ * A target is what the load goes through: `direct` (no proxy: the worker itself), `fulcrum` (its CLI,
+ * 1 thread), `haproxy` (1 thread) or `nginx` (1 worker process). Each is started with one listener per
+ * `ListenerSpec` on a loopback port and stopped at the end; `cpuSeconds()` is the utime + stime of its
+ * whole process tree, read from /proc around each measurement.
+ */
+import { connect } from "node:net";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const TARGETS = ["direct", "fulcrum", "haproxy", "nginx"] as const;
+export type TargetName = (typeof TARGETS)[number];
+
+/** Fulcrum's policy names (HAProxy and NGINX get the nearest equivalent, or refuse). */
+export type Policy =
+  "round_robin" | "weighted_round_robin" | "least_connections" | "p2c" | "random" | "ip_hash";
+
+export interface ListenerSpec {
+  readonly name: string;
+  readonly protocol: "tcp" | "grpc";
+  /** Worker addresses (`127.0.0.1:PORT`); `direct` allows exactly one. */
+  readonly upstreams: readonly string[];
+  readonly policy?: Policy;
+}
+
+export interface StartOptions {
+  /** A private temp directory for generated configs. */
+  readonly dir: string;
+  /** Fulcrum only: write a V8 CPU profile into this directory (`--cpu-prof`). */
+  readonly cpuProfDir?: string | undefined;
+}
+
+export interface RunningTarget {
+  readonly name: TargetName;
+  /** The root of the target's process tree (undefined for `direct`). */
+  readonly pid: number | undefined;
+  /** The loopback port of listener `name`. */
+  port(listener: string): number;
+  /** utime + stime of the whole process tree so far (0 for `direct`). */
+  cpuSeconds(): number;
+  stop(): Promise<void>;
+}
+
+/** The repository root (holds package.json), found upward from this compiled file. */
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json"))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error("no package.json above the bench");
+    dir = up;
+  }
+  return dir;
+}
+
+/** A template from bench/peers/ with every `{{KEY}}` replaced. */
+export function peerTemplate(file: string, vars: Record<string, string | number>): string {
+  const text = readFileSync(join(repoRoot(), "bench", "peers", file), "utf8");
+  return text.replace(/\{\{(\w+)\}\}/g, (_, key: string) => {
+    const v = vars[key];
+    if (v === undefined) throw new Error(`bench/peers/${file}: no value for {{${key}}}`);
+    return String(v);
+  });
+}
+
+/** Resolves once `port` accepts a TCP connection; rejects after `timeoutMs`. */
+export async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect({ host: "127.0.0.1", port });
+      s.once("connect", () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once("error", () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`port ${port} did not accept within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

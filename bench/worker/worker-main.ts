@@ -1,0 +1,87 @@
+/**
+ * The bench's worker process: simulated gRPC workers from `src/sim/` (SimGrpcWorker, or the
+ * Triton-shaped SimTritonWorker) in one child process, so their CPU is not the load generator's or the
+ * proxy's. A server interceptor counts, at the worker, every status it sends (OK or not) and every
+ * response message: the bench checks against it that the answers a load generator counted were gRPC OK.
+ *
+ *   node worker-main.js '<WorkerSpec[] as JSON>'
+ *
+ * Prints one line `{"msg":"listening","workers":[{"name","address"}]}`, then answers IPC messages
+ * `"counters"` with `WorkerCounters[]`; exits when the parent disconnects or on SIGTERM.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { SimGrpcWorker } from "../../src/sim/sim-grpc-worker.js";
+import { SimTritonWorker } from "../../src/sim/sim-triton-worker.js";
+
+export interface WorkerSpec {
+  readonly name: string;
+  /** `sim` (fulcrum.sim.Worker, default) or `triton` (inference.GRPCInferenceService). */
+  readonly kind?: "sim" | "triton";
+  readonly baseLatencyMs?: number;
+  readonly slots?: number;
+  readonly speed?: number;
+}
+
+export interface WorkerCounters {
+  readonly name: string;
+  /** Calls whose final status was OK / anything else. */
+  ok: number;
+  failed: number;
+  /** Response messages sent (streaming counts each one). */
+  messages: number;
+}
+
+function countingInterceptor(counters: WorkerCounters): grpc.ServerInterceptor {
+  return (_method, call) =>
+    new grpc.ServerInterceptingCall(call, {
+      sendMessage(message: unknown, next: (m: unknown) => void) {
+        counters.messages++;
+        next(message);
+      },
+      sendStatus(status, next) {
+        if (status.code === grpc.status.OK) counters.ok++;
+        else counters.failed++;
+        next(status);
+      },
+    });
+}
+
+interface Closable {
+  close(): Promise<void>;
+}
+
+async function main(): Promise<void> {
+  const specs = JSON.parse(process.argv[2] ?? "[]") as WorkerSpec[];
+  const counters: WorkerCounters[] = [];
+  const running: Closable[] = [];
+  const bound: { name: string; address: string }[] = [];
+  for (const spec of specs) {
+    const c: WorkerCounters = { name: spec.name, ok: 0, failed: 0, messages: 0 };
+    counters.push(c);
+    const options = {
+      name: spec.name,
+      baseLatencyMs: spec.baseLatencyMs,
+      slots: spec.slots,
+      speed: spec.speed,
+      serverOptions: { interceptors: [countingInterceptor(c)] },
+    };
+    const worker = spec.kind === "triton" ? new SimTritonWorker(options) : new SimGrpcWorker(options);
+    running.push(worker);
+    const where = await worker.listen("127.0.0.1", 0);
+    bound.push({ name: spec.name, address: where.address });
+  }
+  process.on("message", (m) => {
+    if (m === "counters") process.send?.(counters);
+  });
+  const stop = (): void => {
+    void Promise.all(running.map((w) => w.close())).then(() => process.exit(0));
+  };
+  process.on("disconnect", stop);
+  process.on("SIGTERM", stop);
+  process.stdout.write(`${JSON.stringify({ msg: "listening", workers: bound })}\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`worker: ${String(err)}\n`);
+  process.exit(1);
+});
