@@ -3,7 +3,7 @@
  * workers with 4 slots each and a 10 ms service time, one 3× slower (capacity = Σ slots ÷ service
  * time = 3 × 400 + 133 = 1,333 calls/s, low enough that no proxy is the bottleneck). Timers fire a
  * little late, so the capacity the loads are based on is measured first: each worker saturated
- * directly (closed loop, twice its slots in flight) for a few seconds, the answers per second summed.
+ * directly (closed loop, twice its slots in flight) in windows until stable, the answers per second summed.
  * Open-loop load from one client address at 50 %, 80 % and 95 % of it through each of Fulcrum's policies and
  * HAProxy's `roundrobin` and `leastconn`, then the closed-loop form (one connection, 32 calls in flight).
  * Interleaved: each load level runs every policy before the next level.
@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { TOOLS, ensureTools } from "../proc/proc-debian.js";
 import type { LatencySummary } from "../loadgen/loadgen-histogram.js";
 import { runLoad } from "../loadgen/loadgen-run.js";
-import { summarise } from "../loadgen/loadgen-windows.js";
+import { stableWhen, summarise } from "../loadgen/loadgen-windows.js";
 import { startTarget } from "../targets/target-start.js";
 import type { ListenerSpec, Policy, RunningTarget, TargetName } from "../targets/target.js";
 import { counterDelta, startWorkerPool, type WorkerPool } from "../worker/worker-pool.js";
@@ -100,7 +100,7 @@ export async function runPolicies(o: PoliciesOptions): Promise<PoliciesResult> {
       const target = await startTarget(t, listeners, { dir, cpuProfDir: o.cpuProfDir });
       for (const p of policies) running.push({ target, policy: p });
     }
-    capacity = await measureCapacity(pool, o.quick ? 1 : 3);
+    capacity = await measureCapacity(pool, o.quick ? 2 : 12);
     o.say(`policies: capacity measured ${capacity.toFixed(0)} calls/s (nominal ${CAPACITY.toFixed(0)})`);
     const at = { ...o, capacity };
     // Unmeasured: 2 s at 50 % through every policy, so Fulcrum's JIT is warm like HAProxy.
@@ -137,7 +137,11 @@ export async function runPolicies(o: PoliciesOptions): Promise<PoliciesResult> {
   };
 }
 
-/** Every worker saturated directly at once (twice its slots in flight): the sum of OK answers per second. */
+/**
+ * Every worker saturated directly at once (twice its slots in flight): the sum of OK answers per
+ * second, in 1 s windows until the last three agree within 10 % (at most `seconds`), so the first
+ * cold second does not count.
+ */
 async function measureCapacity(pool: WorkerPool, seconds: number): Promise<number> {
   const rates = await Promise.all(
     pool.workers.map(async (w) => {
@@ -151,8 +155,10 @@ async function measureCapacity(pool: WorkerPool, seconds: number): Promise<numbe
         connections: 1,
         concurrency: 2 * SLOTS,
         durationMs: seconds * 1000,
+        windowMs: Math.min(1000, (seconds * 1000) / 4),
+        isStable: stableWhen({ windows: 3, tolerance: 0.1 }),
       });
-      return summarise(run, false).throughput;
+      return summarise(run, true).throughput;
     }),
   );
   return rates.reduce((a, b) => a + b, 0);
