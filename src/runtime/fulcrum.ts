@@ -19,6 +19,7 @@ import { reloadRefusals, sameSocket, upstreamChanged } from "./reload-plan.js";
 import { loadConfigFile } from "../config/config-load.js";
 import { ClusterRuntime } from "./cluster-runtime.js";
 import { AdminServer } from "../admin/admin-server.js";
+import { DnsDiscovery, dnsResolverIssues } from "../discovery/dns-discovery.js";
 
 export interface FulcrumDeps {
   readonly log: Logger;
@@ -50,6 +51,8 @@ export class Fulcrum {
   private removeCollector: (() => void) | undefined;
   /** Weights set through the admin API, per cluster: they survive a reload while the endpoint exists. */
   private readonly adminWeights = new Map<string, Set<string>>();
+  /** DNS discovery of each `discovery: dns` cluster, by cluster name. */
+  private readonly discoveries = new Map<string, DnsDiscovery>();
 
   private constructor(
     private current: FulcrumConfig,
@@ -113,7 +116,13 @@ export class Fulcrum {
    */
   async reload(next: FulcrumConfig): Promise<void> {
     if (this.draining) throw new ConfigError([{ path: "(reload)", message: "Fulcrum is stopping" }]);
-    const refused = [...reloadRefusals(this.current, next), ...unsupportedFeatures(next)];
+    const refused = [
+      ...reloadRefusals(this.current, next),
+      ...unsupportedFeatures(next),
+      ...next.clusters.flatMap((c, i) =>
+        c.discovery === "dns" ? dnsResolverIssues(c, `clusters[${i}]`) : [],
+      ),
+    ];
     if (refused.length > 0) {
       this.deps.metrics.configReloads.inc({ result: "failure" });
       this.log.error(
@@ -175,7 +184,12 @@ export class Fulcrum {
       if (previous) {
         previous.retire();
         retiredClusters.push(previous);
-        runtime.setEndpoints(c.endpoints, this.adminWeights.get(c.name));
+        const discovery = this.discoveries.get(c.name);
+        // A DNS cluster keeps its resolved endpoints; its discovery takes the new names below.
+        runtime.setEndpoints(
+          c.discovery === "dns" && discovery ? discovery.specs : c.endpoints,
+          this.adminWeights.get(c.name),
+        );
         const pools = this.pools.get(c.name);
         if (pools && upstreamChanged(previous.config, c)) {
           pools.retain(new Set());
@@ -201,6 +215,7 @@ export class Fulcrum {
         this.pools.delete(name);
       }
     }
+    await this.reconcileDiscoveries(next);
     for (const [l, lc] of keep) l.reconfigure(lc);
     for (const l of retiring) l.stopAccepting();
     this.boundListeners.splice(0, this.boundListeners.length, ...keep.keys(), ...fresh);
@@ -231,6 +246,33 @@ export class Fulcrum {
       },
       "config reloaded",
     );
+  }
+
+  /** After a reload: DNS clusters take their new settings; added ones start, removed ones stop. */
+  private async reconcileDiscoveries(next: FulcrumConfig): Promise<void> {
+    for (const [name, d] of this.discoveries) {
+      if (!next.clusters.some((c) => c.name === name && c.discovery === "dns")) {
+        d.stop();
+        this.discoveries.delete(name);
+      }
+    }
+    for (const [i, c] of next.clusters.entries()) {
+      if (c.discovery !== "dns") continue;
+      const existing = this.discoveries.get(c.name);
+      if (existing) {
+        await existing.update(c);
+        continue;
+      }
+      const discovery = new DnsDiscovery(c, {
+        log: this.deps.log,
+        cluster: () => this.clusters.get(c.name),
+        adminWeights: () => this.adminWeights.get(c.name),
+        retain: (addresses) => this.pools.get(c.name)?.retain(addresses),
+        path: `clusters[${i}]`,
+      });
+      this.discoveries.set(c.name, discovery);
+      await discovery.start();
+    }
   }
 
   /** Reloads from the file Fulcrum was started with (SIGHUP, `POST /reload`). */
@@ -288,6 +330,18 @@ export class Fulcrum {
     for (const c of this.config.clusters) {
       const runtime = new ClusterRuntime(c, this.deps);
       this.clusters.set(c.name, runtime);
+      if (c.discovery === "dns") {
+        // Resolved before the listeners bind: traffic never reaches an unresolved name.
+        const discovery = new DnsDiscovery(c, {
+          log: this.deps.log,
+          cluster: () => this.clusters.get(c.name),
+          adminWeights: () => this.adminWeights.get(c.name),
+          retain: (addresses) => this.pools.get(c.name)?.retain(addresses),
+          path: `clusters[${this.config.clusters.indexOf(c)}]`,
+        });
+        this.discoveries.set(c.name, discovery);
+        await discovery.start();
+      }
       runtime.start();
     }
     this.removeCollector = this.deps.metrics.addCollector(() => this.collectActive());
@@ -374,6 +428,7 @@ export class Fulcrum {
 
   private async doStop(drainMs: number): Promise<void> {
     this.log.info({ drain_timeout_ms: drainMs }, "stopping");
+    for (const d of this.discoveries.values()) d.stop();
     for (const l of this.boundListeners) l.stopAccepting();
     const drained = Promise.all(this.boundListeners.map((l) => l.idle()));
     let timer: NodeJS.Timeout | undefined;
@@ -415,11 +470,6 @@ function unsupportedFeatures(config: FulcrumConfig): ConfigIssue[] {
         message: `"${type}" health checks are not available in this version`,
       });
     }
-    if (c.discovery !== "static")
-      issues.push({
-        path: `clusters[${i}].discovery`,
-        message: `"${c.discovery}" discovery is not available in this version`,
-      });
     if (c.policy === "least_loaded")
       issues.push({
         path: `clusters[${i}].policy`,
