@@ -5,6 +5,7 @@
  * proxy tests; grpc.health.v1 `Check`/`Watch` answer the health checker. Failures (a status, or a
  * reset stream) are injected on demand, and counters let tests assert what the worker saw.
  */
+import { bindSimServer, shutdownSimServer } from "./sim-grpc-server.js";
 import { constants as h2, type ServerHttp2Stream } from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { healthService } from "../health/prober-grpc-health.js";
@@ -150,31 +151,17 @@ export class SimGrpcWorker {
     return this.queue.length;
   }
 
-  listen(host = "127.0.0.1", port = 0): Promise<{ port: number; address: string }> {
-    const hostPart = host.includes(":") ? `[${host}]` : host;
-    return new Promise((resolve, reject) => {
-      this.server.bindAsync(`${hostPart}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => {
-        if (err) return reject(err);
-        this.boundPort = bound;
-        resolve({ port: bound, address: `${hostPart}:${bound}` });
-      });
-    });
+  async listen(host = "127.0.0.1", port = 0): Promise<{ port: number; address: string }> {
+    const bound = await bindSimServer(this.server, host, port);
+    this.boundPort = bound.port;
+    return bound;
   }
 
   /** Graceful shutdown (open calls finish); after 1 s every remaining call and connection is cut. */
   close(): Promise<void> {
     for (const w of this.watchers) w.call.end();
     this.watchers.clear();
-    return new Promise((resolve) => {
-      const force = setTimeout(() => {
-        this.server.forceShutdown();
-        resolve();
-      }, 1000);
-      this.server.tryShutdown(() => {
-        clearTimeout(force);
-        resolve();
-      });
-    });
+    return shutdownSimServer(this.server);
   }
 
   /** Sets the status Check and Watch report for `service` (`""` = the whole server). */

@@ -8,6 +8,7 @@
  * `raw_input_contents` as `raw_output_contents` and names the worker in its `worker` parameter; the
  * `sequence_id` parameter of each request is counted so tests can check that sequences stick.
  */
+import { bindSimServer, shutdownSimServer } from "./sim-grpc-server.js";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -148,29 +149,15 @@ export class SimTritonWorker {
     return this.queue.length;
   }
 
-  listen(host = "127.0.0.1", port = 0): Promise<{ port: number; address: string }> {
-    const hostPart = host.includes(":") ? `[${host}]` : host;
-    return new Promise((resolve, reject) => {
-      this.server.bindAsync(`${hostPart}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => {
-        if (err) return reject(err);
-        this.boundPort = bound;
-        resolve({ port: bound, address: `${hostPart}:${bound}` });
-      });
-    });
+  async listen(host = "127.0.0.1", port = 0): Promise<{ port: number; address: string }> {
+    const bound = await bindSimServer(this.server, host, port);
+    this.boundPort = bound.port;
+    return bound;
   }
 
   /** Graceful shutdown; after 1 s every remaining call is cut. */
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      const force = setTimeout(() => {
-        this.server.forceShutdown();
-        resolve();
-      }, 1000);
-      this.server.tryShutdown(() => {
-        clearTimeout(force);
-        resolve();
-      });
-    });
+    return shutdownSimServer(this.server);
   }
 
   /** ServerReady, ModelReady and health Check follow this (Triton: not ready while loading). */
