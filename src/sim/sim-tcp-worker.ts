@@ -3,7 +3,8 @@
  * (one line), then echoes every byte; half-close is honoured (after the client's FIN it finishes
  * echoing, then ends). Tracks its open connections so tests can count and close them.
  */
-import { createServer, type Server, type Socket } from "node:net";
+import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { bindServer } from "../runtime/server-address.js";
 
 export interface SimTcpWorkerOptions {
   readonly name: string;
@@ -21,17 +22,9 @@ export class SimTcpWorker {
     this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket));
   }
 
-  listen(host = "127.0.0.1", port = 0): Promise<{ host: string; port: number; address: string }> {
-    return new Promise((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen({ host, port }, () => {
-        this.server.off("error", reject);
-        const a = this.server.address();
-        if (!a || typeof a === "string") return reject(new Error("no address"));
-        const address = a.family === "IPv6" ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
-        resolve({ host: a.address, port: a.port, address });
-      });
-    });
+  async listen(host = "127.0.0.1", port = 0): Promise<{ host: string; port: number; address: string }> {
+    const address = await bindServer(this.server, host, port);
+    return { host: (this.server.address() as AddressInfo).address, port: this.port, address };
   }
 
   get port(): number {

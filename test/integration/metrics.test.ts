@@ -9,6 +9,7 @@ import * as grpc from "@grpc/grpc-js";
 import { SimGrpcWorker, simWorkerClient } from "../../src/sim/sim-grpc-worker.js";
 import type { SimTcpWorker } from "../../src/sim/sim-tcp-worker.js";
 import { adminGet } from "../helpers/admin-client.js";
+import { DESIGN_METRICS } from "../helpers/design-metrics.js";
 import {
   closeAll,
   endpointsYaml,
@@ -17,26 +18,6 @@ import {
   waitFor,
   type StartedFulcrum,
 } from "../helpers/harness.js";
-
-/** DESIGN.md's metric table: every name must be registered. */
-const DESIGN_METRICS = [
-  "fulcrum_downstream_connections_active",
-  "fulcrum_downstream_connections_total",
-  "fulcrum_downstream_connections_refused_total",
-  "fulcrum_upstream_active",
-  "fulcrum_upstream_requests_total",
-  "fulcrum_upstream_connect_failures_total",
-  "fulcrum_upstream_resets_total",
-  "fulcrum_grpc_streams_total",
-  "fulcrum_stream_duration_seconds",
-  "fulcrum_bytes_total",
-  "fulcrum_pick_duration_seconds",
-  "fulcrum_endpoint_healthy",
-  "fulcrum_health_transitions_total",
-  "fulcrum_outlier_ejections_total",
-  "fulcrum_config_reloads_total",
-  "fulcrum_route_decisions_total",
-];
 
 /** `name{labels} value` samples of a Prometheus text exposition. */
 function samples(text: string): { name: string; labels: Record<string, string>; value: number }[] {
