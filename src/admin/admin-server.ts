@@ -84,9 +84,9 @@ export class AdminServer {
           );
         }
         case "/status":
-          return sendJson(res, 200, statusOf(this.fulcrum));
+          return sendJson(res, 200, await statusOf(this.fulcrum));
         case "/metrics":
-          return send(res, 200, await this.metrics.registry.metrics(), this.metrics.registry.contentType);
+          return send(res, 200, await this.fulcrum.metricsText(), this.metrics.registry.contentType);
         default:
           throw new HttpError(404, `no route ${path}`);
       }
@@ -103,7 +103,7 @@ export class AdminServer {
           { cluster, endpoint: address },
           path === "/endpoints/drain" ? "endpoint drained" : "endpoint undrained",
         );
-        return sendJson(res, 200, statusOf(this.fulcrum));
+        return sendJson(res, 200, await statusOf(this.fulcrum));
       }
       case "/endpoints/weight": {
         const body = await readJson(req);
@@ -115,13 +115,13 @@ export class AdminServer {
         this.endpointSet(cluster, address).setWeight(address, weight);
         this.fulcrum.rememberWeight(cluster, address);
         this.log.info({ cluster, endpoint: address, weight }, "endpoint weight set");
-        return sendJson(res, 200, statusOf(this.fulcrum));
+        return sendJson(res, 200, await statusOf(this.fulcrum));
       }
       case "/reload": {
         if (!this.actions.reload) throw new HttpError(501, "reload needs Fulcrum started from a config file");
         const result = await this.actions.reload();
         if (!result.ok) return sendJson(res, 400, { errors: result.errors });
-        return sendJson(res, 200, statusOf(this.fulcrum));
+        return sendJson(res, 200, await statusOf(this.fulcrum));
       }
       default:
         throw new HttpError(404, `no route ${path}`);

@@ -1,7 +1,8 @@
 /**
  * The `/status` document of DESIGN.md: every listener with its bound address and activity, every
  * cluster with its endpoints' health, weight, drain flag and counters. Counts are read from the
- * endpoint sets, so they are the ones the policies see.
+ * endpoint sets (shared with worker threads), so they are global and the ones the policies see;
+ * listener activity is summed over worker threads.
  */
 import type { Fulcrum } from "../runtime/fulcrum.js";
 
@@ -27,9 +28,10 @@ export interface StatusDocument {
   readonly draining: boolean;
 }
 
-export function statusOf(fulcrum: Fulcrum): StatusDocument {
+export async function statusOf(fulcrum: Fulcrum): Promise<StatusDocument> {
+  const listeners = await fulcrum.listenerStatus();
   return {
-    listeners: fulcrum.listeners.map((l) => ({
+    listeners: listeners.map((l) => ({
       name: l.name,
       protocol: l.protocol,
       address: l.address,
@@ -47,8 +49,8 @@ export function statusOf(fulcrum: Fulcrum): StatusDocument {
           health: e.health === "unhealthy" ? "unhealthy" : e.ejected ? "ejected" : "healthy",
           drained: e.drained,
           active: set.activeOf(e),
-          total: set.total[e.slot] ?? 0,
-          failures: set.failures[e.slot] ?? 0,
+          total: set.totalOf(e),
+          failures: set.failuresOf(e),
         })),
       };
     }),

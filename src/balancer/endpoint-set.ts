@@ -2,10 +2,14 @@
  * The endpoint set of one cluster: membership, weight, health, drain and ejection flags, and the
  * per-endpoint counters the policies read (active) and the status page shows (total, failures).
  *
- * Pure: no I/O, no clock. Active counts live in an Int32Array so that the worker-thread build can back
- * them with a SharedArrayBuffer and let least-connections see global load without changing a policy.
+ * Pure: no I/O, no clock. Counters live in EndpointCounters (shared memory), so with worker threads
+ * least-connections sees the load of the whole process without a policy knowing about threads.
  * Every change that can alter a pick bumps `version`; pickers are rebuilt lazily when it moved.
+ *
+ * With worker threads the main thread's set is the source of truth and allocates slots; each worker
+ * thread keeps a mirror that takes the same slots from `EndpointSpec.slot`.
  */
+import { EndpointCounters } from "./endpoint-counters.js";
 
 export type EndpointHealth = "healthy" | "unhealthy";
 
@@ -14,6 +18,8 @@ export interface EndpointSpec {
   readonly address: string;
   /** Integer 1–1000. */
   readonly weight: number;
+  /** The counter slot, given only to a mirror of another thread's set (which allocated it). */
+  readonly slot?: number | undefined;
 }
 
 export interface Endpoint {
@@ -67,24 +73,17 @@ export class EndpointSet {
   private members: MutableEndpoint[] = [];
   private readonly freeSlots: number[] = [];
   private nextSlot = 0;
-  /** Active connections (tcp) or streams (grpc) per slot. */
-  readonly active: Int32Array;
-  /** Requests (connections or streams) started per slot since the endpoint joined. */
-  readonly total: Float64Array;
-  /** Data-path failures (connect failures, resets) per slot since the endpoint joined. */
-  readonly failures: Float64Array;
+  /** Active counts (global across threads), requests started and failures per slot. */
+  readonly counters: EndpointCounters;
   private versionCounter = 0;
   private readonly listeners = new Set<() => void>();
 
   constructor(
     readonly cluster: string,
     specs: readonly EndpointSpec[],
-    options: { maxSlots?: number; activeBuffer?: Int32Array } = {},
+    options: { maxSlots?: number; counters?: EndpointCounters } = {},
   ) {
-    const maxSlots = options.maxSlots ?? MAX_SLOTS_DEFAULT;
-    this.active = options.activeBuffer ?? new Int32Array(maxSlots);
-    this.total = new Float64Array(maxSlots);
-    this.failures = new Float64Array(maxSlots);
+    this.counters = options.counters ?? EndpointCounters.create(options.maxSlots ?? MAX_SLOTS_DEFAULT);
     this.update(specs);
   }
 
@@ -116,6 +115,7 @@ export class EndpointSet {
    * active count to zero.
    */
   update(specs: readonly EndpointSpec[], keepWeights: ReadonlySet<string> = new Set()): void {
+    this.sweep();
     const next: MutableEndpoint[] = [];
     const seen = new Set<string>();
     for (const spec of specs) {
@@ -125,8 +125,13 @@ export class EndpointSet {
       if (e && e.removed) {
         e.removed = false;
       }
+      if (e && spec.slot !== undefined && e.slot !== spec.slot) {
+        // The owner freed and reused the slot while this mirror still held the old endpoint.
+        this.byAddress.delete(e.address);
+        e = undefined;
+      }
       if (!e) {
-        e = new MutableEndpoint(spec.address, spec.weight, this.allocateSlot());
+        e = new MutableEndpoint(spec.address, spec.weight, spec.slot ?? this.allocateSlot());
         this.byAddress.set(spec.address, e);
       } else if (!keepWeights.has(spec.address)) {
         e.weight = spec.weight;
@@ -177,22 +182,40 @@ export class EndpointSet {
 
   /** Counts one started connection or stream on `endpoint`. Pair with exactly one `release`. */
   acquire(endpoint: Endpoint): void {
-    this.active[endpoint.slot] = (this.active[endpoint.slot] ?? 0) + 1;
-    this.total[endpoint.slot] = (this.total[endpoint.slot] ?? 0) + 1;
+    this.counters.acquire(endpoint.slot);
   }
 
   release(endpoint: Endpoint): void {
-    this.active[endpoint.slot] = (this.active[endpoint.slot] ?? 0) - 1;
+    this.counters.release(endpoint.slot);
     const e = this.byAddress.get(endpoint.address);
     if (e === endpoint && e.removed) this.maybeFree(e);
   }
 
   recordFailure(endpoint: Endpoint): void {
-    this.failures[endpoint.slot] = (this.failures[endpoint.slot] ?? 0) + 1;
+    this.counters.recordFailure(endpoint.slot);
   }
 
+  /** Active connections (tcp) or streams (grpc) on `endpoint`, across every thread. */
   activeOf(endpoint: Endpoint): number {
-    return this.active[endpoint.slot] ?? 0;
+    return this.counters.active[endpoint.slot] ?? 0;
+  }
+
+  /** Requests (connections or streams) started on `endpoint` since it joined, across every thread. */
+  totalOf(endpoint: Endpoint): number {
+    return this.counters.totalOf(endpoint.slot);
+  }
+
+  /** Data-path failures (connect failures, resets) on `endpoint` since it joined, across every thread. */
+  failuresOf(endpoint: Endpoint): number {
+    return this.counters.failuresOf(endpoint.slot);
+  }
+
+  /**
+   * Frees the slots of removed endpoints that nothing counts against any more. The owner of a set
+   * shared with worker threads calls it, since releases happen in the threads, not here.
+   */
+  sweep(): void {
+    for (const e of this.byAddress.values()) if (e.removed) this.maybeFree(e);
   }
 
   /** True when the endpoint may take new work: healthy, not ejected, not drained, not removed. */
@@ -208,18 +231,20 @@ export class EndpointSet {
     return true;
   }
 
+  /**
+   * Fresh slots first, freed ones only when none is left: a worker thread may still hold a removed
+   * endpoint's slot for a moment after the owner freed it, and reuse that late keeps it harmless.
+   */
   private allocateSlot(): number {
-    const slot = this.freeSlots.pop() ?? this.nextSlot++;
-    if (slot >= this.active.length)
-      throw new Error(`cluster ${this.cluster}: more than ${this.active.length} endpoints`);
-    this.active[slot] = 0;
-    this.total[slot] = 0;
-    this.failures[slot] = 0;
+    const slot = this.nextSlot < this.counters.maxSlots ? this.nextSlot++ : this.freeSlots.shift();
+    if (slot === undefined)
+      throw new Error(`cluster ${this.cluster}: more than ${this.counters.maxSlots} endpoints`);
+    this.counters.resetSlot(slot);
     return slot;
   }
 
   private maybeFree(e: MutableEndpoint): void {
-    if ((this.active[e.slot] ?? 0) > 0) return;
+    if (this.activeOf(e) > 0) return;
     this.byAddress.delete(e.address);
     this.freeSlots.push(e.slot);
   }

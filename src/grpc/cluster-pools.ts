@@ -55,15 +55,19 @@ export class ClusterPools {
   /**
    * After a reload: pools of endpoints no longer in `addresses` take no new streams and close when
    * their streams end; `destroyRemoved` (at drain_timeout) ends what is still running on them.
+   * Returns how many pools it retired.
    */
-  retain(addresses: ReadonlySet<string>): void {
+  retain(addresses: ReadonlySet<string>): number {
+    let retired = 0;
     for (const [address, pool] of this.pools) {
       if (!addresses.has(address)) {
         pool.close();
         this.retired.push(pool);
         this.pools.delete(address);
+        retired++;
       }
     }
+    return retired;
   }
 
   destroyRemoved(): void {

@@ -5,7 +5,7 @@
  * Sessions: `max_connections` (beyond it GOAWAY and close), `handshake_timeout` (TLS + preface +
  * SETTINGS), `idle_timeout` (no active stream), drain with GOAWAY.
  */
-import { bindServer, serverAddress } from "../runtime/server-address.js";
+import { bindServer, serverAddress, type BindOptions } from "../runtime/server-address.js";
 import {
   constants,
   createSecureServer,
@@ -107,8 +107,8 @@ export class GrpcListener implements Listener {
     this.server.on("error", (err) => this.log.error({ err }, "listener error"));
   }
 
-  listen(host: string, port: number): Promise<string> {
-    return bindServer(this.server, host, port);
+  listen(host: string, port: number, options?: BindOptions): Promise<string> {
+    return bindServer(this.server, host, port, options);
   }
 
   address(): string {

@@ -2,6 +2,11 @@
  * One cluster at run time: its endpoint set and balancer, the active health checker of its
  * `health_check.type`, and passive outlier detection. Listeners ask it for an endpoint and report
  * what happened; it keeps the counters, metrics and ejections in step.
+ *
+ * Roles (DESIGN.md "threads"): with one thread a runtime does everything (`all`). With worker
+ * threads the main thread's runtime (`control`) probes, owns membership and ejections and serves no
+ * traffic, and each worker thread's runtime (`data`) serves traffic on a mirror of the main thread's
+ * endpoint set, sharing its counters, and asks the main thread to eject an outlier.
  */
 import { Balancer } from "../balancer/balancer.js";
 import { EndpointSet, type Endpoint, type EndpointSpec } from "../balancer/endpoint-set.js";
@@ -15,11 +20,20 @@ import { TcpProber } from "../health/prober-tcp.js";
 import { GrpcHealthProber } from "../health/prober-grpc-health.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
+import type { EndpointCounters } from "../balancer/endpoint-counters.js";
+
+export type ClusterRole = "all" | "control" | "data";
 
 export interface ClusterRuntimeDeps {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly random?: RandomSource | undefined;
+  /** Default `all`. */
+  readonly role?: ClusterRole | undefined;
+  /** Counters shared with worker threads (a new cluster's); fresh ones when absent. */
+  readonly counters?: EndpointCounters | undefined;
+  /** `data` role: asks the main thread to eject `address` (it applies the limits and the timer). */
+  readonly requestEjection?: ((cluster: string, address: string, durationMs: number) => void) | undefined;
 }
 
 export class ClusterRuntime {
@@ -27,12 +41,15 @@ export class ClusterRuntime {
   readonly balancer: Balancer;
   readonly connectTimeoutMs: number;
   readonly connectAttempts: number;
+  readonly role: ClusterRole;
+  private readonly requestEjection: ClusterRuntimeDeps["requestEjection"];
   private readonly health: HealthChecker | undefined;
   private readonly outliers: OutlierDetector;
   private readonly ejectionTimers = new Map<string, NodeJS.Timeout>();
   private readonly log: Logger;
   private readonly metrics: Metrics;
   private readonly pickLabels: { cluster: string; policy: string };
+  private readonly maxEjectionPercent: number;
 
   /**
    * `previous`: the runtime this one replaces on reload; its endpoint set (health, drains, weights,
@@ -45,7 +62,11 @@ export class ClusterRuntime {
   ) {
     this.log = deps.log.child({ component: "cluster", cluster: config.name });
     this.metrics = deps.metrics;
-    this.endpoints = previous?.endpoints ?? new EndpointSet(config.name, config.endpoints);
+    this.role = deps.role ?? "all";
+    this.requestEjection = deps.requestEjection;
+    this.endpoints =
+      previous?.endpoints ??
+      new EndpointSet(config.name, this.role === "data" ? [] : config.endpoints, { counters: deps.counters });
     this.balancer = new Balancer(this.endpoints, {
       policy: config.policy === "least_loaded" ? "least_connections" : config.policy,
       affinity: config.affinity ? { balanceFactor: config.affinity.balance_factor } : undefined,
@@ -55,12 +76,13 @@ export class ClusterRuntime {
     this.connectAttempts = config.connect_attempts;
     this.pickLabels = { cluster: config.name, policy: config.policy };
     const od = config.outlier_detection;
+    this.maxEjectionPercent = od.max_ejection_percent;
     this.outliers = new OutlierDetector({
       consecutiveFailures: od.consecutive_failures,
       baseEjectionMs: durationMs(od.base_ejection_time),
       maxEjectionPercent: od.max_ejection_percent,
     });
-    const prober = createProber(config);
+    const prober = this.role === "data" ? undefined : createProber(config);
     const hc = config.health_check;
     this.health =
       prober && hc
@@ -77,6 +99,7 @@ export class ClusterRuntime {
             this.metrics,
           )
         : undefined;
+    if (this.role === "data") return;
     for (const e of this.endpoints.endpoints) {
       this.metrics.endpointHealthy.set(
         { cluster: config.name, endpoint: e.address },
@@ -171,21 +194,40 @@ export class ClusterRuntime {
   private recordOutcome(endpoint: Endpoint, ok: boolean): void {
     const verdict = this.outliers.record(endpoint.address, ok, Date.now(), this.endpoints.endpoints.length);
     if (verdict.kind !== "eject") return;
-    if (!this.endpoints.setEjected(endpoint.address, true)) return;
-    this.metrics.outlierEjections.inc({ cluster: this.name, endpoint: endpoint.address });
-    this.log.warn(
-      { endpoint: endpoint.address, ejection_ms: verdict.durationMs, ejections: verdict.ejections },
-      "endpoint ejected",
-    );
+    if (this.role === "data") this.requestEjection?.(this.name, endpoint.address, verdict.durationMs);
+    else this.eject(endpoint.address, verdict.durationMs);
+  }
+
+  /**
+   * Ejects `address` for `durationMs` (outlier detection here or in a worker thread). With worker
+   * threads each thread's detector sees only its share of the results, so the cluster-wide limit is
+   * checked again here, on the set every thread reads.
+   */
+  eject(address: string, durationMs: number): void {
+    const members = this.endpoints.endpoints;
+    const ejected = members.filter((e) => e.ejected).length;
+    const overLimit =
+      ejected > 0 && ((ejected + 1) * 100) / Math.max(1, members.length) > this.maxEjectionPercent;
+    if (overLimit || !this.endpoints.setEjected(address, true)) {
+      if (this.role === "all") this.outliers.uneject(address);
+      return;
+    }
+    this.metrics.outlierEjections.inc({ cluster: this.name, endpoint: address });
+    this.log.warn({ endpoint: address, ejection_ms: durationMs }, "endpoint ejected");
     const timer = setTimeout(() => {
-      this.ejectionTimers.delete(endpoint.address);
-      this.outliers.uneject(endpoint.address);
-      if (this.endpoints.setEjected(endpoint.address, false)) {
-        this.log.info({ endpoint: endpoint.address }, "endpoint ejection ended");
+      this.ejectionTimers.delete(address);
+      this.outliers.uneject(address);
+      if (this.endpoints.setEjected(address, false)) {
+        this.log.info({ endpoint: address }, "endpoint ejection ended");
       }
-    }, verdict.durationMs);
+    }, durationMs);
     timer.unref();
-    this.ejectionTimers.set(endpoint.address, timer);
+    this.ejectionTimers.set(address, timer);
+  }
+
+  /** `data` role: an ejection ended in the main thread; this thread's detector starts afresh. */
+  ejectionEnded(address: string): void {
+    this.outliers.uneject(address);
   }
 }
 

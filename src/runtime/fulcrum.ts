@@ -3,6 +3,9 @@
  * them, started from a validated config and stopped with a drain. The CLI, the demo and the tests all
  * start Fulcrum through this one class.
  */
+import { availableParallelism } from "node:os";
+import { AggregatorRegistry } from "prom-client";
+import { EndpointCounters } from "../balancer/endpoint-counters.js";
 import { splitAddress } from "../balancer/endpoint-set.js";
 import type { RandomSource } from "../balancer/picker.js";
 import { ConfigError, type ConfigIssue } from "../config/config-error.js";
@@ -10,12 +13,9 @@ import type { FulcrumConfig, ListenerConfig } from "../config/config-schema.js";
 import { durationMs } from "../config/config-units.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
-import { ClusterPools } from "../grpc/cluster-pools.js";
-import { GrpcListener } from "../grpc/grpc-listener.js";
-import { TcpListener } from "../tcp/tcp-listener.js";
-import { sizeBytes } from "../config/config-units.js";
-import type { Listener } from "./listener.js";
-import { reloadRefusals, sameSocket, upstreamChanged } from "./reload-plan.js";
+import { BindError, DataPlane, type DataPlaneHost, type ListenerStatus } from "./data-plane.js";
+import { reloadRefusals, sameSocket } from "./reload-plan.js";
+import { ThreadsHost } from "./threads-host.js";
 import { loadConfigFile } from "../config/config-load.js";
 import { ClusterRuntime } from "./cluster-runtime.js";
 import { AdminServer } from "../admin/admin-server.js";
@@ -35,16 +35,18 @@ export interface BoundListener {
   readonly protocol: "tcp" | "grpc";
   readonly address: string;
   readonly engine: "http2" | "frames";
-  /** Active connections (tcp) or streams (grpc). */
-  readonly active: number;
 }
+
+/** Counter slots per cluster: the most endpoints one cluster can have at once. */
+const MAX_ENDPOINTS_PER_CLUSTER = 1024;
 
 export class Fulcrum {
   readonly clusters = new Map<string, ClusterRuntime>();
-  private readonly boundListeners: Listener[] = [];
-  private readonly pools = new Map<string, ClusterPools>();
-  /** Pools replaced or removed by a reload, destroyed when its drain_timeout runs out. */
-  private readonly retiredPools: ClusterPools[] = [];
+  /** Where the listeners run: this thread (`threads: 1`) or the worker threads. */
+  private readonly plane: DataPlaneHost;
+  private readonly threads: number;
+  /** Every listener of the config in force with its bound address. */
+  private bound: { config: ListenerConfig; address: string }[] = [];
   private readonly log: Logger;
   private stopping: Promise<void> | undefined;
   private admin: AdminServer | undefined;
@@ -59,6 +61,22 @@ export class Fulcrum {
     private readonly deps: FulcrumDeps,
   ) {
     this.log = deps.log.child({ component: "fulcrum" });
+    this.threads = threadCount(current.threads);
+    this.plane =
+      this.threads === 1
+        ? new DataPlane(current, {
+            log: deps.log,
+            metrics: deps.metrics,
+            thread: "0",
+            reusePort: false,
+            cluster: (name) => this.cluster(name),
+          })
+        : new ThreadsHost(current, {
+            log: deps.log,
+            threads: this.threads,
+            clusters: this.clusters,
+            eject: (cluster, address, ms) => this.clusters.get(cluster)?.eject(address, ms),
+          });
   }
 
   /** The config in force (the last one a reload accepted). */
@@ -80,14 +98,29 @@ export class Fulcrum {
     return f;
   }
 
+  /** Every listener with its bound address (the same in every worker thread). */
   get listeners(): readonly BoundListener[] {
-    return this.boundListeners.map((l) => ({
-      engine: l.config.engine,
-      active: l.active,
-      name: l.config.name,
-      protocol: l.config.protocol,
-      address: l.address(),
+    return this.bound.map((b) => ({
+      engine: b.config.engine,
+      name: b.config.name,
+      protocol: b.config.protocol,
+      address: b.address,
     }));
+  }
+
+  /** Every listener with its activity, summed over worker threads. */
+  async listenerStatus(): Promise<ListenerStatus[]> {
+    return this.plane.status();
+  }
+
+  /** Prometheus text of this process: with worker threads, their registries summed with this one's. */
+  async metricsText(): Promise<string> {
+    if (this.plane instanceof ThreadsHost) {
+      const own = await this.deps.metrics.registry.getMetricsAsJSON();
+      const theirs = await this.plane.metricsJson();
+      return AggregatorRegistry.aggregate([own, ...theirs]).metrics();
+    }
+    return this.deps.metrics.registry.metrics();
   }
 
   /** True once a stop began: `/readyz` answers 503 and listeners refuse new work. */
@@ -132,55 +165,20 @@ export class Fulcrum {
       throw new ConfigError(refused);
     }
     // Bind new sockets first: a listener that cannot bind fails the reload before anything changed.
-    const keep = new Map<Listener, ListenerConfig>();
-    const fresh: Listener[] = [];
-    const retiring: Listener[] = [];
-    for (const l of this.boundListeners) {
-      const match = next.listeners.find((n) => sameSocket(l.config, n));
-      if (match) keep.set(l, match);
-      else retiring.push(l);
-    }
-    const taken = new Set([...keep.values()].map((c) => c.name));
+    let added: (string | undefined)[];
     try {
-      for (const [i, lc] of next.listeners.entries()) {
-        if (taken.has(lc.name)) continue;
-        // A listener moving to an address another one frees must wait for that one to let go.
-        for (const old of retiring) if (old.config.listen === lc.listen) old.stopAccepting();
-        const listener = this.createListener(lc);
-        const { host, port } = splitAddress(lc.listen) as { host: string; port: number };
-        try {
-          const address = await listener.listen(host, port);
-          this.log.info(
-            { listener: lc.name, address, protocol: lc.protocol, cluster: lc.cluster },
-            "listening",
-          );
-        } catch (err) {
-          throw new ConfigError([
-            {
-              path: `listeners[${i}].listen`,
-              message: `cannot bind ${lc.listen}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
-            },
-          ]);
-        }
-        fresh.push(listener);
-      }
+      added = await this.plane.prepare(next);
     } catch (err) {
-      for (const l of fresh) {
-        l.stopAccepting();
-        l.closeAll();
-      }
       this.deps.metrics.configReloads.inc({ result: "failure" });
-      this.log.error(
-        { err: err instanceof Error ? err.message : String(err) },
-        "config reload failed: old config kept",
-      );
-      throw err;
+      const issue = bindIssue(err, next);
+      this.log.error({ err: `${issue.path}: ${issue.message}` }, "config reload failed: old config kept");
+      throw new ConfigError([issue]);
     }
     // Clusters: the endpoint sets carry over, so health, drains, weights and counts survive.
     const retiredClusters: ClusterRuntime[] = [];
     for (const c of next.clusters) {
       const previous = this.clusters.get(c.name);
-      const runtime = new ClusterRuntime(c, this.deps, previous);
+      const runtime = this.createCluster(c, previous);
       if (previous) {
         previous.retire();
         retiredClusters.push(previous);
@@ -190,14 +188,6 @@ export class Fulcrum {
           c.discovery === "dns" && discovery ? discovery.specs : c.endpoints,
           this.adminWeights.get(c.name),
         );
-        const pools = this.pools.get(c.name);
-        if (pools && upstreamChanged(previous.config, c)) {
-          pools.retain(new Set());
-          this.retiredPools.push(pools);
-          this.pools.delete(c.name);
-        } else {
-          pools?.retain(new Set(runtime.endpoints.endpoints.map((e) => e.address)));
-        }
       }
       this.clusters.set(c.name, runtime);
       runtime.start();
@@ -208,37 +198,30 @@ export class Fulcrum {
       runtime.retire();
       retiredClusters.push(runtime);
       this.clusters.delete(name);
-      const pools = this.pools.get(name);
-      if (pools) {
-        pools.retain(new Set());
-        this.retiredPools.push(pools);
-        this.pools.delete(name);
-      }
     }
     await this.reconcileDiscoveries(next);
-    for (const [l, lc] of keep) l.reconfigure(lc);
-    for (const l of retiring) l.stopAccepting();
-    this.boundListeners.splice(0, this.boundListeners.length, ...keep.keys(), ...fresh);
+    this.plane.commit(next);
     const previous = this.current;
     this.current = next;
+    this.bound = next.listeners.map((lc, i) => ({
+      config: lc,
+      address: added[i] ?? this.bound.find((b) => b.config.name === lc.name)?.address ?? "",
+    }));
     this.deps.log.level = next.log.level;
     this.admin?.setToken(next.admin?.token ?? "");
-    // Work left on removed endpoints and listeners may finish for up to drain_timeout.
-    const drainMs = durationMs(next.drain_timeout);
+    // Ejection timers of replaced runtimes act on the carried-over sets until drain_timeout.
     const timer = setTimeout(() => {
-      for (const l of retiring) l.closeAll();
-      for (const l of this.boundListeners) l.closeRemoved();
-      for (const p of this.pools.values()) p.destroyRemoved();
-      for (const p of this.retiredPools.splice(0)) p.destroy();
       for (const c of retiredClusters) c.stop();
-    }, drainMs);
+    }, durationMs(next.drain_timeout));
     timer.unref();
     this.deps.metrics.configReloads.inc({ result: "success" });
     this.log.info(
       {
         listeners: next.listeners.length,
-        listeners_added: fresh.map((l) => l.config.name),
-        listeners_removed: retiring.map((l) => l.config.name),
+        listeners_added: next.listeners.filter((_, i) => added[i] !== undefined).map((l) => l.name),
+        listeners_removed: previous.listeners
+          .filter((pl) => !next.listeners.some((nl, i) => added[i] === undefined && sameSocket(pl, nl)))
+          .map((l) => l.name),
         clusters: next.clusters.map((c) => c.name),
         clusters_removed: previous.clusters
           .filter((c) => !next.clusters.some((n) => n.name === c.name))
@@ -267,7 +250,6 @@ export class Fulcrum {
         log: this.deps.log,
         cluster: () => this.clusters.get(c.name),
         adminWeights: () => this.adminWeights.get(c.name),
-        retain: (addresses) => this.pools.get(c.name)?.retain(addresses),
         path: `clusters[${i}]`,
       });
       this.discoveries.set(c.name, discovery);
@@ -301,9 +283,14 @@ export class Fulcrum {
 
   /** The bound address of the listener called `name` (`host:port`). */
   addressOf(name: string): string {
-    const l = this.boundListeners.find((x) => x.config.name === name);
+    const l = this.bound.find((x) => x.config.name === name);
     if (!l) throw new Error(`no listener named ${name}`);
-    return l.address();
+    return l.address;
+  }
+
+  /** Upstream sessions open to `address` of `cluster` (tests; `threads: 1` only). */
+  sessionsTo(cluster: string, address: string): number {
+    return this.plane instanceof DataPlane ? this.plane.sessionsTo(cluster, address) : 0;
   }
 
   cluster(name: string): ClusterRuntime {
@@ -323,12 +310,12 @@ export class Fulcrum {
 
   /** Ends every connection now (a second signal). */
   closeNow(): void {
-    for (const l of this.boundListeners) l.closeAll();
+    this.plane.closeNow();
   }
 
   private async bind(): Promise<void> {
-    for (const c of this.config.clusters) {
-      const runtime = new ClusterRuntime(c, this.deps);
+    for (const [i, c] of this.config.clusters.entries()) {
+      const runtime = this.createCluster(c, undefined);
       this.clusters.set(c.name, runtime);
       if (c.discovery === "dns") {
         // Resolved before the listeners bind: traffic never reaches an unresolved name.
@@ -336,8 +323,7 @@ export class Fulcrum {
           log: this.deps.log,
           cluster: () => this.clusters.get(c.name),
           adminWeights: () => this.adminWeights.get(c.name),
-          retain: (addresses) => this.pools.get(c.name)?.retain(addresses),
-          path: `clusters[${this.config.clusters.indexOf(c)}]`,
+          path: `clusters[${i}]`,
         });
         this.discoveries.set(c.name, discovery);
         await discovery.start();
@@ -345,25 +331,46 @@ export class Fulcrum {
       runtime.start();
     }
     this.removeCollector = this.deps.metrics.addCollector(() => this.collectActive());
-    for (const lc of this.config.listeners) {
-      const listener = this.createListener(lc);
-      this.boundListeners.push(listener);
-      const { host, port } = splitAddress(lc.listen) as { host: string; port: number };
-      let address: string;
-      try {
-        address = await listener.listen(host, port);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? String(err);
-        throw new ConfigError([
-          {
-            path: `listeners[${this.boundListeners.length - 1}].listen`,
-            message: `cannot bind ${lc.listen}: ${code}`,
-          },
-        ]);
-      }
-      this.log.info({ listener: lc.name, address, protocol: lc.protocol, cluster: lc.cluster }, "listening");
+    let addresses: string[];
+    try {
+      addresses = await this.plane.start();
+    } catch (err) {
+      throw new ConfigError([bindIssue(err, this.config)]);
+    }
+    this.bound = this.config.listeners.map((lc, i) => ({ config: lc, address: addresses[i] ?? "" }));
+    for (const [i, lc] of this.config.listeners.entries()) {
+      this.log.info(
+        {
+          listener: lc.name,
+          address: addresses[i],
+          protocol: lc.protocol,
+          cluster: lc.cluster,
+          threads: this.threads,
+        },
+        "listening",
+      );
     }
     if (this.config.admin) await this.bindAdmin(this.config.admin);
+  }
+
+  /**
+   * A cluster runtime: with worker threads, the main thread's one probes and owns membership and
+   * ejections (`control`) and shares its counters with the threads; otherwise it does everything.
+   */
+  private createCluster(
+    c: FulcrumConfig["clusters"][number],
+    previous: ClusterRuntime | undefined,
+  ): ClusterRuntime {
+    const threaded = this.threads > 1;
+    return new ClusterRuntime(
+      c,
+      {
+        ...this.deps,
+        role: threaded ? "control" : "all",
+        counters: previous ? undefined : EndpointCounters.create(MAX_ENDPOINTS_PER_CLUSTER, this.threads),
+      },
+      previous,
+    );
   }
 
   private async bindAdmin(config: NonNullable<FulcrumConfig["admin"]>): Promise<void> {
@@ -398,50 +405,10 @@ export class Fulcrum {
     }
   }
 
-  private createListener(lc: FulcrumConfig["listeners"][number]): Listener {
-    const common = {
-      log: this.deps.log,
-      metrics: this.deps.metrics,
-      thread: "0",
-      cluster: () => this.cluster(lc.cluster),
-    };
-    if (lc.protocol === "tcp") return new TcpListener(lc, common);
-    return new GrpcListener(lc, {
-      ...common,
-      pools: () => this.poolsOf(lc.cluster, sizeBytes(lc.max_header_list_size)),
-    });
-  }
-
-  /** The upstream HTTP/2 pools of a cluster, shared by every gRPC listener routing to it. */
-  private poolsOf(cluster: string, maxHeaderListSize: number): ClusterPools {
-    let pools = this.pools.get(cluster);
-    if (!pools) {
-      pools = new ClusterPools(
-        this.cluster(cluster).config,
-        maxHeaderListSize,
-        this.deps.log.child({ component: "upstream", cluster }),
-      );
-      this.pools.set(cluster, pools);
-    }
-    return pools;
-  }
-
   private async doStop(drainMs: number): Promise<void> {
     this.log.info({ drain_timeout_ms: drainMs }, "stopping");
     for (const d of this.discoveries.values()) d.stop();
-    for (const l of this.boundListeners) l.stopAccepting();
-    const drained = Promise.all(this.boundListeners.map((l) => l.idle()));
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), drainMs)));
-    const result = await Promise.race([drained.then(() => "drained" as const), timeout]);
-    clearTimeout(timer);
-    if (result === "timeout") {
-      const left = this.boundListeners.reduce((n, l) => n + l.active, 0);
-      if (left > 0) this.log.warn({ in_flight: left }, "drain timeout: closing what is left");
-      this.closeNow();
-      await drained;
-    }
-    for (const p of this.pools.values()) p.destroy();
+    await this.plane.stop(drainMs);
     for (const c of this.clusters.values()) c.stop();
     this.removeCollector?.();
     await this.admin?.close();
@@ -449,12 +416,21 @@ export class Fulcrum {
   }
 }
 
+/** `threads: auto` is one worker thread per core. */
+export function threadCount(threads: FulcrumConfig["threads"]): number {
+  return threads === "auto" ? availableParallelism() : threads;
+}
+
+/** A BindError as the config path it names; anything else is a bug and rethrown. */
+function bindIssue(err: unknown, config: FulcrumConfig): ConfigIssue {
+  if (!(err instanceof BindError)) throw err;
+  const lc = config.listeners[err.index];
+  return { path: `listeners[${err.index}].listen`, message: `cannot bind ${lc?.listen ?? "?"}: ${err.code}` };
+}
+
 /** Features of the config contract that this build does not run yet, as path-named errors. */
 function unsupportedFeatures(config: FulcrumConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  if (config.threads !== 1) {
-    issues.push({ path: "threads", message: "worker threads are not available in this version; use 1" });
-  }
   config.listeners.forEach((l, i) => {
     if (l.protocol === "grpc" && l.engine !== "http2")
       issues.push({

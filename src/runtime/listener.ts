@@ -3,11 +3,12 @@
  * bound and how much it is serving, stop accepting (draining), and close what is left.
  */
 import type { ListenerConfig } from "../config/config-schema.js";
+import type { BindOptions } from "./server-address.js";
 
 export interface Listener {
   readonly config: ListenerConfig;
   /** Binds; resolves with the bound `host:port`, rejects when the address cannot be bound. */
-  listen(host: string, port: number): Promise<string>;
+  listen(host: string, port: number, options?: BindOptions): Promise<string>;
   address(): string;
   /** Active connections (tcp) or streams (grpc). */
   readonly active: number;

@@ -5,18 +5,28 @@
 import type { AddressInfo } from "node:net";
 
 interface Bindable {
-  listen(options: { host: string; port: number }, callback: () => void): unknown;
+  listen(options: { host: string; port: number; reusePort?: boolean }, callback: () => void): unknown;
   address(): AddressInfo | string | null;
   once(event: "error", listener: (err: Error) => void): unknown;
   off(event: "error", listener: (err: Error) => void): unknown;
 }
 
+/** How a listener binds: `reusePort` lets every worker thread bind the same address (Node ≥ 22.12). */
+export interface BindOptions {
+  readonly reusePort?: boolean | undefined;
+}
+
 /** Binds `server`; resolves with the bound address, rejects with the bind error (EADDRINUSE, …). */
-export function bindServer(server: Bindable, host: string, port: number): Promise<string> {
+export function bindServer(
+  server: Bindable,
+  host: string,
+  port: number,
+  options: BindOptions = {},
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => reject(err);
     server.once("error", onError);
-    server.listen({ host, port }, () => {
+    server.listen({ host, port, ...(options.reusePort ? { reusePort: true } : {}) }, () => {
       server.off("error", onError);
       resolve(serverAddress(server));
     });

@@ -3,7 +3,7 @@
  * ways → close both and release the endpoint exactly once. The accepted socket stays paused until the
  * upstream is connected, so client bytes that arrive meanwhile wait in the kernel and are forwarded.
  */
-import { bindServer, serverAddress } from "../runtime/server-address.js";
+import { bindServer, serverAddress, type BindOptions } from "../runtime/server-address.js";
 import { createServer, type Server, type Socket } from "node:net";
 import type { ListenerConfig } from "../config/config-schema.js";
 import { durationMs } from "../config/config-units.js";
@@ -56,8 +56,8 @@ export class TcpListener implements Listener {
   }
 
   /** Binds `listen`; resolves with the bound address (`host:port`), rejects when it cannot bind. */
-  listen(host: string, port: number): Promise<string> {
-    return bindServer(this.server, host, port);
+  listen(host: string, port: number, options?: BindOptions): Promise<string> {
+    return bindServer(this.server, host, port, options);
   }
 
   address(): string {

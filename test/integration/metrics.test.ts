@@ -18,27 +18,7 @@ import {
   waitFor,
   type StartedFulcrum,
 } from "../helpers/harness.js";
-
-/** `name{labels} value` samples of a Prometheus text exposition. */
-function samples(text: string): { name: string; labels: Record<string, string>; value: number }[] {
-  const out: { name: string; labels: Record<string, string>; value: number }[] = [];
-  for (const line of text.split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m) continue;
-    const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g))
-      labels[l[1] as string] = l[2] as string;
-    out.push({ name: m[1] as string, labels, value: Number(m[3]) });
-  }
-  return out;
-}
-
-function value(all: ReturnType<typeof samples>, name: string, labels: Record<string, string>): number {
-  return all
-    .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
-    .reduce((n, s) => n + s.value, 0);
-}
+import { sampleSum, samples } from "../helpers/prom-text.js";
 
 describe("metrics", { timeout: 60_000 }, () => {
   let tcpWorkers: SimTcpWorker[] = [];
@@ -108,31 +88,31 @@ ${endpointsYaml(tcpWorkers)}
     assert.match(text, /^process_cpu_seconds_total /m, "process metrics");
     const all = samples(text);
     assert.equal(
-      value(all, "fulcrum_grpc_streams_total", { listener: "grpc", cluster: "gpus", grpc_code: "OK" }),
+      sampleSum(all, "fulcrum_grpc_streams_total", { listener: "grpc", cluster: "gpus", grpc_code: "OK" }),
       10,
     );
     assert.equal(
-      value(all, "fulcrum_grpc_streams_total", {
+      sampleSum(all, "fulcrum_grpc_streams_total", {
         listener: "grpc",
         cluster: "gpus",
         grpc_code: "INVALID_ARGUMENT",
       }),
       3,
     );
-    assert.equal(value(all, "fulcrum_stream_duration_seconds_count", { listener: "grpc" }), 13);
-    assert.equal(value(all, "fulcrum_bytes_total", { listener: "tcp", direction: "in" }), 4 * 1000);
-    assert.equal(value(all, "fulcrum_bytes_total", { listener: "tcp", direction: "out" }), 4 * 1002);
+    assert.equal(sampleSum(all, "fulcrum_stream_duration_seconds_count", { listener: "grpc" }), 13);
+    assert.equal(sampleSum(all, "fulcrum_bytes_total", { listener: "tcp", direction: "in" }), 4 * 1000);
+    assert.equal(sampleSum(all, "fulcrum_bytes_total", { listener: "tcp", direction: "out" }), 4 * 1002);
     // gRPC bytes are DATA payloads: 13 requests of 5 + 100 bytes; 10 echoed responses.
-    assert.equal(value(all, "fulcrum_bytes_total", { listener: "grpc", direction: "in" }), 13 * 105);
-    assert.equal(value(all, "fulcrum_bytes_total", { listener: "grpc", direction: "out" }), 10 * 105);
-    assert.equal(value(all, "fulcrum_downstream_connections_total", { listener: "tcp" }), 4);
-    assert.equal(value(all, "fulcrum_downstream_connections_active", { listener: "tcp" }), 0);
-    assert.equal(value(all, "fulcrum_upstream_requests_total", { cluster: "workers" }), 4);
-    assert.equal(value(all, "fulcrum_upstream_requests_total", { cluster: "gpus" }), 13);
-    assert.equal(value(all, "fulcrum_upstream_active", {}), 0);
-    assert.equal(value(all, "fulcrum_endpoint_healthy", { cluster: "workers" }), 2);
+    assert.equal(sampleSum(all, "fulcrum_bytes_total", { listener: "grpc", direction: "in" }), 13 * 105);
+    assert.equal(sampleSum(all, "fulcrum_bytes_total", { listener: "grpc", direction: "out" }), 10 * 105);
+    assert.equal(sampleSum(all, "fulcrum_downstream_connections_total", { listener: "tcp" }), 4);
+    assert.equal(sampleSum(all, "fulcrum_downstream_connections_active", { listener: "tcp" }), 0);
+    assert.equal(sampleSum(all, "fulcrum_upstream_requests_total", { cluster: "workers" }), 4);
+    assert.equal(sampleSum(all, "fulcrum_upstream_requests_total", { cluster: "gpus" }), 13);
+    assert.equal(sampleSum(all, "fulcrum_upstream_active", {}), 0);
+    assert.equal(sampleSum(all, "fulcrum_endpoint_healthy", { cluster: "workers" }), 2);
     assert.equal(
-      value(all, "fulcrum_pick_duration_seconds_count", { cluster: "gpus", policy: "least_connections" }),
+      sampleSum(all, "fulcrum_pick_duration_seconds_count", { cluster: "gpus", policy: "least_connections" }),
       13,
     );
   });

@@ -77,12 +77,12 @@ ${ports.map((p) => `      - address: 127.0.0.1:${p}`).join("\n")}
       [true, true, true],
     );
     const attemptsBefore = cluster.endpoints.endpoints.reduce(
-      (n, e) => n + cluster.endpoints.total[e.slot]!,
+      (n, e) => n + cluster.endpoints.totalOf(e),
       0,
     );
     await closedAfter(port);
     const attemptsAfter = cluster.endpoints.endpoints.reduce(
-      (n, e) => n + cluster.endpoints.total[e.slot]!,
+      (n, e) => n + cluster.endpoints.totalOf(e),
       0,
     );
     assert.equal(attemptsAfter, attemptsBefore, "no connect attempt once all are ejected");
@@ -127,7 +127,7 @@ ${ports.map((p) => `      - address: 127.0.0.1:${p}`).join("\n")}
       2,
     );
     assert.equal(
-      set.endpoints.reduce((n, e) => n + set.total[e.slot]!, 0),
+      set.endpoints.reduce((n, e) => n + set.totalOf(e), 0),
       0,
       "no endpoint was tried",
     );
