@@ -44,6 +44,7 @@ listeners:
     cluster: demo-workers
   - name: demo-grpc
     protocol: grpc
+    engine: frames
     listen: ${JSON.stringify(options.grpcListen)}
     cluster: demo-grpc-workers
 clusters:

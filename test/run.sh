@@ -1,23 +1,31 @@
 #!/usr/bin/env bash
 # Runs every test suite on the compiled tests (npm test builds first) and prints each suite's time.
-# Suites: unit (pure code, fast), integration (real sockets on loopback).
+# Suites: unit (pure code, fast), integration (real sockets on loopback, gRPC on the default `http2`
+# engine), integration-frames (every integration file with a gRPC listener again, on `engine: frames`:
+# the engine matrix; a file joins it by taking its engine from the grpcEngine()/grpcConfig() helpers).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 suites=("$@")
-if [ ${#suites[@]} -eq 0 ]; then suites=(unit integration); fi
+if [ ${#suites[@]} -eq 0 ]; then suites=(unit integration integration-frames); fi
 
 status=0
 for suite in "${suites[@]}"; do
   shopt -s nullglob globstar
-  files=(dist/test/"$suite"/**/*.test.js)
+  engine=http2
+  if [ "$suite" = integration-frames ]; then
+    engine=frames
+    mapfile -t files < <(grep -l -E 'grpcEngine\(|grpcConfig\(' dist/test/integration/*.test.js)
+  else
+    files=(dist/test/"$suite"/**/*.test.js)
+  fi
   if [ ${#files[@]} -eq 0 ]; then
     echo "suite $suite: no test files" >&2
     status=1
     continue
   fi
   start=$(date +%s)
-  node --test --test-timeout=120000 --test-concurrency=1 --test-reporter=spec "${files[@]}"
+  FULCRUM_TEST_GRPC_ENGINE=$engine node --test --test-timeout=120000 --test-concurrency=1 --test-reporter=spec "${files[@]}"
   rc=$?
   end=$(date +%s)
   echo "suite $suite: exit $rc in $((end - start)) s"

@@ -46,17 +46,18 @@ export function overheadMarkdown(ms: readonly OverheadMeasurement[]): string {
   const parts = [
     mdTable(["row", "target", "throughput", "vs direct", "p50 ms", "p99 ms", "proxy CPU", "errors"], table),
   ];
-  if (targets.includes("fulcrum") && targets.includes("haproxy")) {
+  for (const fulcrum of ["fulcrum", "fulcrum-frames"] as const) {
+    if (!targets.includes(fulcrum) || !targets.includes("haproxy")) continue;
     const ratios = rowsOf(ms).map((row) => {
       const r = (key: Key): string => {
-        const f = spread(pick(ms, row.id, "fulcrum", key))?.median;
+        const f = spread(pick(ms, row.id, fulcrum, key))?.median;
         const h = spread(pick(ms, row.id, "haproxy", key))?.median;
         return f !== undefined && h !== undefined && h > 0 ? num(f / h) : "–";
       };
       return [row.id, r("throughput"), r("p50Ms"), r("p99Ms"), r("cpu")];
     });
     parts.push(
-      "Fulcrum / HAProxy (throughput above 1 and latency or CPU below 1 favour Fulcrum):",
+      `${fulcrum} / HAProxy (throughput above 1 and latency or CPU below 1 favour Fulcrum):`,
       mdTable(["row", "throughput", "p50", "p99", "CPU per unit"], ratios),
     );
   }

@@ -10,11 +10,15 @@ import { listeningAddress, portOf, startChild } from "../proc/proc-children.js";
 import { treeCpuSeconds } from "../proc/proc-cpu.js";
 import { repoRoot, type ListenerSpec, type RunningTarget, type StartOptions } from "./target.js";
 
-export function fulcrumConfig(listeners: readonly ListenerSpec[]): string {
+export function fulcrumConfig(
+  listeners: readonly ListenerSpec[],
+  engine: "http2" | "frames" = "http2",
+): string {
   const lines = ["log: { level: info }", "drain_timeout: 2s", "listeners:"];
   for (const l of listeners) {
+    const grpc = l.protocol === "grpc" ? `, engine: ${engine}` : "";
     lines.push(
-      `  - { name: ${l.name}, protocol: ${l.protocol}, listen: "127.0.0.1:0", cluster: ${l.name}, idle_timeout: "0" }`,
+      `  - { name: ${l.name}, protocol: ${l.protocol}${grpc}, listen: "127.0.0.1:0", cluster: ${l.name}, idle_timeout: "0" }`,
     );
   }
   lines.push("clusters:");
@@ -32,9 +36,10 @@ export function fulcrumConfig(listeners: readonly ListenerSpec[]): string {
 export async function startFulcrum(
   listeners: readonly ListenerSpec[],
   options: StartOptions,
+  engine: "http2" | "frames" = "http2",
 ): Promise<RunningTarget> {
-  const config = join(options.dir, "fulcrum.yaml");
-  writeFileSync(config, fulcrumConfig(listeners));
+  const config = join(options.dir, `fulcrum-${engine}.yaml`);
+  writeFileSync(config, fulcrumConfig(listeners, engine));
   const cli = join(repoRoot(), "dist", "src", "cli.js");
   const prof = options.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", options.cpuProfDir] : [];
   const child = startChild("fulcrum", process.execPath, [...prof, cli, "--config", config]);
@@ -47,7 +52,7 @@ export async function startFulcrum(
     return ports.size === listeners.length ? true : undefined;
   });
   return {
-    name: "fulcrum",
+    name: engine === "frames" ? "fulcrum-frames" : "fulcrum",
     pid: child.pid,
     port: (listener) => ports.get(listener) ?? 0,
     cpuSeconds: () => treeCpuSeconds(child.pid),

@@ -18,6 +18,8 @@ export async function startTarget(
       return startDirect(listeners);
     case "fulcrum":
       return startFulcrum(listeners, options);
+    case "fulcrum-frames":
+      return startFulcrum(listeners, options, "frames");
     case "haproxy":
       return startHaproxy(listeners, options);
     case "nginx":

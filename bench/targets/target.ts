@@ -1,6 +1,6 @@
 /**
  * A target is what the load goes through: `direct` (no proxy: the worker itself), `fulcrum` (its CLI,
- * 1 thread), `haproxy` (1 thread) or `nginx` (1 worker process). Each is started with one listener per
+ * 1 thread, gRPC on the default `http2` engine), `fulcrum-frames` (the same on `engine: frames`), `haproxy` (1 thread) or `nginx` (1 worker process). Each is started with one listener per
  * `ListenerSpec` on a loopback port and stopped at the end; `cpuSeconds()` is the utime + stime of its
  * whole process tree, read from /proc around each measurement.
  */
@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export const TARGETS = ["direct", "fulcrum", "haproxy", "nginx"] as const;
+export const TARGETS = ["direct", "fulcrum", "fulcrum-frames", "haproxy", "nginx"] as const;
 export type TargetName = (typeof TARGETS)[number];
 
 /** Fulcrum's policy names (HAProxy and NGINX get the nearest equivalent, or refuse). */

@@ -223,7 +223,8 @@ export class UpstreamPool {
   }
 }
 
-function tlsOptionsOf(tls: UpstreamTls, host: string): SecureClientSessionOptions {
+/** TLS options towards an endpoint (both engines): ALPN h2, the cluster's CA, SNI by name only. */
+export function tlsOptionsOf(tls: UpstreamTls, host: string): SecureClientSessionOptions {
   // SNI carries names, never IP addresses (RFC 6066); the certificate is still checked against the IP.
   const servername = tls.serverName ?? (isIP(host) ? "" : host);
   return {

@@ -8,10 +8,12 @@
  * listeners the new config adds (and changes nothing else), then `commit` or `abort`.
  */
 import { splitAddress, type EndpointSet } from "../balancer/endpoint-set.js";
-import type { FulcrumConfig, ListenerConfig } from "../config/config-schema.js";
+import type { ClusterConfig, FulcrumConfig, ListenerConfig } from "../config/config-schema.js";
 import { durationMs, sizeBytes } from "../config/config-units.js";
 import { ClusterPools } from "../grpc/cluster-pools.js";
 import { GrpcListener } from "../grpc/grpc-listener.js";
+import { FramesListener } from "../frames/frames-listener.js";
+import { FramesClusterPools } from "../frames/frames-upstream-pool.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { TcpListener } from "../tcp/tcp-listener.js";
@@ -79,6 +81,9 @@ interface Watch {
   members: ReadonlySet<string>;
 }
 
+/** The upstream pools of one cluster for one engine. */
+type EnginePools = ClusterPools | FramesClusterPools;
+
 interface PendingReload {
   readonly keep: Map<Listener, ListenerConfig>;
   readonly retiring: Listener[];
@@ -87,10 +92,11 @@ interface PendingReload {
 
 export class DataPlane implements DataPlaneHost {
   private listeners: Listener[] = [];
-  private readonly pools = new Map<string, ClusterPools>();
+  /** Upstream pools by engine and cluster (`http2/name`, `frames/name`). */
+  private readonly pools = new Map<string, EnginePools>();
   private readonly watches = new Map<string, Watch>();
   /** Pools replaced or removed by a reload, destroyed when its drain_timeout runs out. */
-  private readonly retiredPools: ClusterPools[] = [];
+  private readonly retiredPools: EnginePools[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
   private pending: PendingReload | undefined;
 
@@ -143,10 +149,11 @@ export class DataPlane implements DataPlaneHost {
     const p: PendingReload = this.pending ?? { keep: new Map(), retiring: [], fresh: [] };
     this.pending = undefined;
     const previous = this.config;
-    for (const [name, pools] of this.pools) {
+    for (const [key, pools] of this.pools) {
+      const name = key.slice(key.indexOf("/") + 1);
       const before = previous.clusters.find((c) => c.name === name);
       const after = next.clusters.find((c) => c.name === name);
-      if (!after || !before || upstreamChanged(before, after)) this.retirePools(name, pools);
+      if (!after || !before || upstreamChanged(before, after)) this.retirePools(key, pools);
     }
     for (const [l, lc] of p.keep) l.reconfigure(lc);
     for (const l of p.retiring) l.stopAccepting();
@@ -194,7 +201,7 @@ export class DataPlane implements DataPlaneHost {
     }
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
-    for (const [name, pools] of this.pools) this.retirePools(name, pools);
+    for (const [key, pools] of this.pools) this.retirePools(key, pools);
     for (const pools of this.retiredPools.splice(0)) pools.destroy();
     for (const w of this.watches.values()) w.unsubscribe();
     this.watches.clear();
@@ -207,7 +214,10 @@ export class DataPlane implements DataPlaneHost {
 
   /** Sessions open from this thread to `address` in `cluster` (tests). */
   sessionsTo(cluster: string, address: string): number {
-    return this.pools.get(cluster)?.sessionsTo(address) ?? 0;
+    let n = 0;
+    for (const engine of ["http2", "frames"])
+      n += this.pools.get(`${engine}/${cluster}`)?.sessionsTo(address) ?? 0;
+    return n;
   }
 
   private async bindFresh(
@@ -251,30 +261,39 @@ export class DataPlane implements DataPlaneHost {
       cluster: () => this.deps.cluster(lc.cluster),
     };
     if (lc.protocol === "tcp") return new TcpListener(lc, common);
+    const maxHeaderListSize = sizeBytes(lc.max_header_list_size);
+    if (lc.engine === "frames") {
+      return new FramesListener(lc, {
+        ...common,
+        pools: () =>
+          this.poolsOf(`frames/${lc.cluster}`, (c, log) => new FramesClusterPools(c, maxHeaderListSize, log)),
+      });
+    }
     return new GrpcListener(lc, {
       ...common,
-      pools: () => this.poolsOf(lc.cluster, sizeBytes(lc.max_header_list_size)),
+      pools: () =>
+        this.poolsOf(`http2/${lc.cluster}`, (c, log) => new ClusterPools(c, maxHeaderListSize, log)),
     });
   }
 
-  /** The upstream HTTP/2 pools of a cluster, shared by every gRPC listener routing to it. */
-  private poolsOf(name: string, maxHeaderListSize: number): ClusterPools {
-    let pools = this.pools.get(name);
+  /** The upstream pools of a cluster for one engine, shared by every listener of that engine routing to it. */
+  private poolsOf<P extends EnginePools>(key: string, create: (c: ClusterConfig, log: Logger) => P): P {
+    let pools = this.pools.get(key);
     if (!pools) {
-      pools = new ClusterPools(
+      const name = key.slice(key.indexOf("/") + 1);
+      pools = create(
         this.deps.cluster(name).config,
-        maxHeaderListSize,
         this.deps.log.child({ component: "upstream", cluster: name }),
       );
-      this.pools.set(name, pools);
+      this.pools.set(key, pools);
     }
-    return pools;
+    return pools as P;
   }
 
-  private retirePools(name: string, pools: ClusterPools): void {
+  private retirePools(key: string, pools: EnginePools): void {
     pools.retain(new Set());
     this.retiredPools.push(pools);
-    this.pools.delete(name);
+    this.pools.delete(key);
   }
 
   /**
@@ -300,7 +319,7 @@ export class DataPlane implements DataPlaneHost {
           const left = [...watch.members].some((a) => !members.has(a));
           watch.members = members;
           if (!left) return;
-          this.pools.get(name)?.retain(members);
+          for (const engine of ["http2", "frames"]) this.pools.get(`${engine}/${name}`)?.retain(members);
           this.afterDrainTimeout(() => this.closeRemoved());
         }),
       };

@@ -431,13 +431,6 @@ function bindIssue(err: unknown, config: FulcrumConfig): ConfigIssue {
 /** Features of the config contract that this build does not run yet, as path-named errors. */
 function unsupportedFeatures(config: FulcrumConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  config.listeners.forEach((l, i) => {
-    if (l.protocol === "grpc" && l.engine !== "http2")
-      issues.push({
-        path: `listeners[${i}].engine`,
-        message: `engine "${l.engine}" is not available in this version; use http2`,
-      });
-  });
   config.clusters.forEach((c, i) => {
     const type = c.health_check?.type;
     if (type === "triton" || type === "torchserve") {
@@ -450,6 +443,16 @@ function unsupportedFeatures(config: FulcrumConfig): ConfigIssue[] {
       issues.push({
         path: `clusters[${i}].policy`,
         message: `"least_loaded" is not available in this version`,
+      });
+    if (c.affinity?.key === "triton_sequence")
+      issues.push({
+        path: `clusters[${i}].affinity.key`,
+        message: '"triton_sequence" affinity is not available in this version',
+      });
+    if (c.explain)
+      issues.push({
+        path: `clusters[${i}].explain`,
+        message: "route explanations are not available in this version",
       });
   });
   return issues;

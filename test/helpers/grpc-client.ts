@@ -177,12 +177,19 @@ export interface GrpcListenerYaml {
 }
 
 /**
- * One grpc listener on 127.0.0.1 port 0 in front of one cluster. The engine comes from
- * `FULCRUM_TEST_GRPC_ENGINE` when set, so the same tests run against every engine.
+ * The gRPC engine under test: `FULCRUM_TEST_GRPC_ENGINE` (the test matrix runs every gRPC test file
+ * once per engine), `http2` by default. Every test config with a grpc listener takes its engine here.
  */
+export function grpcEngine(): "http2" | "frames" {
+  const engine = process.env.FULCRUM_TEST_GRPC_ENGINE ?? "http2";
+  if (engine !== "http2" && engine !== "frames") throw new Error(`FULCRUM_TEST_GRPC_ENGINE=${engine}`);
+  return engine;
+}
+
+/** One grpc listener on 127.0.0.1 port 0 in front of one cluster, on the engine under test. */
 export function grpcConfig(cluster: GrpcClusterYaml, listener: GrpcListenerYaml = {}): string {
   const clusterName = cluster.name ?? "w";
-  const engine = listener.engine ?? process.env.FULCRUM_TEST_GRPC_ENGINE ?? "http2";
+  const engine = listener.engine ?? grpcEngine();
   const listenerFields = [
     `name: ${listener.name ?? "g"}`,
     "protocol: grpc",

@@ -2,6 +2,7 @@
  * The admin API of DESIGN.md over real HTTP: probes, /status, drain / undrain / weight with their
  * effect on real TCP and gRPC traffic, the bearer token, and the error statuses.
  */
+import { grpcEngine } from "../helpers/grpc-client.js";
 import assert from "node:assert/strict";
 import type { Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
@@ -35,7 +36,7 @@ describe("admin api", { timeout: 60_000 }, () => {
 admin: { listen: "127.0.0.1:0", token: ${TOKEN} }
 listeners:
   - { name: tcp, protocol: tcp, listen: "127.0.0.1:0", cluster: workers }
-  - { name: grpc, protocol: grpc, listen: "127.0.0.1:0", cluster: gpus }
+  - { name: grpc, protocol: grpc, engine: ${grpcEngine()}, listen: "127.0.0.1:0", cluster: gpus }
 clusters:
   - name: workers
     policy: weighted_round_robin
@@ -71,7 +72,7 @@ ${bound.map((b) => `      - address: ${b.address}`).join("\n")}
       status.listeners.map((l) => [l.name, l.protocol, l.engine, l.active]),
       [
         ["tcp", "tcp", null, 0],
-        ["grpc", "grpc", "http2", 0],
+        ["grpc", "grpc", grpcEngine(), 0],
       ],
     );
     assert.equal(status.listeners[0]?.address, f?.fulcrum.addressOf("tcp"));

@@ -195,14 +195,17 @@ clusters:
       `listeners:
   - { name: g, protocol: grpc, listen: "127.0.0.1:0", cluster: c, engine: frames }
 clusters:
-  - { name: c, health_check: { type: triton }, endpoints: [{ address: "127.0.0.1:1" }] }
+  - name: c
+    affinity: { key: triton_sequence }
+    explain: true
+    endpoints: [{ address: "127.0.0.1:1" }]
 `,
     );
     const frames = await runCli(["--config", file]);
     assert.equal(frames.code, 1);
     assert.deepEqual(frames.stderr.trim().split("\n"), [
-      'listeners[0].engine: engine "frames" is not available in this version; use http2',
-      'clusters[0].health_check.type: "triton" health checks are not available in this version',
+      'clusters[0].affinity.key: "triton_sequence" affinity is not available in this version',
+      "clusters[0].explain: route explanations are not available in this version",
     ]);
   });
 

@@ -5,6 +5,7 @@
  * failing server keeps the last good set, and gRPC streams follow the records too. Workers share one
  * port on several loopback addresses (127.0.0.x, ::1), as the pods behind a headless Service do.
  */
+import { grpcEngine } from "../helpers/grpc-client.js";
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import dns2, { type Packet, type Resource, type UDPServer } from "dns2";
@@ -307,7 +308,7 @@ clusters:
     dns.set("gpus.fulcrum.test", ["127.0.0.3"]);
     const f = await startFulcrum(`
 listeners:
-  - { name: grpc, protocol: grpc, listen: "127.0.0.1:0", cluster: gpus }
+  - { name: grpc, protocol: grpc, engine: ${grpcEngine()}, listen: "127.0.0.1:0", cluster: gpus }
 clusters:
   - name: gpus
     policy: round_robin

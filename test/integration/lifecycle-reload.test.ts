@@ -12,6 +12,7 @@ import { after, describe, it } from "node:test";
 import { SimGrpcWorker, simWorkerClient } from "../../src/sim/sim-grpc-worker.js";
 import type { SimTcpWorker } from "../../src/sim/sim-tcp-worker.js";
 import { adminGet, adminPost } from "../helpers/admin-client.js";
+import { grpcEngine } from "../helpers/grpc-client.js";
 import { startCli, type CliProcess } from "../helpers/cli-process.js";
 import { closeSocket, connectAndGreet, startWorkers, waitFor } from "../helpers/harness.js";
 
@@ -21,7 +22,7 @@ admin: { listen: "127.0.0.1:0" }
 drain_timeout: 5s
 listeners:
   - { name: tcp, protocol: tcp, listen: "127.0.0.1:0", cluster: sockets }
-  - { name: grpc, protocol: grpc, listen: "127.0.0.1:0", cluster: gpus }
+  - { name: grpc, protocol: grpc, engine: ${grpcEngine()}, listen: "127.0.0.1:0", cluster: gpus }
 clusters:
   - name: sockets
     policy: round_robin

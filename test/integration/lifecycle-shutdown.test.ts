@@ -3,6 +3,7 @@
  * (some last 1 s), refuses new connections, and exits 0 within drain_timeout; a second signal stops
  * at once.
  */
+import { grpcEngine } from "../helpers/grpc-client.js";
 import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
@@ -45,7 +46,7 @@ describe("graceful shutdown", { timeout: 60_000 }, () => {
 admin: { listen: "127.0.0.1:0" }
 drain_timeout: 5s
 listeners:
-  - { name: grpc, protocol: grpc, listen: "127.0.0.1:0", cluster: gpus }
+  - { name: grpc, protocol: grpc, engine: ${grpcEngine()}, listen: "127.0.0.1:0", cluster: gpus }
   - { name: tcp, protocol: tcp, listen: "127.0.0.1:0", cluster: sockets }
 clusters:
   - name: gpus

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { StatusDocument } from "../../src/admin/admin-status.js";
 import { adminGet, adminPost } from "../helpers/admin-client.js";
-import { Teardown, echoClient, nameOf, sleep, startUnary, who } from "../helpers/grpc-client.js";
+import { Teardown, echoClient, grpcEngine, nameOf, sleep, startUnary, who } from "../helpers/grpc-client.js";
 import { ECHO, startGrpcWorkers, type GrpcTestWorker } from "../helpers/grpc-test-worker.js";
 import {
   closeSocket,
@@ -35,7 +35,7 @@ drain_timeout: 5s
 admin: { listen: "127.0.0.1:0" }
 listeners:
   - { name: t, protocol: tcp, listen: "127.0.0.1:0", cluster: tcp }
-  - { name: g, protocol: grpc, listen: "127.0.0.1:0", cluster: gpus }
+  - { name: g, protocol: grpc, engine: ${grpcEngine()}, listen: "127.0.0.1:0", cluster: gpus }
 clusters:
   - name: tcp
     policy: least_connections

@@ -2,6 +2,7 @@
  * /metrics after a known TCP and gRPC load: every metric of DESIGN.md's table is registered, and the
  * ones whose feature exists carry the right values (streams by grpc_code, bytes, active back to 0).
  */
+import { grpcEngine } from "../helpers/grpc-client.js";
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { after, before, describe, it } from "node:test";
@@ -34,7 +35,7 @@ describe("metrics", { timeout: 60_000 }, () => {
 admin: { listen: "127.0.0.1:0" }
 listeners:
   - { name: tcp, protocol: tcp, listen: "127.0.0.1:0", cluster: workers }
-  - { name: grpc, protocol: grpc, listen: "127.0.0.1:0", cluster: gpus }
+  - { name: grpc, protocol: grpc, engine: ${grpcEngine()}, listen: "127.0.0.1:0", cluster: gpus }
 clusters:
   - name: workers
     policy: round_robin

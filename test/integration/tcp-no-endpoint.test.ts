@@ -76,15 +76,9 @@ ${ports.map((p) => `      - address: 127.0.0.1:${p}`).join("\n")}
       cluster.endpoints.endpoints.map((e) => e.ejected),
       [true, true, true],
     );
-    const attemptsBefore = cluster.endpoints.endpoints.reduce(
-      (n, e) => n + cluster.endpoints.totalOf(e),
-      0,
-    );
+    const attemptsBefore = cluster.endpoints.endpoints.reduce((n, e) => n + cluster.endpoints.totalOf(e), 0);
     await closedAfter(port);
-    const attemptsAfter = cluster.endpoints.endpoints.reduce(
-      (n, e) => n + cluster.endpoints.totalOf(e),
-      0,
-    );
+    const attemptsAfter = cluster.endpoints.endpoints.reduce((n, e) => n + cluster.endpoints.totalOf(e), 0);
     assert.equal(attemptsAfter, attemptsBefore, "no connect attempt once all are ejected");
     assert.equal(
       await metricValue(f.registry, "fulcrum_downstream_connections_refused_total", {

@@ -1,0 +1,106 @@
+/**
+ * What crosses the `frames` engine, header by header (RFC 9113 §8.2, §8.3; gRPC's PROTOCOL-HTTP2.md):
+ * a request is checked for the rules a server must enforce (pseudo-headers known, once each and first;
+ * :method, :scheme and :path present; no connection-specific field; `te` only "trailers") and
+ * forwarded with the upstream's :scheme; responses and trailers lose connection-specific fields.
+ * Everything else, `-bin` metadata and never-indexed flags included, passes unchanged.
+ */
+import { FIELD_NEVER_INDEXED, HeaderList } from "./hpack-header-list.js";
+
+/** Connection-specific fields (§8.2.2): never forwarded; in a request they make it malformed. */
+const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+const REQUEST_PSEUDO: ReadonlySet<string> = new Set([":method", ":scheme", ":path", ":authority"]);
+
+/**
+ * Builds the upstream request from a client's header block into `out`; returns why the request is
+ * malformed (a stream error PROTOCOL_ERROR), or undefined when it is fine.
+ */
+export function upstreamRequest(
+  list: HeaderList,
+  scheme: "http" | "https",
+  out: HeaderList,
+): string | undefined {
+  out.clear();
+  let method: string | undefined;
+  let path: string | undefined;
+  let authority: string | undefined;
+  let schemeSeen = false;
+  let regular = false;
+  for (let i = 0; i < list.length; i++) {
+    const name = list.name(i);
+    if (name.charCodeAt(0) === 0x3a /* : */) {
+      if (regular) return "pseudo-header after a regular field";
+      if (!REQUEST_PSEUDO.has(name)) return `unknown pseudo-header ${name}`;
+      const value = list.value(i);
+      switch (name) {
+        case ":method":
+          if (method !== undefined) return "duplicate :method";
+          method = value;
+          break;
+        case ":path":
+          if (path !== undefined) return "duplicate :path";
+          if (value === "") return "empty :path";
+          path = value;
+          break;
+        case ":authority":
+          if (authority !== undefined) return "duplicate :authority";
+          authority = value;
+          break;
+        default:
+          if (schemeSeen) return "duplicate :scheme";
+          schemeSeen = true;
+      }
+      continue;
+    }
+    regular = true;
+    if (CONNECTION_SPECIFIC.has(name)) return `connection-specific field ${name}`;
+    if (name === "te" && list.value(i) !== "trailers") return 'te other than "trailers"';
+  }
+  if (method === undefined || path === undefined || !schemeSeen) return "missing :method, :scheme or :path";
+  out.add(":method", method);
+  out.add(":scheme", scheme);
+  out.add(":path", path);
+  if (authority !== undefined) out.add(":authority", authority);
+  for (let i = 0; i < list.length; i++) {
+    const name = list.name(i);
+    if (name.charCodeAt(0) === 0x3a || name === "host") continue;
+    out.add(name, list.value(i), list.neverIndexed(i) ? FIELD_NEVER_INDEXED : 0);
+  }
+  return undefined;
+}
+
+/** A response header block or trailers for the other side: connection-specific fields dropped. */
+export function forwardedFields(list: HeaderList, out: HeaderList, keepPseudo: boolean): void {
+  out.clear();
+  for (let i = 0; i < list.length; i++) {
+    const name = list.name(i);
+    if (CONNECTION_SPECIFIC.has(name)) continue;
+    if (!keepPseudo && name.charCodeAt(0) === 0x3a) continue;
+    out.add(name, list.value(i), list.neverIndexed(i) ? FIELD_NEVER_INDEXED : 0);
+  }
+}
+
+/** A gRPC response that is only trailers (HEADERS with END_STREAM): status and message. */
+export function trailersOnly(status: number, message: string): HeaderList {
+  const out = new HeaderList();
+  out.add(":status", "200");
+  out.add("content-type", "application/grpc");
+  out.add("grpc-status", String(status));
+  out.add("grpc-message", message);
+  return out;
+}
+
+/** Trailers carrying a status, after response headers were sent. */
+export function statusTrailers(status: number, message: string): HeaderList {
+  const out = new HeaderList();
+  out.add("grpc-status", String(status));
+  out.add("grpc-message", message);
+  return out;
+}

@@ -1,0 +1,323 @@
+/**
+ * One gRPC stream through the `frames` engine: pick an endpoint, open a stream on a pooled upstream
+ * connection, forward header blocks, DATA (views of the received bytes, never copied) and trailers
+ * both ways, give each side's flow-control window back only as the other side takes the bytes,
+ * enforce `grpc-timeout`, pass cancellation both ways, and retry on another endpoint while nothing of
+ * the response arrived and the request so far fits the 64 KiB retry buffer (DESIGN.md "Retries").
+ * Every outcome ends as one gRPC status, reported once: the same contract as the `http2` engine.
+ */
+import type { Endpoint } from "../balancer/endpoint-set.js";
+import { GrpcStatus, encodeGrpcMessage, parseStatus, statusOfResetCode } from "../grpc/grpc-status.js";
+import { RETRY_BUFFER_BYTES, type StreamOutcome } from "../grpc/grpc-stream-proxy.js";
+import { parseGrpcTimeout } from "../grpc/grpc-timeout.js";
+import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
+import { H2_ERROR_CODES } from "./h2-error-codes.js";
+import { HeaderList } from "./hpack-header-list.js";
+import type { ResetCause, StreamEnd, StreamHandler } from "./frames-connection.js";
+import { forwardedFields, statusTrailers, trailersOnly } from "./frames-headers.js";
+import type { FramesClusterPools, FramesUpstreamPool } from "./frames-upstream-pool.js";
+import type { UpstreamConnection } from "./frames-upstream.js";
+
+export interface FramesRoute {
+  readonly cluster: ClusterRuntime;
+  readonly pools: FramesClusterPools;
+  readonly clientAddress: string | undefined;
+  readonly affinityKey: string | undefined;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export class FramesStream implements StreamHandler {
+  private up: StreamEnd | undefined;
+  private upEndpoint: Endpoint | undefined;
+  /** Request DATA kept for a retry (views), while `replayable`. */
+  private buffered: Buffer[] = [];
+  private bufferedBytes = 0;
+  private replayable = true;
+  private requestEnded = false;
+  private responded = false;
+  /** Request octets the current upstream stream wrote, and octets given back to the client. */
+  private upWritten = 0;
+  private acked = 0;
+  private status = -1;
+  private done = false;
+  private attempts = 0;
+  private failedConnects: Set<Endpoint> | undefined;
+  private refused: Set<Endpoint> | undefined;
+  private lastError = "";
+  private deadline: NodeJS.Timeout | undefined;
+  private bytesIn = 0;
+  private bytesOut = 0;
+  private readonly started = performance.now();
+
+  constructor(
+    private readonly down: StreamEnd,
+    private readonly request: HeaderList,
+    private readonly route: FramesRoute,
+    private readonly onDone: (outcome: StreamOutcome) => void,
+    endStream: boolean,
+  ) {
+    down.handler = this;
+    this.requestEnded = endStream;
+    const timeoutMs = parseGrpcTimeout(request.get("grpc-timeout"));
+    if (timeoutMs !== undefined) this.deadline = setTimeout(() => this.onDeadline(), Math.max(0, timeoutMs));
+    this.attempt();
+  }
+
+  // ---- StreamHandler: both ends report here ---------------------------------------------------------
+
+  onHeaders(end: StreamEnd, list: HeaderList, endStream: boolean): void {
+    if (end === this.down) {
+      // Request trailers (rare in gRPC): forwarded, they end the request.
+      this.requestEnded = true;
+      if (this.up) {
+        const copy = new HeaderList();
+        forwardedFields(list, copy, false);
+        this.up.conn.sendHeaders(this.up, copy, true);
+      }
+      return;
+    }
+    if (end !== this.up) return;
+    const first = !this.responded;
+    this.responded = true;
+    this.replayable = false;
+    this.buffered = [];
+    if (this.done || this.status >= 0) return;
+    const out = new HeaderList();
+    if (first) {
+      const code = list.get(":status");
+      if (code !== undefined && code.startsWith("1")) {
+        this.responded = false; // informational: the real response follows
+        return;
+      }
+      forwardedFields(list, out, true);
+      if (endStream) this.status = parseStatus(list.get("grpc-status"));
+      this.down.conn.sendHeaders(this.down, out, endStream);
+      return;
+    }
+    if (!endStream) {
+      this.up.conn.streamError(this.up, "PROTOCOL_ERROR");
+      return;
+    }
+    forwardedFields(list, out, false);
+    this.status = parseStatus(list.get("grpc-status"));
+    this.down.conn.sendHeaders(this.down, out, true);
+  }
+
+  onData(end: StreamEnd, data: Buffer, endStream: boolean): void {
+    if (end === this.down) return this.onRequestData(data, endStream);
+    if (end !== this.up || this.done || this.status >= 0) {
+      end.conn.consumed(end, data.length);
+      return;
+    }
+    this.bytesOut += data.length;
+    this.down.conn.sendData(this.down, data, false);
+    if (endStream) this.respondError(GrpcStatus.INTERNAL, "upstream response ended without trailers");
+  }
+
+  onWritten(end: StreamEnd, n: number): void {
+    if (end === this.down) {
+      // Response octets reached the client's socket: the worker may send that many more.
+      const up = this.up;
+      if (up) up.conn.consumed(up, n);
+      return;
+    }
+    if (end !== this.up) return;
+    // Request octets reached the worker's socket; replays of bytes given back before count once.
+    this.upWritten += n;
+    if (this.upWritten > this.acked) {
+      this.down.conn.consumed(this.down, this.upWritten - this.acked);
+      this.acked = this.upWritten;
+    }
+  }
+
+  onLocalEnd(end: StreamEnd): void {
+    if (end !== this.down) return;
+    // The response is complete. A client still sending is told to stop (RFC 9113 §8.1).
+    if (!end.remoteClosed) end.conn.resetStream(end, "NO_ERROR");
+    this.finish();
+  }
+
+  onReset(end: StreamEnd, code: number, why: ResetCause): void {
+    if (end === this.down) {
+      // The client cancelled (or its connection went): cancel upstream.
+      if (this.status < 0) this.status = GrpcStatus.CANCELLED;
+      this.cancelUpstream();
+      this.finish();
+      return;
+    }
+    if (end !== this.up) return;
+    const endpoint = this.upEndpoint as Endpoint;
+    this.releaseUpstream();
+    if (this.done || this.status >= 0) return;
+    const refused = why === "goaway" || code === H2_ERROR_CODES.REFUSED_STREAM;
+    if (refused && !this.responded && this.replayable) {
+      // Never processed (REFUSED_STREAM, or above a GOAWAY's last stream id): not the endpoint's fault.
+      (this.refused ??= new Set()).add(endpoint);
+      return this.retryOrFail(`${endpoint.address}: stream refused`);
+    }
+    const cluster = this.route.cluster;
+    cluster.upstreamReset(endpoint);
+    cluster.streamResult(endpoint, false);
+    const lost = why === "connection";
+    const status = lost ? GrpcStatus.UNAVAILABLE : statusOfResetCode(code);
+    const reason = lost
+      ? "connection to the endpoint was lost"
+      : `the endpoint reset the stream (code ${code})`;
+    this.respondError(status, `${endpoint.address}: ${reason}`);
+  }
+
+  // ---- request side -------------------------------------------------------------------------------
+
+  private onRequestData(data: Buffer, endStream: boolean): void {
+    this.bytesIn += data.length;
+    if (endStream) this.requestEnded = true;
+    if (this.done) {
+      this.down.conn.consumed(this.down, data.length);
+      return;
+    }
+    const up = this.up;
+    if (this.replayable || !up) {
+      this.bufferedBytes += data.length;
+      if (data.length > 0) this.buffered.push(data);
+      if (this.bufferedBytes > RETRY_BUFFER_BYTES) {
+        this.replayable = false;
+        if (up) this.buffered = [];
+      }
+    }
+    if (up) up.conn.sendData(up, data, endStream);
+  }
+
+  private attempt(): void {
+    if (this.done) return;
+    const cluster = this.route.cluster;
+    let picked = cluster.pick({
+      clientAddress: this.route.clientAddress,
+      affinityKey: this.route.affinityKey,
+      exclude: this.excluded(),
+    });
+    if (picked.kind === "unavailable" && this.refused && picked.reason === "all_endpoints_tried") {
+      // Streams refused by a draining connection were never processed: the same endpoint may take them again.
+      picked = cluster.pick({
+        clientAddress: this.route.clientAddress,
+        affinityKey: this.route.affinityKey,
+        exclude: this.failedConnects,
+      });
+    }
+    if (picked.kind === "unavailable") {
+      const message =
+        this.attempts === 0 && picked.reason === "no_healthy_endpoint"
+          ? `no healthy endpoint in cluster "${cluster.name}"`
+          : `no endpoint of cluster "${cluster.name}" could take the stream: ${this.lastError}`;
+      return this.respondError(GrpcStatus.UNAVAILABLE, message);
+    }
+    const endpoint = picked.endpoint;
+    this.attempts++;
+    const pool = this.route.pools.get(endpoint);
+    const ready = pool.tryAcquire();
+    if (ready) return this.startOn(endpoint, ready);
+    pool.acquire((result) => this.onConnection(endpoint, pool, result));
+  }
+
+  private onConnection(
+    endpoint: Endpoint,
+    _pool: FramesUpstreamPool,
+    result: { kind: "ok"; conn: UpstreamConnection } | { kind: "failed"; reason: string },
+  ): void {
+    if (result.kind === "ok") return this.startOn(endpoint, result.conn);
+    this.route.cluster.connectFailed(endpoint, result.reason);
+    (this.failedConnects ??= new Set()).add(endpoint);
+    this.retryOrFail(`${endpoint.address}: ${result.reason}`);
+  }
+
+  private excluded(): ReadonlySet<Endpoint> | undefined {
+    if (!this.refused) return this.failedConnects;
+    if (!this.failedConnects) return this.refused;
+    return new Set([...this.failedConnects, ...this.refused]);
+  }
+
+  private startOn(endpoint: Endpoint, conn: UpstreamConnection): void {
+    if (this.done || this.status >= 0) return;
+    const noBody = this.requestEnded && this.buffered.length === 0;
+    const up = conn.startStream(this, this.request, noBody);
+    this.up = up;
+    this.upEndpoint = endpoint;
+    this.upWritten = 0;
+    this.route.cluster.acquire(endpoint);
+    const replay = this.buffered;
+    if (!this.replayable) this.buffered = [];
+    for (let i = 0; i < replay.length; i++) {
+      const last = i === replay.length - 1 && this.requestEnded;
+      conn.sendData(up, replay[i] as Buffer, last);
+    }
+    if (this.requestEnded && replay.length === 0 && !noBody) conn.sendData(up, EMPTY, true);
+  }
+
+  private retryOrFail(reason: string): void {
+    this.lastError = reason;
+    if (this.replayable && this.attempts < this.route.cluster.connectAttempts) return this.attempt();
+    this.respondError(
+      GrpcStatus.UNAVAILABLE,
+      `no endpoint of cluster "${this.route.cluster.name}" could take the stream: ${reason}`,
+    );
+  }
+
+  private onDeadline(): void {
+    this.deadline = undefined;
+    this.respondError(GrpcStatus.DEADLINE_EXCEEDED, "deadline exceeded");
+  }
+
+  /** Ends the client's stream with `status`: trailers-only before any response header, trailers after. */
+  private respondError(status: number, message: string): void {
+    if (this.done || this.status >= 0) return;
+    this.status = status;
+    this.cancelUpstream();
+    const down = this.down;
+    const encoded = encodeGrpcMessage(message);
+    const block = this.responded ? statusTrailers(status, encoded) : trailersOnly(status, encoded);
+    down.conn.sendHeaders(down, block, true);
+  }
+
+  private cancelUpstream(): void {
+    const up = this.up;
+    if (!up) return;
+    up.conn.resetStream(up, "CANCEL");
+    this.releaseUpstream();
+  }
+
+  /** The upstream stream is over: its endpoint count goes down once, and its result is recorded. */
+  private releaseUpstream(): void {
+    const endpoint = this.upEndpoint;
+    if (!this.up || !endpoint) return;
+    this.up = undefined;
+    this.upEndpoint = undefined;
+    this.route.cluster.release(endpoint);
+  }
+
+  private finish(): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.deadline) clearTimeout(this.deadline);
+    const up = this.up;
+    const endpoint = this.upEndpoint;
+    if (up && endpoint) {
+      if (up.closed) {
+        // Clean end: the worker's trailers were forwarded.
+        this.route.cluster.streamResult(endpoint, this.status !== GrpcStatus.UNAVAILABLE);
+        this.releaseUpstream();
+      } else if (up.remoteClosed) {
+        this.route.cluster.streamResult(endpoint, this.status !== GrpcStatus.UNAVAILABLE);
+        this.cancelUpstream();
+      } else {
+        this.cancelUpstream();
+      }
+    }
+    if (this.status < 0) this.status = GrpcStatus.CANCELLED;
+    this.onDone({
+      status: this.status,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      seconds: (performance.now() - this.started) / 1000,
+    });
+  }
+}
