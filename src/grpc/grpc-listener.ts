@@ -80,6 +80,8 @@ export class GrpcListener implements Listener {
       maxSessionMemory: H2_TUNING.maxSessionMemoryMiB,
       maxHeaderListPairs: H2_TUNING.maxHeaderListPairs,
       allowHTTP1: false,
+      // A client that half-closes after its request still gets the response (RFC 9293 half-close).
+      allowHalfOpen: true,
     };
     const tls = config.tls;
     this.server = tls

@@ -351,12 +351,8 @@ describe("grpc listener: defences", { timeout: 60_000 }, () => {
 
   it(
     "a half-closed client (FIN after its request) still gets the response",
-    {
-      // node:http2 servers close a session when its socket ends unless created with
-      // `allowHalfOpen: true` (measured on Node 22 with a bare node:http2 server: with the option the
-      // response arrives after the client's FIN). Until the listener passes it, this is a todo there.
-      todo: NODE_HTTP2 ? "the http2 engine's server needs allowHalfOpen: true" : false,
-    },
+    // node:http2 servers close a session when its socket ends unless created with
+    // `allowHalfOpen: true`; the http2 engine's listener passes it.
     () =>
       withRig(async (r) => {
         const c = await r.connect();
