@@ -5,6 +5,7 @@
  */
 import { EndpointSet, type Endpoint } from "./endpoint-set.js";
 import type { PickContext, PickResult, Picker, RandomSource } from "./picker.js";
+import type { LoadCosts } from "./load-cost.js";
 import { createPolicyPicker, type PolicyName } from "./policy.js";
 import { createAffinityPicker } from "./affinity.js";
 
@@ -13,6 +14,8 @@ export interface BalancerOptions {
   /** Present when the cluster has `affinity`; picks whose context carries `affinityKey` use it. */
   readonly affinity?: { readonly balanceFactor: number } | undefined;
   readonly random: RandomSource;
+  /** `least_loaded` only: the cluster's latency estimates and queue depths (kept across rebuilds). */
+  readonly costs?: LoadCosts | undefined;
 }
 
 export interface PolicySnapshot {
@@ -30,7 +33,10 @@ export class Balancer {
   constructor(
     readonly endpoints: EndpointSet,
     private readonly options: BalancerOptions,
-  ) {}
+  ) {
+    // Pickers are built lazily on the data path, where nothing may throw: refuse the wiring bug here.
+    if (options.policy === "least_loaded" && !options.costs) throw new Error("least_loaded needs costs");
+  }
 
   get policy(): PolicyName {
     return this.options.policy;
@@ -44,7 +50,13 @@ export class Balancer {
 
   private rebuild(): void {
     const snapshot = snapshotOf(this.endpoints.endpoints);
-    this.picker = createPolicyPicker(this.options.policy, snapshot, this.endpoints, this.options.random);
+    this.picker = createPolicyPicker(
+      this.options.policy,
+      snapshot,
+      this.endpoints,
+      this.options.random,
+      this.options.costs,
+    );
     this.affinityPicker = this.options.affinity
       ? createAffinityPicker(snapshot, this.endpoints, this.options.affinity.balanceFactor)
       : undefined;

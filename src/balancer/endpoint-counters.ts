@@ -7,6 +7,10 @@
  *   count that is one pick stale is harmless, a torn value cannot happen on an aligned Int32.
  * - `total` and `failures` are striped: each thread writes only its own Float64Array stripe with
  *   plain stores (no contention, no 2^31 wrap), and readers sum the stripes.
+ * - `queue` holds, per slot, the queue depth last scraped from the endpoint's worker (`load_metrics`)
+ *   and when (epoch ms), written only by the main thread's scraper and read by every thread's
+ *   least_loaded picker. A reader may see a new depth with the previous time for a moment; the cost
+ *   tolerates that (the age only discounts the depth).
  *
  * Pure: no I/O. The buffers are SharedArrayBuffers whether or not threads exist, so one code path
  * serves `threads: 1` and `threads: N`.
@@ -19,6 +23,8 @@ export interface EndpointCounterBuffers {
   readonly active: SharedArrayBuffer;
   readonly total: SharedArrayBuffer;
   readonly failures: SharedArrayBuffer;
+  /** Per slot: scraped queue depth at 2·slot, scrape time (epoch ms, 0 = never) at 2·slot + 1. */
+  readonly queue: SharedArrayBuffer;
 }
 
 export class EndpointCounters {
@@ -28,6 +34,8 @@ export class EndpointCounters {
   readonly total: Float64Array;
   /** This thread's stripe: data-path failures (connect failures, resets) per slot. */
   readonly failures: Float64Array;
+  /** Scraped queue depth and time per slot (see `EndpointCounterBuffers.queue`). */
+  private readonly queue: Float64Array;
   private readonly allTotal: Float64Array;
   private readonly allFailures: Float64Array;
 
@@ -40,6 +48,7 @@ export class EndpointCounters {
     if (!Number.isInteger(stripe) || stripe < 0 || stripe >= stripes)
       throw new RangeError(`counter stripe ${stripe} outside 0..${stripes - 1}`);
     this.active = new Int32Array(buffers.active);
+    this.queue = new Float64Array(buffers.queue);
     this.allTotal = new Float64Array(buffers.total);
     this.allFailures = new Float64Array(buffers.failures);
     this.total = this.allTotal.subarray(stripe * maxSlots, (stripe + 1) * maxSlots);
@@ -56,6 +65,7 @@ export class EndpointCounters {
         active: new SharedArrayBuffer(maxSlots * Int32Array.BYTES_PER_ELEMENT),
         total: new SharedArrayBuffer(maxSlots * stripes * f64),
         failures: new SharedArrayBuffer(maxSlots * stripes * f64),
+        queue: new SharedArrayBuffer(maxSlots * 2 * f64),
       },
       0,
     );
@@ -93,9 +103,26 @@ export class EndpointCounters {
     return sumStripes(this.allFailures, slot, this.buffers);
   }
 
+  /** Records a queue depth scraped from `slot`'s worker at `atMs` (epoch ms). */
+  setQueue(slot: number, depth: number, atMs: number): void {
+    this.queue[2 * slot] = depth;
+    this.queue[2 * slot + 1] = atMs;
+  }
+
+  /** The last scraped queue depth of `slot` (0 when never scraped). */
+  queueDepthOf(slot: number): number {
+    return this.queue[2 * slot] ?? 0;
+  }
+
+  /** When `slot`'s queue depth was scraped (epoch ms; 0 = never). */
+  queueScrapedAtOf(slot: number): number {
+    return this.queue[2 * slot + 1] ?? 0;
+  }
+
   /** Zeroes a slot in every stripe; only for a slot no thread uses (a fresh endpoint's). */
   resetSlot(slot: number): void {
     Atomics.store(this.active, slot, 0);
+    this.setQueue(slot, 0, 0);
     for (let s = 0; s < this.buffers.stripes; s++) {
       this.allTotal[s * this.buffers.maxSlots + slot] = 0;
       this.allFailures[s * this.buffers.maxSlots + slot] = 0;

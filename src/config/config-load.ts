@@ -124,9 +124,6 @@ function crossChecks(raw: unknown, add: (path: readonly PropertyKey[], message: 
         );
       else addresses.set(e.address, j);
     });
-    if (c.policy === "least_loaded" && c.load_metrics === undefined) {
-      add(["clusters", i, "policy"], "least_loaded needs clusters[].load_metrics");
-    }
     if (c.load_metrics !== undefined && c.policy !== "least_loaded") {
       add(["clusters", i, "load_metrics"], "applies only to policy: least_loaded");
     }

@@ -30,6 +30,7 @@ const EMPTY = Buffer.alloc(0);
 export class FramesStream implements StreamHandler {
   private up: StreamEnd | undefined;
   private upEndpoint: Endpoint | undefined;
+  private upStartedAt = 0;
   /** Request DATA kept for a retry (views), while `replayable`. */
   private buffered: Buffer[] = [];
   private bufferedBytes = 0;
@@ -148,11 +149,11 @@ export class FramesStream implements StreamHandler {
     }
     if (end !== this.up) return;
     const endpoint = this.upEndpoint as Endpoint;
-    this.releaseUpstream();
-    if (this.done || this.status >= 0) return;
+    if (this.done || this.status >= 0) return this.releaseUpstream(this.status);
     const refused = why === "goaway" || code === H2_ERROR_CODES.REFUSED_STREAM;
     if (refused && !this.responded && this.replayable) {
       // Never processed (REFUSED_STREAM, or above a GOAWAY's last stream id): not the endpoint's fault.
+      this.releaseUpstream(undefined);
       (this.refused ??= new Set()).add(endpoint);
       return this.retryOrFail(`${endpoint.address}: stream refused`);
     }
@@ -161,6 +162,7 @@ export class FramesStream implements StreamHandler {
     cluster.streamResult(endpoint, false);
     const lost = why === "connection";
     const status = lost ? GrpcStatus.UNAVAILABLE : statusOfResetCode(code);
+    this.releaseUpstream(status);
     const reason = lost
       ? "connection to the endpoint was lost"
       : `the endpoint reset the stream (code ${code})`;
@@ -242,6 +244,7 @@ export class FramesStream implements StreamHandler {
     const up = conn.startStream(this, this.request, noBody);
     this.up = up;
     this.upEndpoint = endpoint;
+    this.upStartedAt = performance.now();
     this.upWritten = 0;
     this.route.cluster.acquire(endpoint);
     const replay = this.buffered;
@@ -278,20 +281,26 @@ export class FramesStream implements StreamHandler {
     down.conn.sendHeaders(down, block, true);
   }
 
+  /** Cancels the upstream stream (deadline, client cancel, an error answered here). */
   private cancelUpstream(): void {
     const up = this.up;
     if (!up) return;
     up.conn.resetStream(up, "CANCEL");
-    this.releaseUpstream();
+    this.releaseUpstream(this.status >= 0 ? this.status : GrpcStatus.CANCELLED);
   }
 
-  /** The upstream stream is over: its endpoint count goes down once, and its result is recorded. */
-  private releaseUpstream(): void {
+  /**
+   * The upstream stream is over: its endpoint count goes down once, and `status` with the stream's
+   * latency feeds the load estimate (undefined for a refused stream, which the worker never ran).
+   */
+  private releaseUpstream(status: number | undefined): void {
     const endpoint = this.upEndpoint;
     if (!this.up || !endpoint) return;
     this.up = undefined;
     this.upEndpoint = undefined;
-    this.route.cluster.release(endpoint);
+    const cluster = this.route.cluster;
+    cluster.release(endpoint);
+    if (status !== undefined) cluster.streamFinished(endpoint, performance.now() - this.upStartedAt, status);
   }
 
   private finish(): void {
@@ -304,7 +313,7 @@ export class FramesStream implements StreamHandler {
       if (up.closed) {
         // Clean end: the worker's trailers were forwarded.
         this.route.cluster.streamResult(endpoint, this.status !== GrpcStatus.UNAVAILABLE);
-        this.releaseUpstream();
+        this.releaseUpstream(this.status);
       } else if (up.remoteClosed) {
         this.route.cluster.streamResult(endpoint, this.status !== GrpcStatus.UNAVAILABLE);
         this.cancelUpstream();

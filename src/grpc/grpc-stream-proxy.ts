@@ -149,7 +149,8 @@ export class GrpcStreamProxy {
       if (this.status < 0) this.trailers = forwardedTrailers(trailers);
     });
     up.once("end", () => this.onResponseEnd());
-    up.once("close", () => this.onUpstreamClose(up, endpoint, pool, session));
+    const startedAt = performance.now();
+    up.once("close", () => this.onUpstreamClose(up, endpoint, pool, session, startedAt));
     up.on("error", noop);
     for (const chunk of this.buffered) this.writeUpstream(chunk);
     if (!this.replayable) this.buffered = [];
@@ -236,18 +237,29 @@ export class GrpcStreamProxy {
     endpoint: Endpoint,
     pool: UpstreamPool,
     session: UpstreamSession,
+    startedAt: number,
   ): void {
     pool.released(session);
     this.route.cluster.release(endpoint);
+    const latencyMs = performance.now() - startedAt;
     if (this.up === up) this.up = undefined;
     const rst = up.rstCode ?? constants.NGHTTP2_NO_ERROR;
     const clean = this.upstreamEnded && rst === constants.NGHTTP2_NO_ERROR;
     if (clean) {
       const status = this.trailers ? parseStatus(this.trailers["grpc-status"]) : this.status;
       this.route.cluster.streamResult(endpoint, status !== GrpcStatus.UNAVAILABLE);
+      this.route.cluster.streamFinished(endpoint, latencyMs, status);
       return;
     }
-    if (this.status >= 0 || this.down.closed || this.down.destroyed) return; // we or the client ended it
+    if (this.status >= 0 || this.down.closed || this.down.destroyed) {
+      // We (deadline) or the client (cancel) ended it.
+      this.route.cluster.streamFinished(
+        endpoint,
+        latencyMs,
+        this.status >= 0 ? this.status : GrpcStatus.CANCELLED,
+      );
+      return;
+    }
     const sessionLost = session.state === "closed" || session.session.destroyed || session.session.closed;
     const refused =
       rst === constants.NGHTTP2_REFUSED_STREAM || (session.state === "draining" && !sessionLost);
@@ -259,6 +271,7 @@ export class GrpcStreamProxy {
     this.route.cluster.upstreamReset(endpoint);
     this.route.cluster.streamResult(endpoint, false);
     const status = sessionLost ? GrpcStatus.UNAVAILABLE : statusOfResetCode(rst);
+    this.route.cluster.streamFinished(endpoint, latencyMs, status);
     const why = sessionLost
       ? "connection to the endpoint was lost"
       : `the endpoint reset the stream (code ${rst})`;

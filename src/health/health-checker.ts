@@ -2,13 +2,15 @@
  * Schedules active probes for one cluster's endpoints and applies the thresholds. Probes run every
  * `interval` (up to 10 % jitter, so probes of many endpoints do not fire in lockstep) with a deadline
  * of `timeout`; a probe never overlaps the previous one to the same endpoint. State changes go to the
- * endpoint set, one log line at info and the health metrics.
+ * endpoint set, one log line at info and the health metrics. Per-model results (triton) go to the
+ * cluster's model readiness record, counted with the same thresholds.
  */
 import type { EndpointSet, Endpoint } from "../balancer/endpoint-set.js";
+import type { ModelReadiness } from "../balancer/model-readiness.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { HealthThresholds, type Thresholds } from "./health-thresholds.js";
-import type { Prober } from "./prober.js";
+import type { ProbeOutcome, Prober } from "./prober.js";
 
 export interface HealthCheckSettings extends Thresholds {
   readonly intervalMs: number;
@@ -34,6 +36,8 @@ export class HealthChecker {
     private readonly settings: HealthCheckSettings,
     private readonly log: Logger,
     private readonly metrics: Metrics,
+    /** Where per-model probe results are counted; absent: they are ignored. */
+    private readonly models?: ModelReadiness,
   ) {}
 
   /** Starts probing every current endpoint; call again after membership changes. */
@@ -51,6 +55,7 @@ export class HealthChecker {
         this.metrics.endpointHealthy.remove(this.endpoints.cluster, address);
       }
     }
+    this.models?.syncEndpoints(current);
   }
 
   stop(): void {
@@ -90,6 +95,7 @@ export class HealthChecker {
     s.running = false;
     if (s.stopped) return;
     const transition = s.thresholds.observe(outcome.result);
+    if (outcome.models) this.observeModels(e, outcome);
     if (transition.kind === "changed") {
       this.endpoints.setHealth(e.address, transition.to);
       const labels = { cluster: this.endpoints.cluster, endpoint: e.address };
@@ -111,6 +117,23 @@ export class HealthChecker {
     }
     const interval = this.settings.intervalMs * (1 - JITTER * Math.random());
     this.arm(e, s, Math.max(0, started + interval - Date.now()));
+  }
+
+  private observeModels(e: Endpoint, outcome: ProbeOutcome): void {
+    for (const m of outcome.models ?? []) {
+      const t = this.models?.observe(e.address, m.model, m.result);
+      if (t?.kind !== "changed") continue;
+      const line = {
+        cluster: this.endpoints.cluster,
+        endpoint: e.address,
+        model: m.model.name,
+        model_version: m.model.version,
+        to: t.to === "healthy" ? "ready" : "not_ready",
+        reason: m.reason,
+      };
+      if (t.to === "healthy") this.log.info(line, "model ready");
+      else this.log.warn(line, "model not ready");
+    }
   }
 
   private cancel(s: Schedule): void {

@@ -46,7 +46,8 @@ const DEADLINE_GRACE_MS = 100;
 /** A client unused this long belongs to a removed endpoint (or a very long interval) and is closed. */
 const IDLE_CLIENT_MS = 10 * 60_000;
 
-const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+/** Channel options of every prober's grpc-js clients (exported for the Triton and TorchServe probers). */
+export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   // Keepalive stays off (grpc-js's default): the probes themselves are the liveness traffic.
   // A revived worker must be seen within about a second, not after grpc-js's 120 s max backoff.
   "grpc.initial_reconnect_backoff_ms": 200,
@@ -190,7 +191,7 @@ export class GrpcHealthProber implements Prober {
 }
 
 /** `NOT_FOUND` (status 5: the server does not know the service), `UNAVAILABLE: ECONNREFUSED`, … */
-function statusReason(err: grpc.ServiceError): string {
+export function statusReason(err: grpc.ServiceError): string {
   const name =
     (grpc.status as unknown as Record<number, string | undefined>)[err.code] ?? `status ${err.code}`;
   if (err.code !== grpc.status.UNAVAILABLE) return name;
@@ -198,6 +199,6 @@ function statusReason(err: grpc.ServiceError): string {
   return errno ? `${name}: ${errno}` : name;
 }
 
-function errorReason(err: unknown): string {
+export function errorReason(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

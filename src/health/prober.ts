@@ -2,11 +2,26 @@
  * A prober runs one health check against one endpoint and reports success or failure within its
  * timeout. It never throws: every failure is a result with a short reason for the debug log.
  */
+import type { ModelRef } from "../balancer/model-readiness.js";
 import type { ProbeResult } from "./health-thresholds.js";
 
 export interface ProbeOutcome {
   readonly result: ProbeResult;
   /** Why it failed (e.g. "ECONNREFUSED", "timeout", "NOT_SERVING"); absent on success. */
+  readonly reason?: string | undefined;
+  /**
+   * Per-model readiness, from probers that can ask about models (triton: `ModelReady` for each of
+   * `clusters[].models`). Absent when the prober cannot tell, or when the whole server failed and the
+   * models were not asked about; the models' state then stays as it was.
+   */
+  readonly models?: readonly ModelProbeOutcome[] | undefined;
+}
+
+/** One model's probe result on the probed endpoint. */
+export interface ModelProbeOutcome {
+  readonly model: ModelRef;
+  readonly result: ProbeResult;
+  /** Why it failed ("not ready", "DEADLINE_EXCEEDED", …); absent on success. */
   readonly reason?: string | undefined;
 }
 

@@ -7,6 +7,11 @@
  * threads the main thread's runtime (`control`) probes, owns membership and ejections and serves no
  * traffic, and each worker thread's runtime (`data`) serves traffic on a mirror of the main thread's
  * endpoint set, sharing its counters, and asks the main thread to eject an outlier.
+ *
+ * Inference awareness: `models` records which endpoints have which of `clusters[].models` ready
+ * (fed by the triton prober; main thread only); `least_loaded` keeps latency estimates per thread
+ * (`streamFinished`) and reads queue depths that the main thread's load-metrics scraper stores in the
+ * shared counters.
  */
 import { Balancer } from "../balancer/balancer.js";
 import { EndpointSet, type Endpoint, type EndpointSpec } from "../balancer/endpoint-set.js";
@@ -18,6 +23,12 @@ import { OutlierDetector } from "../health/outlier-detector.js";
 import type { Prober } from "../health/prober.js";
 import { TcpProber } from "../health/prober-tcp.js";
 import { GrpcHealthProber } from "../health/prober-grpc-health.js";
+import { TritonProber } from "../health/prober-triton.js";
+import type { GrpcProbeTls } from "../health/prober-grpc-pool.js";
+import { TorchServeProber } from "../health/prober-torchserve.js";
+import { LoadMetricsScraper } from "../health/load-metrics-scraper.js";
+import { ModelReadiness } from "../balancer/model-readiness.js";
+import { LoadCosts, type LoadCostOptions } from "../balancer/load-cost.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { EndpointCounters } from "../balancer/endpoint-counters.js";
@@ -42,6 +53,14 @@ export class ClusterRuntime {
   readonly connectTimeoutMs: number;
   readonly connectAttempts: number;
   readonly role: ClusterRole;
+  /**
+   * Which endpoints have which of `clusters[].models` ready (triton health checks; models start
+   * ready). Kept across reloads. With worker threads only the main thread's record is fed.
+   */
+  readonly models: ModelReadiness;
+  /** `least_loaded` only: this thread's latency estimates and the shared queue depths. */
+  readonly costs: LoadCosts | undefined;
+  private readonly scraper: LoadMetricsScraper | undefined;
   private readonly requestEjection: ClusterRuntimeDeps["requestEjection"];
   private readonly health: HealthChecker | undefined;
   private readonly outliers: OutlierDetector;
@@ -67,10 +86,19 @@ export class ClusterRuntime {
     this.endpoints =
       previous?.endpoints ??
       new EndpointSet(config.name, this.role === "data" ? [] : config.endpoints, { counters: deps.counters });
+    const hc = config.health_check;
+    const thresholds = {
+      healthy: hc?.healthy_threshold ?? 2,
+      unhealthy: hc?.unhealthy_threshold ?? 3,
+    };
+    this.models = previous?.models ?? new ModelReadiness(thresholds, config.models);
+    if (previous) this.models.configure(config.models, thresholds);
+    this.costs = config.policy === "least_loaded" ? this.loadCosts(previous) : undefined;
     this.balancer = new Balancer(this.endpoints, {
-      policy: config.policy === "least_loaded" ? "least_connections" : config.policy,
+      policy: config.policy,
       affinity: config.affinity ? { balanceFactor: config.affinity.balance_factor } : undefined,
       random: deps.random ?? Math.random,
+      costs: this.costs,
     });
     this.connectTimeoutMs = durationMs(config.connect_timeout);
     this.connectAttempts = config.connect_attempts;
@@ -83,7 +111,6 @@ export class ClusterRuntime {
       maxEjectionPercent: od.max_ejection_percent,
     });
     const prober = this.role === "data" ? undefined : createProber(config);
-    const hc = config.health_check;
     this.health =
       prober && hc
         ? new HealthChecker(
@@ -97,6 +124,16 @@ export class ClusterRuntime {
             },
             this.log.child({ component: "health" }),
             this.metrics,
+            this.models,
+          )
+        : undefined;
+    const lm = config.load_metrics;
+    this.scraper =
+      this.role !== "data" && this.costs && lm
+        ? new LoadMetricsScraper(
+            this.endpoints,
+            { port: lm.port, path: lm.path, metric: lm.metric, intervalMs: durationMs(lm.interval) },
+            this.log.child({ component: "load-metrics" }),
           )
         : undefined;
     if (this.role === "data") return;
@@ -114,6 +151,7 @@ export class ClusterRuntime {
 
   start(): void {
     this.health?.sync();
+    this.scraper?.start();
   }
 
   /**
@@ -144,10 +182,12 @@ export class ClusterRuntime {
    */
   retire(): void {
     this.health?.stop();
+    this.scraper?.stop();
   }
 
   stop(): void {
     this.health?.stop();
+    this.scraper?.stop();
     for (const t of this.ejectionTimers.values()) clearTimeout(t);
     this.ejectionTimers.clear();
   }
@@ -184,6 +224,15 @@ export class ClusterRuntime {
   /** A gRPC stream's result on `endpoint` for outlier detection: UNAVAILABLE and resets count as failures. */
   streamResult(endpoint: Endpoint, ok: boolean): void {
     this.recordOutcome(endpoint, ok);
+  }
+
+  /**
+   * A gRPC stream on `endpoint` ended with `grpcStatus` after `latencyMs` (from its start upstream):
+   * a latency sample for `least_loaded` (fast UNAVAILABLE / RESOURCE_EXHAUSTED count as expensive,
+   * CANCELLED not at all). Other policies ignore it.
+   */
+  streamFinished(endpoint: Endpoint, latencyMs: number, grpcStatus: number): void {
+    this.costs?.record(endpoint.address, latencyMs, grpcStatus);
   }
 
   upstreamReset(endpoint: Endpoint): void {
@@ -225,6 +274,27 @@ export class ClusterRuntime {
     this.ejectionTimers.set(address, timer);
   }
 
+  /**
+   * The latency estimates of `least_loaded`, carried over from `previous` on reload; queue depths
+   * come from the shared counters when the cluster has `load_metrics`.
+   */
+  private loadCosts(previous: ClusterRuntime | undefined): LoadCosts {
+    const lm = this.config.load_metrics;
+    const counters = this.endpoints.counters;
+    const queue: LoadCostOptions["queue"] = lm
+      ? {
+          view: {
+            queueDepthOf: (e) => counters.queueDepthOf(e.slot),
+            queueScrapedAtOf: (e) => counters.queueScrapedAtOf(e.slot),
+          },
+          intervalMs: durationMs(lm.interval),
+        }
+      : undefined;
+    const costs = previous?.costs ?? new LoadCosts({ now: Date.now, load: this.endpoints, queue });
+    costs.setQueue(queue);
+    return costs;
+  }
+
   /** `data` role: an ejection ended in the main thread; this thread's detector starts afresh. */
   ejectionEnded(address: string): void {
     this.outliers.uneject(address);
@@ -245,10 +315,19 @@ function createProber(config: ClusterConfig): Prober | undefined {
           : undefined,
       });
     }
+    case "triton":
+      return new TritonProber({ models: config.models, tls: proberTls(config) });
+    case "torchserve":
+      return new TorchServeProber({ tls: proberTls(config) });
     case undefined:
     case "none":
       return undefined;
-    default:
-      throw new Error(`health_check.type ${type} is not available yet`);
   }
+}
+
+function proberTls(config: ClusterConfig): GrpcProbeTls {
+  const tls = config.tls;
+  return tls
+    ? { ca: tls.ca, serverName: tls.server_name, insecureSkipVerify: tls.insecure_skip_verify }
+    : undefined;
 }

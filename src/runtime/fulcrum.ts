@@ -432,18 +432,6 @@ function bindIssue(err: unknown, config: FulcrumConfig): ConfigIssue {
 function unsupportedFeatures(config: FulcrumConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   config.clusters.forEach((c, i) => {
-    const type = c.health_check?.type;
-    if (type === "triton" || type === "torchserve") {
-      issues.push({
-        path: `clusters[${i}].health_check.type`,
-        message: `"${type}" health checks are not available in this version`,
-      });
-    }
-    if (c.policy === "least_loaded")
-      issues.push({
-        path: `clusters[${i}].policy`,
-        message: `"least_loaded" is not available in this version`,
-      });
     if (c.affinity?.key === "triton_sequence")
       issues.push({
         path: `clusters[${i}].affinity.key`,

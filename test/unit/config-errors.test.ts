@@ -297,11 +297,6 @@ clusters:
       errors: ['clusters[0].affinity.balance_factor: expected 0 or a number ≥ 1, got "2"'],
     },
     {
-      name: "least_loaded without load_metrics",
-      yaml: GRPC.replace("  - name: c\n", "  - name: c\n    policy: least_loaded\n"),
-      errors: ["clusters[0].policy: least_loaded needs clusters[].load_metrics"],
-    },
-    {
       name: "least_loaded with load_metrics",
       yaml: GRPC.replace("  - name: c\n", "  - name: c\n    policy: least_loaded\n    load_metrics: {}\n"),
       errors: [],

@@ -94,6 +94,14 @@ clusters:
     );
   });
 
+  it("least_loaded runs without load_metrics (in-flight streams and latency only)", () => {
+    const c = parseConfig(GRPC.replace("  - name: c\n", "  - name: c\n    policy: least_loaded\n"), {
+      baseDir: "/",
+    });
+    assert.equal(c.clusters[0]?.policy, "least_loaded");
+    assert.equal(c.clusters[0]?.load_metrics, undefined);
+  });
+
   it("resolves relative file paths against the config's directory", () => {
     const c = parseConfig(
       `
