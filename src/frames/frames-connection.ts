@@ -20,6 +20,7 @@ import {
   FRAME_CONTINUATION,
   FRAME_DATA,
   FRAME_GOAWAY,
+  FRAME_HEADER_LENGTH,
   FRAME_HEADERS,
   FRAME_PING,
   FRAME_PRIORITY,
@@ -31,12 +32,12 @@ import {
 import {
   SETTINGS_ACK_FRAME,
   encodeGoawayFrame,
-  encodeHeadersFrames,
   encodePingFrame,
   encodeRstStreamFrame,
   encodeSettingsFrame,
   encodeWindowUpdateFrame,
   writeDataFrameHeader,
+  writeFrameHeader,
 } from "./h2-frame-writers.js";
 import {
   H2_INITIAL_SETTINGS,
@@ -49,6 +50,7 @@ import { HpackEncoder } from "./hpack-encoder.js";
 import { HeaderList } from "./hpack-header-list.js";
 import { FloodGuard } from "./frames-flood-guard.js";
 import { FRAMES_TUNING } from "./frames-tuning.js";
+import { FrameOutput } from "./frames-output.js";
 
 /** What a stream's owner hears from its connection. */
 export interface StreamHandler {
@@ -123,8 +125,7 @@ export abstract class H2Connection {
   private unacked = 0;
   /** Streams with DATA queued, waiting for window or for the socket to drain. */
   private readonly blocked = new Set<StreamEnd>();
-  private corked = false;
-  private congested = false;
+  protected readonly output: FrameOutput;
   /** Header block being assembled from HEADERS + CONTINUATION. */
   private blockStream = 0;
   private blockFlags = 0;
@@ -136,16 +137,13 @@ export abstract class H2Connection {
    */
   private readonly recentlyReset = new Set<number>();
   private readonly flood = new FloodGuard(FRAMES_TUNING.floodBurst, FRAMES_TUNING.floodPerSecond);
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.socket.uncork();
-  };
 
   constructor(
     readonly socket: Socket,
     protected readonly role: "server" | "client",
     readonly maxHeaderListSize: number,
   ) {
+    this.output = new FrameOutput(socket);
     this.reader = new FrameReader({ expectClientPreface: role === "server" });
     this.decoder = new HpackDecoder({ maxHeaderListSize });
     socket.setNoDelay(true);
@@ -193,15 +191,15 @@ export abstract class H2Connection {
 
   // ---- sending ------------------------------------------------------------------------------------
 
-  /** Queues bytes on the socket; writes of one turn of the event loop leave in one writev. */
+  /** Queues a control frame; everything of one turn of the event loop leaves in one write. */
   write(buf: Buffer): void {
     if (this.closed) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(this.uncork);
-    }
-    if (!this.socket.write(buf)) this.congested = true;
+    this.output.copy(buf);
+  }
+
+  /** The socket holds more than it should: stop sending DATA until it drains. */
+  private get congested(): boolean {
+    return this.output.backlog > FRAMES_TUNING.socketBacklog;
   }
 
   sendHeaders(end: StreamEnd, list: HeaderList, endStream: boolean): void {
@@ -212,17 +210,24 @@ export abstract class H2Connection {
       end.trailers = list;
       return;
     }
+    // HEADERS, then CONTINUATION frames past the peer's max frame size (§6.10), straight into the output.
     const length = this.encoder.encode(list);
-    this.write(
-      encodeHeadersFrames(
-        end.id,
-        this.encoder.output,
-        0,
-        length,
-        endStream,
-        this.remoteSettings.maxFrameSize,
-      ),
-    );
+    const block = this.encoder.output;
+    const maxFrame = this.remoteSettings.maxFrameSize;
+    const frames = Math.max(1, Math.ceil(length / maxFrame));
+    const out = this.output;
+    const slab = out.reserve(length + frames * FRAME_HEADER_LENGTH);
+    const start = out.offset;
+    let o = start;
+    for (let i = 0, p = 0; i < frames; i++) {
+      const n = Math.min(maxFrame, length - p);
+      let flags = i === frames - 1 ? FLAG_END_HEADERS : 0;
+      if (i === 0 && endStream) flags |= FLAG_END_STREAM;
+      o = writeFrameHeader(slab, o, n, i === 0 ? FRAME_HEADERS : FRAME_CONTINUATION, flags, end.id);
+      o += block.copy(slab, o, p, p + n);
+      p += n;
+    }
+    out.commit(o - start);
     if (endStream) this.closeLocal(end);
   }
 
@@ -288,13 +293,13 @@ export abstract class H2Connection {
   connectionError(code: H2ErrorName, debug: string): void {
     if (this.closed) return;
     this.sendGoaway(this.lastPeerStreamId(), code, debug);
-    this.socket.end();
     this.destroy(`connection error ${code}: ${debug}`);
   }
 
-  /** Ends the connection now, resetting every stream. */
+  /** Ends the connection now, resetting every stream; what was queued (a GOAWAY) still leaves first. */
   destroy(why: string): void {
     if (this.closed) return;
+    this.output.flush();
     this.closed = true;
     for (const end of [...this.streams.values()]) {
       this.streams.delete(end.id);
@@ -302,11 +307,14 @@ export abstract class H2Connection {
       end.handler.onReset(end, H2_ERROR_CODES.CANCEL, "connection");
     }
     this.blocked.clear();
-    if (!this.socket.destroyed) {
-      // Let queued bytes (a GOAWAY) leave first; the timer bounds a peer that does not read.
-      if (this.socket.writableLength > 0 && !this.socket.writableEnded) this.socket.end();
-      setTimeout(() => this.socket.destroy(), 1000).unref();
-      if (this.socket.writableLength === 0) this.socket.destroy();
+    const socket = this.socket;
+    if (!socket.destroyed) {
+      if (socket.writableLength === 0) socket.destroy();
+      else {
+        // Let the queued bytes leave, then FIN; the timer bounds a peer that does not read.
+        if (!socket.writableEnded) socket.end();
+        setTimeout(() => socket.destroy(), 1000).unref();
+      }
     }
     this.onClosed(why);
   }
@@ -347,10 +355,8 @@ export abstract class H2Connection {
       if (room <= 0) break;
       const n = Math.min(room, head.length);
       const last = n === head.length && end.queue.length === 1 && end.endQueued;
-      const header = Buffer.allocUnsafe(9);
-      writeDataFrameHeader(header, 0, end.id, n, last);
-      this.write(header);
-      this.write(n === head.length ? head : head.subarray(0, n));
+      this.writeDataHeader(end.id, n, last);
+      this.output.attach(n === head.length ? head : head.subarray(0, n));
       if (n === head.length) end.queue.shift();
       else end.queue[0] = head.subarray(n);
       end.queuedBytes -= n;
@@ -367,9 +373,7 @@ export abstract class H2Connection {
     if (end.queue.length === 0 && end.endQueued && !this.closed) {
       // END_STREAM alone: an empty DATA frame (no window needed).
       end.endQueued = false;
-      const header = Buffer.allocUnsafe(9);
-      writeDataFrameHeader(header, 0, end.id, 0, true);
-      this.write(header);
+      this.writeDataHeader(end.id, 0, true);
       this.blocked.delete(end);
       this.closeLocal(end);
       return;
@@ -386,6 +390,13 @@ export abstract class H2Connection {
     }
   }
 
+  private writeDataHeader(id: number, length: number, endStream: boolean): void {
+    const out = this.output;
+    const slab = out.reserve(FRAME_HEADER_LENGTH);
+    writeDataFrameHeader(slab, out.offset, id, length, endStream);
+    out.commit(FRAME_HEADER_LENGTH);
+  }
+
   private flushBlocked(): void {
     for (const end of [...this.blocked]) {
       if (this.congested || this.sendWindow <= 0) return;
@@ -394,7 +405,6 @@ export abstract class H2Connection {
   }
 
   private onSocketDrain(): void {
-    this.congested = false;
     this.flushBlocked();
   }
 
@@ -449,7 +459,7 @@ export abstract class H2Connection {
   /** Frames that cost the peer nothing but us work are budgeted (PING/SETTINGS/RST floods, §10.5). */
   private spend(cost: number): void {
     if (!this.flood.take(cost)) this.connectionError("ENHANCE_YOUR_CALM", "too many control frames");
-    else if (this.socket.writableLength > FRAMES_TUNING.maxControlBacklog)
+    else if (this.output.backlog > FRAMES_TUNING.maxControlBacklog)
       this.connectionError("ENHANCE_YOUR_CALM", "peer does not read");
   }
 

@@ -92,7 +92,6 @@ export class DownstreamConnection extends H2Connection {
   }
 
   private close(why: string): void {
-    this.socket.end();
     this.destroy(why);
   }
 

@@ -13,6 +13,11 @@ export const FRAMES_TUNING = {
   floodBurst: 2000,
   /** …and send per second, sustained; beyond it: GOAWAY ENHANCE_YOUR_CALM. */
   floodPerSecond: 1000,
+  /**
+   * Octets queued for a socket past which DATA waits for it to drain: bounds what a slow reader
+   * costs (the rest waits upstream, held back by flow control) while keeping the pipe full.
+   */
+  socketBacklog: 256 * 1024,
   /** Octets waiting in a socket that the peer does not read, past which its control frames end it. */
   maxControlBacklog: 1024 * 1024,
   /** How long the final GOAWAY of a drain waits for the PING round trip after the first one. */
