@@ -11,7 +11,7 @@ import { createServer as createTlsServer, type TLSSocket } from "node:tls";
 import type { ListenerConfig } from "../config/config-schema.js";
 import { durationMs, sizeBytes } from "../config/config-units.js";
 import type { StreamOutcome } from "../grpc/grpc-stream-proxy.js";
-import { statusName } from "../grpc/grpc-status.js";
+import { GrpcStreamMetrics } from "../grpc/grpc-stream-metrics.js";
 import type { Logger } from "../log/logger.js";
 import { RateLimitedWarning } from "../log/rate-limited-warning.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -46,6 +46,7 @@ export class FramesListener implements Listener {
   private readonly handshakeMs: number;
   private readonly maxHeaderListSize: number;
   private activeStreams = 0;
+  private readonly streamMetrics: GrpcStreamMetrics;
   private draining = false;
 
   constructor(
@@ -55,6 +56,7 @@ export class FramesListener implements Listener {
     this.log = deps.log.child({ component: "grpc", listener: config.name, engine: "frames" });
     this.refusedWarning = new RateLimitedWarning(this.log, 10_000);
     this.labels = { listener: config.name, thread: deps.thread };
+    this.streamMetrics = new GrpcStreamMetrics(deps.metrics, config.name);
     this.idleMs = durationMs(config.idle_timeout);
     this.handshakeMs = durationMs(config.handshake_timeout);
     this.maxHeaderListSize = sizeBytes(config.max_header_list_size);
@@ -188,12 +190,7 @@ export class FramesListener implements Listener {
     this.activeStreams--;
     const state = this.conns.get(conn);
     if (state && conn.active === 0) this.armIdle(conn, state);
-    const m = this.deps.metrics;
-    const listener = this.config.name;
-    m.grpcStreams.inc({ listener, cluster, grpc_code: statusName(outcome.status) });
-    m.streamDuration.observe({ listener, cluster }, outcome.seconds);
-    if (outcome.bytesIn > 0) m.bytes.inc({ listener, direction: "in" }, outcome.bytesIn);
-    if (outcome.bytesOut > 0) m.bytes.inc({ listener, direction: "out" }, outcome.bytesOut);
+    this.streamMetrics.report(cluster, outcome);
   }
 }
 

@@ -27,7 +27,7 @@ import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
 import type { Listener } from "../runtime/listener.js";
 import type { ClusterPools } from "./cluster-pools.js";
 import { GrpcStreamProxy, type StreamOutcome, type StreamRoute } from "./grpc-stream-proxy.js";
-import { statusName } from "./grpc-status.js";
+import { GrpcStreamMetrics } from "./grpc-stream-metrics.js";
 import { H2_TUNING } from "./h2-tuning.js";
 
 const MAX_STREAM_ID = 2 ** 31 - 1;
@@ -58,6 +58,7 @@ export class GrpcListener implements Listener {
   private idleMs: number;
   private readonly handshakeMs: number;
   private activeStreams = 0;
+  private readonly streamMetrics: GrpcStreamMetrics;
   private draining = false;
 
   constructor(
@@ -67,6 +68,7 @@ export class GrpcListener implements Listener {
     this.log = deps.log.child({ component: "grpc", listener: config.name });
     this.refusedWarning = new RateLimitedWarning(this.log, 10_000);
     this.labels = { listener: config.name, thread: deps.thread };
+    this.streamMetrics = new GrpcStreamMetrics(deps.metrics, config.name);
     this.idleMs = durationMs(config.idle_timeout);
     this.handshakeMs = durationMs(config.handshake_timeout);
     const maxHeaderListSize = sizeBytes(config.max_header_list_size);
@@ -234,12 +236,7 @@ export class GrpcListener implements Listener {
   }
 
   private report(cluster: string, outcome: StreamOutcome): void {
-    const m = this.deps.metrics;
-    const listener = this.config.name;
-    m.grpcStreams.inc({ listener, cluster, grpc_code: statusName(outcome.status) });
-    m.streamDuration.observe({ listener, cluster }, outcome.seconds);
-    if (outcome.bytesIn > 0) m.bytes.inc({ listener, direction: "in" }, outcome.bytesIn);
-    if (outcome.bytesOut > 0) m.bytes.inc({ listener, direction: "out" }, outcome.bytesOut);
+    this.streamMetrics.report(cluster, outcome);
   }
 }
 

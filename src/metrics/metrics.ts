@@ -3,6 +3,7 @@
  * Names and labels follow DESIGN.md's table: `fulcrum_` prefix, bounded labels, names never renamed.
  */
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from "prom-client";
+import { TallyBook, type CounterTally } from "./metrics-tally.js";
 
 export interface Metrics {
   readonly registry: Registry;
@@ -24,13 +25,24 @@ export interface Metrics {
   readonly outlierEjections: Counter<"cluster" | "endpoint">;
   readonly configReloads: Counter<"result">;
   readonly routeDecisions: Counter<"cluster" | "reason">;
+  /** Hot-path handles of `upstreamRequests`, `grpcStreams` and `bytes` (see metrics-tally.ts). */
+  upstreamRequestsTally(labels: { cluster: string; endpoint: string }): CounterTally<"cluster" | "endpoint">;
+  grpcStreamsTally(labels: {
+    listener: string;
+    cluster: string;
+    grpc_code: string;
+  }): CounterTally<"listener" | "cluster" | "grpc_code">;
+  bytesTally(labels: { listener: string; direction: "in" | "out" }): CounterTally<"listener" | "direction">;
 }
 
 export function createMetrics(registry: Registry, options: { processMetrics?: boolean } = {}): Metrics {
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
   const r = [registry];
   const collectors = new Set<() => void>();
-  return {
+  const requestsBook = new TallyBook<"cluster" | "endpoint">();
+  const streamsBook = new TallyBook<"listener" | "cluster" | "grpc_code">();
+  const bytesBook = new TallyBook<"listener" | "direction">();
+  const metrics: Metrics = {
     registry,
     addCollector(fn) {
       collectors.add(fn);
@@ -69,6 +81,7 @@ export function createMetrics(registry: Registry, options: { processMetrics?: bo
       help: "Connections (tcp) or streams (grpc) sent to an endpoint.",
       labelNames: ["cluster", "endpoint"],
       registers: r,
+      collect: () => requestsBook.flush(),
     }),
     upstreamConnectFailures: new Counter({
       name: "fulcrum_upstream_connect_failures_total",
@@ -87,6 +100,7 @@ export function createMetrics(registry: Registry, options: { processMetrics?: bo
       help: "gRPC streams finished, by status code.",
       labelNames: ["listener", "cluster", "grpc_code"],
       registers: r,
+      collect: () => streamsBook.flush(),
     }),
     streamDuration: new Histogram({
       name: "fulcrum_stream_duration_seconds",
@@ -100,6 +114,7 @@ export function createMetrics(registry: Registry, options: { processMetrics?: bo
       help: "Bytes proxied; in = from clients, out = to clients.",
       labelNames: ["listener", "direction"],
       registers: r,
+      collect: () => bytesBook.flush(),
     }),
     pickDuration: new Histogram({
       name: "fulcrum_pick_duration_seconds",
@@ -138,5 +153,12 @@ export function createMetrics(registry: Registry, options: { processMetrics?: bo
       labelNames: ["cluster", "reason"],
       registers: r,
     }),
+    upstreamRequestsTally: (labels) => requestsBook.tally(labels),
+    grpcStreamsTally: (labels) => streamsBook.tally(labels),
+    bytesTally: (labels) => bytesBook.tally(labels),
   };
+  requestsBook.counter = metrics.upstreamRequests;
+  streamsBook.counter = metrics.grpcStreams;
+  bytesBook.counter = metrics.bytes;
+  return metrics;
 }

@@ -31,6 +31,7 @@ import { ModelReadiness } from "../balancer/model-readiness.js";
 import { LoadCosts, type LoadCostOptions } from "../balancer/load-cost.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
+import type { CounterTally } from "../metrics/metrics-tally.js";
 import type { EndpointCounters } from "../balancer/endpoint-counters.js";
 
 export type ClusterRole = "all" | "control" | "data";
@@ -68,6 +69,8 @@ export class ClusterRuntime {
   private readonly log: Logger;
   private readonly metrics: Metrics;
   private readonly pickLabels: { cluster: string; policy: string };
+  /** `fulcrum_upstream_requests_total` handles per endpoint (an endpoint object lives while it is a member). */
+  private readonly requestTallies = new WeakMap<Endpoint, CounterTally<"cluster" | "endpoint">>();
   private readonly maxEjectionPercent: number;
 
   /**
@@ -193,16 +196,21 @@ export class ClusterRuntime {
   }
 
   pick(ctx: PickContext): PickResult {
-    const end = this.metrics.pickDuration.startTimer(this.pickLabels);
+    const started = performance.now();
     const result = this.balancer.pick(ctx);
-    end();
+    this.metrics.pickDuration.observe(this.pickLabels, (performance.now() - started) / 1000);
     return result;
   }
 
   /** A connection or stream starts on `endpoint`; pair with exactly one `release`. */
   acquire(endpoint: Endpoint): void {
     this.endpoints.acquire(endpoint);
-    this.metrics.upstreamRequests.inc({ cluster: this.name, endpoint: endpoint.address });
+    let tally = this.requestTallies.get(endpoint);
+    if (!tally) {
+      tally = this.metrics.upstreamRequestsTally({ cluster: this.name, endpoint: endpoint.address });
+      this.requestTallies.set(endpoint, tally);
+    }
+    tally.add(1);
   }
 
   release(endpoint: Endpoint): void {
