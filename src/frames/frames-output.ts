@@ -6,6 +6,10 @@
  * sees one write instead of one per frame; large DATA payloads are attached as they are (zero copy).
  * Measured on the unary bench: a write per frame cost a quarter of the engine's CPU in writev and
  * Writable bookkeeping.
+ *
+ * The flush runs in the check phase (setImmediate), after every socket read of the loop's poll
+ * phase: requests from many client connections bound for one worker connection leave in one write
+ * (measured: write syscalls were a quarter of the CPU per RPC with a flush after each read).
  */
 import type { Socket } from "node:net";
 
@@ -106,6 +110,6 @@ export class FrameOutput {
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    process.nextTick(this.flushNow);
+    setImmediate(this.flushNow);
   }
 }
