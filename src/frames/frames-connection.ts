@@ -48,6 +48,7 @@ import {
 import { HpackDecoder } from "./hpack-decoder.js";
 import { HpackEncoder } from "./hpack-encoder.js";
 import { HeaderList } from "./hpack-header-list.js";
+import { forwardable, forwardedFields } from "./frames-headers.js";
 import { FloodGuard } from "./frames-flood-guard.js";
 import { FRAMES_TUNING } from "./frames-tuning.js";
 import { FrameOutput } from "./frames-output.js";
@@ -202,16 +203,27 @@ export abstract class H2Connection {
     return this.output.backlog > FRAMES_TUNING.socketBacklog;
   }
 
-  sendHeaders(end: StreamEnd, list: HeaderList, endStream: boolean): void {
+  /**
+   * Sends a header block. With `forward`, `list` is a block received on the other side (reused by
+   * its connection after this call) and is encoded filtered (forwardedFields) without a copy,
+   * unless it must wait behind queued DATA.
+   */
+  sendHeaders(end: StreamEnd, list: HeaderList, endStream: boolean, forward?: "response" | "trailers"): void {
     if (this.closed || end.localClosed) return;
     if (endStream && (end.queue.length > 0 || end.endQueued)) {
       // Trailers go after the DATA still waiting for window.
       end.endQueued = false;
-      end.trailers = list;
+      if (forward) {
+        const copy = new HeaderList();
+        forwardedFields(list, copy, forward === "response");
+        end.trailers = copy;
+      } else {
+        end.trailers = list;
+      }
       return;
     }
     // HEADERS, then CONTINUATION frames past the peer's max frame size (§6.10), straight into the output.
-    const length = this.encoder.encode(list);
+    const length = forward ? this.encodeForwarded(list, forward === "response") : this.encoder.encode(list);
     const block = this.encoder.output;
     const maxFrame = this.remoteSettings.maxFrameSize;
     const frames = Math.max(1, Math.ceil(length / maxFrame));
@@ -388,6 +400,18 @@ export abstract class H2Connection {
       end.trailers = undefined;
       this.sendHeaders(end, trailers, true);
     }
+  }
+
+  /** Encodes a received block minus connection-specific fields (and pseudo-headers for trailers). */
+  private encodeForwarded(list: HeaderList, keepPseudo: boolean): number {
+    const encoder = this.encoder;
+    encoder.begin();
+    for (let i = 0; i < list.length; i++) {
+      const name = list.name(i);
+      if (!forwardable(name, keepPseudo)) continue;
+      encoder.field(name, list.value(i), list.neverIndexed(i));
+    }
+    return encoder.end();
   }
 
   private writeDataHeader(id: number, length: number, endStream: boolean): void {

@@ -76,13 +76,18 @@ export function upstreamRequest(
   return undefined;
 }
 
+/** True when a received field crosses to the other side (pseudo-headers only in response headers). */
+export function forwardable(name: string, keepPseudo: boolean): boolean {
+  if (CONNECTION_SPECIFIC.has(name)) return false;
+  return keepPseudo || name.charCodeAt(0) !== 0x3a;
+}
+
 /** A response header block or trailers for the other side: connection-specific fields dropped. */
 export function forwardedFields(list: HeaderList, out: HeaderList, keepPseudo: boolean): void {
   out.clear();
   for (let i = 0; i < list.length; i++) {
     const name = list.name(i);
-    if (CONNECTION_SPECIFIC.has(name)) continue;
-    if (!keepPseudo && name.charCodeAt(0) === 0x3a) continue;
+    if (!forwardable(name, keepPseudo)) continue;
     out.add(name, list.value(i), list.neverIndexed(i) ? FIELD_NEVER_INDEXED : 0);
   }
 }

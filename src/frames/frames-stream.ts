@@ -12,9 +12,9 @@ import { RETRY_BUFFER_BYTES, type StreamOutcome } from "../grpc/grpc-stream-prox
 import { parseGrpcTimeout } from "../grpc/grpc-timeout.js";
 import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
 import { H2_ERROR_CODES } from "./h2-error-codes.js";
-import { HeaderList } from "./hpack-header-list.js";
+import type { HeaderList } from "./hpack-header-list.js";
 import type { ResetCause, StreamEnd, StreamHandler } from "./frames-connection.js";
-import { forwardedFields, statusTrailers, trailersOnly } from "./frames-headers.js";
+import { statusTrailers, trailersOnly } from "./frames-headers.js";
 import type { FramesClusterPools, FramesUpstreamPool } from "./frames-upstream-pool.js";
 import type { UpstreamConnection } from "./frames-upstream.js";
 
@@ -71,11 +71,7 @@ export class FramesStream implements StreamHandler {
     if (end === this.down) {
       // Request trailers (rare in gRPC): forwarded, they end the request.
       this.requestEnded = true;
-      if (this.up) {
-        const copy = new HeaderList();
-        forwardedFields(list, copy, false);
-        this.up.conn.sendHeaders(this.up, copy, true);
-      }
+      if (this.up) this.up.conn.sendHeaders(this.up, list, true, "trailers");
       return;
     }
     if (end !== this.up) return;
@@ -84,25 +80,22 @@ export class FramesStream implements StreamHandler {
     this.replayable = false;
     this.buffered = [];
     if (this.done || this.status >= 0) return;
-    const out = new HeaderList();
     if (first) {
       const code = list.get(":status");
       if (code !== undefined && code.startsWith("1")) {
         this.responded = false; // informational: the real response follows
         return;
       }
-      forwardedFields(list, out, true);
       if (endStream) this.status = parseStatus(list.get("grpc-status"));
-      this.down.conn.sendHeaders(this.down, out, endStream);
+      this.down.conn.sendHeaders(this.down, list, endStream, "response");
       return;
     }
     if (!endStream) {
       this.up.conn.streamError(this.up, "PROTOCOL_ERROR");
       return;
     }
-    forwardedFields(list, out, false);
     this.status = parseStatus(list.get("grpc-status"));
-    this.down.conn.sendHeaders(this.down, out, true);
+    this.down.conn.sendHeaders(this.down, list, true, "trailers");
   }
 
   onData(end: StreamEnd, data: Buffer, endStream: boolean): void {
