@@ -5,7 +5,7 @@
  *   policies   Fulcrum's policies and HAProxy's over 4 simulated GPU workers, one 3× slower
  *   load       the gRPC load generator on its own, against any address (see loadgen-cli.ts)
  *
- * Options: --targets a,b  --repeat N  --cpu-prof  --quick  --out DIR  --rows a,b  --seconds N.
+ * Options: --targets a,b  --repeat N  --cpu-prof  --quick  --out DIR  --rows a,b  --seconds N  --threads N|auto.
  * Every child process is stopped at the end, on an error and on SIGINT/SIGTERM.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -27,6 +27,8 @@ const USAGE = `usage: npm run bench -- <overhead|policies|load> [options]
   --out DIR       where the JSON, Markdown and SVG reports go (default bench/results, --quick: test-artifacts/bench)
   --rows a,b      overhead: only rows whose id contains one of these
   --seconds N     seconds per measurement (overhead default 8; policies default 20 per load point)
+  --threads N     overhead: threads of every proxy (Fulcrum threads, HAProxy nbthread, NGINX
+                  worker_processes); "auto" = one per core (default 1)
   load ...        npm run bench -- load --help
 `;
 
@@ -48,6 +50,7 @@ async function main(argv: string[]): Promise<number> {
       out: { type: "string" },
       rows: { type: "string" },
       seconds: { type: "string" },
+      threads: { type: "string", default: "1" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -61,6 +64,8 @@ async function main(argv: string[]): Promise<number> {
   if (!Number.isInteger(repeat) || repeat < 1) fail("--repeat: expected an integer ≥ 1");
   const seconds = values.seconds === undefined ? undefined : Number(values.seconds);
   if (seconds !== undefined && !(seconds >= 1)) fail("--seconds: expected a number ≥ 1");
+  const threads = values.threads === "auto" ? cpus().length : Number(values.threads);
+  if (!Number.isInteger(threads) || threads < 1) fail('--threads: expected an integer ≥ 1 or "auto"');
   const targets = values.targets?.split(",").map((t) => t.trim()) as TargetName[] | undefined;
   for (const t of targets ?? []) if (!TARGETS.includes(t)) fail(`--targets: unknown target "${t}"`);
 
@@ -79,6 +84,7 @@ async function main(argv: string[]): Promise<number> {
       quick: values.quick,
       seconds,
       rows: values.rows?.split(","),
+      threads,
       dir,
       cpuProfDir,
       say,

@@ -23,6 +23,7 @@ export interface OverheadOptions {
   readonly seconds: number;
   readonly dir: string;
   readonly cpuProfDir?: string | undefined;
+  readonly threads?: number | undefined;
   readonly say: (line: string) => void;
 }
 
@@ -69,7 +70,7 @@ export async function runOverhead(o: OverheadOptions): Promise<OverheadMeasureme
     for (const name of o.targets) {
       const dir = join(o.dir, name);
       mkdirSync(dir, { recursive: true });
-      running.push(await startTarget(name, listeners, { dir, cpuProfDir: o.cpuProfDir }));
+      running.push(await startTarget(name, listeners, { dir, cpuProfDir: o.cpuProfDir, threads: o.threads }));
     }
     const total = o.repeat * rows.length * running.length;
     for (let rep = 0; rep < o.repeat; rep++) {

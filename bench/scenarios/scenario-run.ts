@@ -20,6 +20,8 @@ export interface ScenarioOptions {
   readonly rows: readonly string[] | undefined;
   readonly dir: string;
   readonly cpuProfDir: string | undefined;
+  /** Threads of every proxy (overhead); default 1. */
+  readonly threads?: number | undefined;
   readonly say: (line: string) => void;
 }
 
@@ -39,6 +41,7 @@ export async function runScenario(name: ScenarioName, o: ScenarioOptions): Promi
       seconds: o.seconds ?? (o.quick ? 1 : 8),
       dir: o.dir,
       cpuProfDir: o.cpuProfDir,
+      threads: o.threads,
       say: o.say,
     });
     const problems = ms.flatMap((m) =>

@@ -13,8 +13,9 @@ import { repoRoot, type ListenerSpec, type RunningTarget, type StartOptions } fr
 export function fulcrumConfig(
   listeners: readonly ListenerSpec[],
   engine: "http2" | "frames" = "http2",
+  threads = 1,
 ): string {
-  const lines = ["log: { level: info }", "drain_timeout: 2s", "listeners:"];
+  const lines = ["log: { level: info }", "drain_timeout: 2s", `threads: ${threads}`, "listeners:"];
   for (const l of listeners) {
     const grpc = l.protocol === "grpc" ? `, engine: ${engine}` : "";
     lines.push(
@@ -39,7 +40,7 @@ export async function startFulcrum(
   engine: "http2" | "frames" = "http2",
 ): Promise<RunningTarget> {
   const config = join(options.dir, `fulcrum-${engine}.yaml`);
-  writeFileSync(config, fulcrumConfig(listeners, engine));
+  writeFileSync(config, fulcrumConfig(listeners, engine, options.threads));
   const cli = join(repoRoot(), "dist", "src", "cli.js");
   const prof = options.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", options.cpuProfDir] : [];
   const child = startChild("fulcrum", process.execPath, [...prof, cli, "--config", config]);

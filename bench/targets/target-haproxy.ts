@@ -35,7 +35,7 @@ export async function startHaproxy(
   options: StartOptions,
 ): Promise<RunningTarget> {
   const ports = new Map<string, number>();
-  let cfg = peerTemplate("haproxy.cfg", {});
+  let cfg = peerTemplate("haproxy.cfg", { THREADS: options.threads ?? 1 });
   for (const l of listeners) {
     const port = await freePort();
     ports.set(l.name, port);

@@ -59,7 +59,11 @@ export async function startNginx(
     (l.protocol === "tcp" ? stream : http).push(peerTemplate(`nginx-${l.protocol}.conf`, vars));
   }
   const dir = join(options.dir, "nginx");
-  const conf = peerTemplate("nginx.conf", { STREAM: stream.join("\n"), HTTP: http.join("\n") });
+  const conf = peerTemplate("nginx.conf", {
+    STREAM: stream.join("\n"),
+    HTTP: http.join("\n"),
+    THREADS: options.threads ?? 1,
+  });
   const child = await runNginx("nginx", dir, conf, [...ports.values()]);
   return {
     name: "nginx",

@@ -29,6 +29,8 @@ export interface StartOptions {
   readonly dir: string;
   /** Fulcrum only: write a V8 CPU profile into this directory (`--cpu-prof`). */
   readonly cpuProfDir?: string | undefined;
+  /** Threads of every proxy: Fulcrum `threads`, HAProxy `nbthread`, NGINX `worker_processes` (default 1). */
+  readonly threads?: number | undefined;
 }
 
 export interface RunningTarget {
