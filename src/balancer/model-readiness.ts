@@ -155,6 +155,26 @@ export class ModelReadiness {
     return endpoints.filter((e) => !not.has(e.address));
   }
 
+  /** The not-ready record as plain data, for worker threads to mirror (`mirror`). */
+  snapshot(): [ModelRef, string[]][] {
+    const out: [ModelRef, string[]][] = [];
+    for (const [key, set] of this.notReadyAt) {
+      const ref = this.keys.get(key);
+      if (ref && set.size > 0) out.push([ref, [...set]]);
+    }
+    return out;
+  }
+
+  /**
+   * A worker thread's copy takes the main thread's record as it is (the main thread probes and
+   * applies the thresholds; the copy only answers `isReady`).
+   */
+  mirror(entries: readonly (readonly [ModelRef, readonly string[]])[]): void {
+    this.notReadyAt.clear();
+    for (const [ref, addresses] of entries) this.notReadyAt.set(keyOf(ref), new Set(addresses));
+    this.bump();
+  }
+
   /** Every tracked model's readiness on `address`, in configuration order (status pages, tests). */
   stateOf(address: string): ModelState[] {
     return this.configured.map((m) => ({

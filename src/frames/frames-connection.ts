@@ -208,7 +208,13 @@ export abstract class H2Connection {
    * its connection after this call) and is encoded filtered (forwardedFields) without a copy,
    * unless it must wait behind queued DATA.
    */
-  sendHeaders(end: StreamEnd, list: HeaderList, endStream: boolean, forward?: "response" | "trailers"): void {
+  sendHeaders(
+    end: StreamEnd,
+    list: HeaderList,
+    endStream: boolean,
+    forward?: "response" | "trailers",
+    extra?: readonly [string, string],
+  ): void {
     if (this.closed || end.localClosed) return;
     if (endStream && (end.queue.length > 0 || end.endQueued)) {
       // Trailers go after the DATA still waiting for window.
@@ -216,6 +222,7 @@ export abstract class H2Connection {
       if (forward) {
         const copy = new HeaderList();
         forwardedFields(list, copy, forward === "response");
+        if (extra) copy.add(extra[0], extra[1]);
         end.trailers = copy;
       } else {
         end.trailers = list;
@@ -223,7 +230,9 @@ export abstract class H2Connection {
       return;
     }
     // HEADERS, then CONTINUATION frames past the peer's max frame size (§6.10), straight into the output.
-    const length = forward ? this.encodeForwarded(list, forward === "response") : this.encoder.encode(list);
+    const length = forward
+      ? this.encodeForwarded(list, forward === "response", extra)
+      : this.encoder.encode(list);
     const block = this.encoder.output;
     const maxFrame = this.remoteSettings.maxFrameSize;
     const frames = Math.max(1, Math.ceil(length / maxFrame));
@@ -403,7 +412,7 @@ export abstract class H2Connection {
   }
 
   /** Encodes a received block minus connection-specific fields (and pseudo-headers for trailers). */
-  private encodeForwarded(list: HeaderList, keepPseudo: boolean): number {
+  private encodeForwarded(list: HeaderList, keepPseudo: boolean, extra?: readonly [string, string]): number {
     const encoder = this.encoder;
     encoder.begin();
     for (let i = 0; i < list.length; i++) {
@@ -411,6 +420,7 @@ export abstract class H2Connection {
       if (!forwardable(name, keepPseudo)) continue;
       encoder.field(name, list.value(i), list.neverIndexed(i));
     }
+    if (extra) encoder.field(extra[0], extra[1]);
     return encoder.end();
   }
 

@@ -15,6 +15,14 @@ import { H2_ERROR_CODES } from "./h2-error-codes.js";
 import type { HeaderList } from "./hpack-header-list.js";
 import type { ResetCause, StreamEnd, StreamHandler } from "./frames-connection.js";
 import { statusTrailers, trailersOnly } from "./frames-headers.js";
+import {
+  InferenceRouting,
+  ROUTE_TRAILER,
+  routeReason,
+  routeTrailer,
+  unionExclude,
+  type ModelFilter,
+} from "../grpc/inference-routing.js";
 import type { FramesClusterPools, FramesUpstreamPool } from "./frames-upstream-pool.js";
 import type { UpstreamConnection } from "./frames-upstream.js";
 
@@ -26,11 +34,17 @@ export interface FramesRoute {
 }
 
 const EMPTY = Buffer.alloc(0);
+const ANY_MODEL: ModelFilter = Object.freeze({ kind: "any" });
 
 export class FramesStream implements StreamHandler {
   private up: StreamEnd | undefined;
   private upEndpoint: Endpoint | undefined;
   private upStartedAt = 0;
+  /** Inference routing of this stream (models configured and an inference method), if any. */
+  private readonly routing: InferenceRouting | undefined;
+  private filter: ModelFilter | undefined;
+  /** The `fulcrum-route` trailer value (`explain: true`). */
+  private explanation: string | undefined;
   /** Request DATA kept for a retry (views), while `replayable`. */
   private buffered: Buffer[] = [];
   private bufferedBytes = 0;
@@ -62,7 +76,10 @@ export class FramesStream implements StreamHandler {
     this.requestEnded = endStream;
     const timeoutMs = parseGrpcTimeout(request.get("grpc-timeout"));
     if (timeoutMs !== undefined) this.deadline = setTimeout(() => this.onDeadline(), Math.max(0, timeoutMs));
-    this.attempt();
+    // An inference call to a cluster with models waits for the head of its first message.
+    this.routing = InferenceRouting.forStream(route.cluster, request.get(":path"));
+    if (this.routing && endStream) this.routing.end();
+    if (!this.routing || this.routing.decided) this.attempt();
   }
 
   // ---- StreamHandler: both ends report here ---------------------------------------------------------
@@ -87,7 +104,8 @@ export class FramesStream implements StreamHandler {
         return;
       }
       if (endStream) this.status = parseStatus(list.get("grpc-status"));
-      this.down.conn.sendHeaders(this.down, list, endStream, "response");
+      const note = endStream ? this.routeField() : undefined;
+      this.down.conn.sendHeaders(this.down, list, endStream, "response", note);
       return;
     }
     if (!endStream) {
@@ -95,7 +113,7 @@ export class FramesStream implements StreamHandler {
       return;
     }
     this.status = parseStatus(list.get("grpc-status"));
-    this.down.conn.sendHeaders(this.down, list, true, "trailers");
+    this.down.conn.sendHeaders(this.down, list, true, "trailers", this.routeField());
   }
 
   onData(end: StreamEnd, data: Buffer, endStream: boolean): void {
@@ -181,32 +199,48 @@ export class FramesStream implements StreamHandler {
       }
     }
     if (up) up.conn.sendData(up, data, endStream);
+    else if (this.routing && this.attempts === 0 && !this.routing.decided) {
+      if (!this.routing.push(data) && endStream) this.routing.end();
+      if (this.routing.decided) this.attempt();
+    }
   }
 
   private attempt(): void {
     if (this.done) return;
     const cluster = this.route.cluster;
+    const filter = (this.filter ??= this.routing?.filter() ?? ANY_MODEL);
+    if (filter.kind === "none") return this.respondError(GrpcStatus.UNAVAILABLE, filter.message);
+    const modelExclude = filter.kind === "only" ? filter.exclude : undefined;
     let picked = cluster.pick({
       clientAddress: this.route.clientAddress,
       affinityKey: this.route.affinityKey,
-      exclude: this.excluded(),
+      exclude: unionExclude(modelExclude, this.excluded()),
     });
     if (picked.kind === "unavailable" && this.refused && picked.reason === "all_endpoints_tried") {
       // Streams refused by a draining connection were never processed: the same endpoint may take them again.
       picked = cluster.pick({
         clientAddress: this.route.clientAddress,
         affinityKey: this.route.affinityKey,
-        exclude: this.failedConnects,
+        exclude: unionExclude(modelExclude, this.failedConnects),
       });
     }
     if (picked.kind === "unavailable") {
       const message =
-        this.attempts === 0 && picked.reason === "no_healthy_endpoint"
-          ? `no healthy endpoint in cluster "${cluster.name}"`
-          : `no endpoint of cluster "${cluster.name}" could take the stream: ${this.lastError}`;
+        this.attempts === 0 && filter.kind === "only"
+          ? `no healthy endpoint of cluster "${cluster.name}" has model "${filter.model}" ready`
+          : this.attempts === 0 && picked.reason === "no_healthy_endpoint"
+            ? `no healthy endpoint in cluster "${cluster.name}"`
+            : `no endpoint of cluster "${cluster.name}" could take the stream: ${this.lastError}`;
       return this.respondError(GrpcStatus.UNAVAILABLE, message);
     }
     const endpoint = picked.endpoint;
+    if (this.attempts === 0) {
+      const reason = routeReason(cluster, this.route.affinityKey, filter);
+      cluster.routeDecided(reason);
+      if (cluster.config.explain) this.explanation = routeTrailer(endpoint.address, cluster, reason);
+    } else if (this.explanation !== undefined) {
+      this.explanation = this.explanation.replace(/^endpoint=[^;]*/, `endpoint=${endpoint.address}`);
+    }
     this.attempts++;
     const pool = this.route.pools.get(endpoint);
     const ready = pool.tryAcquire();
@@ -271,7 +305,13 @@ export class FramesStream implements StreamHandler {
     const down = this.down;
     const encoded = encodeGrpcMessage(message);
     const block = this.responded ? statusTrailers(status, encoded) : trailersOnly(status, encoded);
+    if (this.explanation !== undefined) block.add(ROUTE_TRAILER, this.explanation);
     down.conn.sendHeaders(down, block, true);
+  }
+
+  /** The `fulcrum-route` trailer field, when the cluster explains its routes. */
+  private routeField(): readonly [string, string] | undefined {
+    return this.explanation === undefined ? undefined : [ROUTE_TRAILER, this.explanation];
   }
 
   /** Cancels the upstream stream (deadline, client cancel, an error answered here). */

@@ -15,6 +15,16 @@ import type { Endpoint } from "../balancer/endpoint-set.js";
 import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
 import { GrpcStatus, encodeGrpcMessage, parseStatus, statusOfResetCode } from "./grpc-status.js";
 import { parseGrpcTimeout } from "./grpc-timeout.js";
+import {
+  InferenceRouting,
+  ROUTE_TRAILER,
+  routeReason,
+  routeTrailer,
+  unionExclude,
+  type ModelFilter,
+} from "./inference-routing.js";
+
+const ANY_MODEL: ModelFilter = Object.freeze({ kind: "any" });
 import type { ClusterPools } from "./cluster-pools.js";
 import type { UpstreamPool, UpstreamSession } from "./upstream-pool.js";
 
@@ -61,6 +71,11 @@ export class GrpcStreamProxy {
   private readonly upstreamHeaders: OutgoingHttpHeaders;
   private readonly clientAddress: string | undefined;
   private readonly affinityKey: string | undefined;
+  /** Inference routing of this stream (models configured and an inference method), if any. */
+  private readonly routing: InferenceRouting | undefined;
+  private filter: ModelFilter | undefined;
+  /** The `fulcrum-route` trailer value (`explain: true`). */
+  private explanation: string | undefined;
 
   constructor(
     private readonly down: ServerHttp2Stream,
@@ -84,33 +99,48 @@ export class GrpcStreamProxy {
     if (timeoutMs !== undefined) {
       this.deadline = setTimeout(() => this.onDeadline(), Math.max(0, timeoutMs));
     }
-    this.attempt();
+    // An inference call to a cluster with models waits for the head of its first message.
+    const path = headers[":path"];
+    this.routing = InferenceRouting.forStream(route.cluster, typeof path === "string" ? path : undefined);
+    if (!this.routing) this.attempt();
   }
 
   private attempt(): void {
     if (this.down.closed || this.down.destroyed) return;
     const cluster = this.route.cluster;
+    const filter = (this.filter ??= this.routing?.filter() ?? ANY_MODEL);
+    if (filter.kind === "none") return this.respondError(GrpcStatus.UNAVAILABLE, filter.message);
+    const modelExclude = filter.kind === "only" ? filter.exclude : undefined;
     let picked = cluster.pick({
       clientAddress: this.clientAddress,
       affinityKey: this.affinityKey,
-      exclude: this.excluded(),
+      exclude: unionExclude(modelExclude, this.excluded()),
     });
     if (picked.kind === "unavailable" && this.refused && picked.reason === "all_endpoints_tried") {
       // Streams refused by a draining session were never processed: the same endpoint may take them again.
       picked = cluster.pick({
         clientAddress: this.clientAddress,
         affinityKey: this.affinityKey,
-        exclude: this.failedConnects,
+        exclude: unionExclude(modelExclude, this.failedConnects),
       });
     }
     if (picked.kind === "unavailable") {
       const message =
-        this.attempts === 0 && picked.reason === "no_healthy_endpoint"
-          ? `no healthy endpoint in cluster "${cluster.name}"`
-          : `no endpoint of cluster "${cluster.name}" could take the stream: ${this.lastError}`;
+        this.attempts === 0 && filter.kind === "only"
+          ? `no healthy endpoint of cluster "${cluster.name}" has model "${filter.model}" ready`
+          : this.attempts === 0 && picked.reason === "no_healthy_endpoint"
+            ? `no healthy endpoint in cluster "${cluster.name}"`
+            : `no endpoint of cluster "${cluster.name}" could take the stream: ${this.lastError}`;
       return this.respondError(GrpcStatus.UNAVAILABLE, message);
     }
     const endpoint = picked.endpoint;
+    if (this.attempts === 0) {
+      const reason = routeReason(cluster, this.affinityKey, filter);
+      cluster.routeDecided(reason);
+      if (cluster.config.explain) this.explanation = routeTrailer(endpoint.address, cluster, reason);
+    } else if (this.explanation !== undefined) {
+      this.explanation = this.explanation.replace(/^endpoint=[^;]*/, `endpoint=${endpoint.address}`);
+    }
     this.attempts++;
     const pool = this.route.pools.get(endpoint);
     const ready = pool.tryAcquire();
@@ -163,9 +193,15 @@ export class GrpcStreamProxy {
     if (!this.up) {
       this.buffered.push(chunk);
       this.bufferedBytes += chunk.length;
+      const routing = this.routing;
+      if (routing && this.attempts === 0 && !routing.decided) {
+        // Past the retry buffer the stream pauses: decide with what arrived rather than wait forever.
+        if (this.bufferedBytes > RETRY_BUFFER_BYTES) routing.end();
+        if (routing.push(chunk) || routing.decided) this.attempt();
+      }
       if (this.bufferedBytes > RETRY_BUFFER_BYTES) {
         this.replayable = false;
-        this.down.pause();
+        if (!this.up) this.down.pause();
       }
       return;
     }
@@ -192,6 +228,11 @@ export class GrpcStreamProxy {
   private onRequestEnd(): void {
     this.requestEnded = true;
     this.up?.end();
+    const routing = this.routing;
+    if (routing && this.attempts === 0 && !routing.decided) {
+      routing.end();
+      this.attempt();
+    }
   }
 
   private onResponse(headers: IncomingHttpHeaders, flags: number): void {
@@ -203,6 +244,7 @@ export class GrpcStreamProxy {
     if (flags & END_STREAM) {
       // Trailers-only: forwarded as trailers-only, never as HEADERS + DATA + trailers.
       this.status = parseStatus(headers["grpc-status"]);
+      if (this.explanation !== undefined) out[ROUTE_TRAILER] = this.explanation;
       this.down.respond(out, { endStream: true });
       return;
     }
@@ -211,6 +253,7 @@ export class GrpcStreamProxy {
         "grpc-status": String(GrpcStatus.INTERNAL),
         "grpc-message": "upstream response ended without trailers",
       };
+      if (this.explanation !== undefined) trailers[ROUTE_TRAILER] = this.explanation;
       if (this.status < 0) this.status = parseStatus(trailers["grpc-status"]);
       this.down.sendTrailers(trailers);
     });
@@ -300,7 +343,11 @@ export class GrpcStreamProxy {
     if (up && !up.closed) up.close(constants.NGHTTP2_CANCEL);
     const down = this.down;
     if (down.closed || down.destroyed) return;
-    const fields = { "grpc-status": String(status), "grpc-message": encodeGrpcMessage(message) };
+    const fields: OutgoingHttpHeaders = {
+      "grpc-status": String(status),
+      "grpc-message": encodeGrpcMessage(message),
+    };
+    if (this.explanation !== undefined) fields[ROUTE_TRAILER] = this.explanation;
     if (!down.headersSent) {
       down.respond({ ":status": 200, "content-type": "application/grpc", ...fields }, { endStream: true });
     } else {

@@ -33,6 +33,7 @@ export interface Metrics {
     grpc_code: string;
   }): CounterTally<"listener" | "cluster" | "grpc_code">;
   bytesTally(labels: { listener: string; direction: "in" | "out" }): CounterTally<"listener" | "direction">;
+  routeDecisionsTally(labels: { cluster: string; reason: string }): CounterTally<"cluster" | "reason">;
 }
 
 export function createMetrics(registry: Registry, options: { processMetrics?: boolean } = {}): Metrics {
@@ -42,6 +43,7 @@ export function createMetrics(registry: Registry, options: { processMetrics?: bo
   const requestsBook = new TallyBook<"cluster" | "endpoint">();
   const streamsBook = new TallyBook<"listener" | "cluster" | "grpc_code">();
   const bytesBook = new TallyBook<"listener" | "direction">();
+  const routeBook = new TallyBook<"cluster" | "reason">();
   const metrics: Metrics = {
     registry,
     addCollector(fn) {
@@ -152,13 +154,16 @@ export function createMetrics(registry: Registry, options: { processMetrics?: bo
       help: "Inference-aware routing decisions, by reason.",
       labelNames: ["cluster", "reason"],
       registers: r,
+      collect: () => routeBook.flush(),
     }),
     upstreamRequestsTally: (labels) => requestsBook.tally(labels),
     grpcStreamsTally: (labels) => streamsBook.tally(labels),
     bytesTally: (labels) => bytesBook.tally(labels),
+    routeDecisionsTally: (labels) => routeBook.tally(labels),
   };
   requestsBook.counter = metrics.upstreamRequests;
   streamsBook.counter = metrics.grpcStreams;
   bytesBook.counter = metrics.bytes;
+  routeBook.counter = metrics.routeDecisions;
   return metrics;
 }

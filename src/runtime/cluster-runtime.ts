@@ -71,6 +71,7 @@ export class ClusterRuntime {
   private readonly pickLabels: { cluster: string; policy: string };
   /** `fulcrum_upstream_requests_total` handles per endpoint (an endpoint object lives while it is a member). */
   private readonly requestTallies = new WeakMap<Endpoint, CounterTally<"cluster" | "endpoint">>();
+  private readonly routeTallies = new Map<string, CounterTally<"cluster" | "reason">>();
   private readonly maxEjectionPercent: number;
 
   /**
@@ -200,6 +201,20 @@ export class ClusterRuntime {
     const result = this.balancer.pick(ctx);
     this.metrics.pickDuration.observe(this.pickLabels, (performance.now() - started) / 1000);
     return result;
+  }
+
+  /**
+   * Counts a routing decision of an inference-aware cluster (models configured or `explain`) in
+   * `fulcrum_route_decisions_total`; other clusters skip it.
+   */
+  routeDecided(reason: "affinity" | "model" | "cost" | "policy"): void {
+    if (this.config.models.length === 0 && !this.config.explain) return;
+    let tally = this.routeTallies.get(reason);
+    if (!tally) {
+      tally = this.metrics.routeDecisionsTally({ cluster: this.name, reason });
+      this.routeTallies.set(reason, tally);
+    }
+    tally.add(1);
   }
 
   /** A connection or stream starts on `endpoint`; pair with exactly one `release`. */

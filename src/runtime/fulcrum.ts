@@ -437,11 +437,6 @@ function unsupportedFeatures(config: FulcrumConfig): ConfigIssue[] {
         path: `clusters[${i}].affinity.key`,
         message: '"triton_sequence" affinity is not available in this version',
       });
-    if (c.explain)
-      issues.push({
-        path: `clusters[${i}].explain`,
-        message: "route explanations are not available in this version",
-      });
   });
   return issues;
 }

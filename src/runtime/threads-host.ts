@@ -11,6 +11,7 @@
  */
 import { Worker } from "node:worker_threads";
 import type { EndpointSet } from "../balancer/endpoint-set.js";
+import type { ModelReadiness } from "../balancer/model-readiness.js";
 import type { FulcrumConfig } from "../config/config-schema.js";
 import type { Logger } from "../log/logger.js";
 import type { ClusterRuntime } from "./cluster-runtime.js";
@@ -40,6 +41,7 @@ interface Waiting {
 
 interface Watch {
   readonly set: EndpointSet;
+  readonly models: ModelReadiness;
   readonly unsubscribe: () => void;
 }
 
@@ -219,14 +221,15 @@ export class ThreadsHost implements DataPlaneHost {
   /** Sends a cluster's endpoint state to every thread after it changed (once per turn of the loop). */
   private watchClusters(): void {
     for (const [name, w] of this.watches) {
-      if (this.deps.clusters.get(name)?.endpoints === w.set) continue;
+      const runtime = this.deps.clusters.get(name);
+      if (runtime?.endpoints === w.set && runtime.models === w.models) continue;
       w.unsubscribe();
       this.watches.delete(name);
     }
     for (const [name, runtime] of this.deps.clusters) {
       if (this.watches.has(name)) continue;
       const set = runtime.endpoints;
-      const unsubscribe = set.onChange(() => {
+      const changed = (): void => {
         if (this.queued.has(name)) return;
         this.queued.add(name);
         queueMicrotask(() => {
@@ -234,8 +237,14 @@ export class ThreadsHost implements DataPlaneHost {
           const state = this.clusterState(name);
           if (state) this.broadcast({ type: "endpoints", cluster: state });
         });
-      });
-      this.watches.set(name, { set, unsubscribe });
+      };
+      const offEndpoints = set.onChange(changed);
+      const offModels = runtime.models.onChange(changed);
+      const unsubscribe = (): void => {
+        offEndpoints();
+        offModels();
+      };
+      this.watches.set(name, { set, models: runtime.models, unsubscribe });
     }
   }
 
@@ -244,11 +253,13 @@ export class ThreadsHost implements DataPlaneHost {
   }
 
   private clusterState(name: string): ClusterState | undefined {
-    const set = this.deps.clusters.get(name)?.endpoints;
-    if (!set) return undefined;
+    const runtime = this.deps.clusters.get(name);
+    if (!runtime) return undefined;
+    const set = runtime.endpoints;
     return {
       name,
       counters: set.counters.buffers,
+      modelsNotReady: runtime.models.snapshot(),
       endpoints: set.endpoints.map((e) => ({
         address: e.address,
         weight: e.weight,

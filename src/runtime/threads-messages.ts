@@ -6,6 +6,7 @@
  */
 import type { EndpointCounterBuffers } from "../balancer/endpoint-counters.js";
 import type { EndpointHealth } from "../balancer/endpoint-set.js";
+import type { ModelRef } from "../balancer/model-readiness.js";
 import type { FulcrumConfig } from "../config/config-schema.js";
 import type { ListenerStatus, PortOverrides } from "./data-plane.js";
 
@@ -19,11 +20,12 @@ export interface EndpointState {
   readonly ejected: boolean;
 }
 
-/** A cluster a worker thread must serve: its counters and current endpoints. */
+/** A cluster a worker thread must serve: its counters, current endpoints and where models are not ready. */
 export interface ClusterState {
   readonly name: string;
   readonly counters: EndpointCounterBuffers;
   readonly endpoints: readonly EndpointState[];
+  readonly modelsNotReady: readonly (readonly [ModelRef, readonly string[]])[];
 }
 
 /** What a worker thread is started with (`workerData`). */

@@ -65,6 +65,7 @@ function mirror(state: ClusterState): void {
     set.setEjected(e.address, e.ejected);
     if (wasEjected.has(e.address) && !e.ejected) runtime.ejectionEnded(e.address);
   }
+  runtime.models.mirror(state.modelsNotReady);
 }
 
 let config = init.config;

@@ -197,7 +197,6 @@ clusters:
 clusters:
   - name: c
     affinity: { key: triton_sequence }
-    explain: true
     endpoints: [{ address: "127.0.0.1:1" }]
 `,
     );
@@ -205,7 +204,6 @@ clusters:
     assert.equal(frames.code, 1);
     assert.deepEqual(frames.stderr.trim().split("\n"), [
       'clusters[0].affinity.key: "triton_sequence" affinity is not available in this version',
-      "clusters[0].explain: route explanations are not available in this version",
     ]);
   });
 

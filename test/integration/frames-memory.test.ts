@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import * as http2 from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 import { startCli, type CliProcess } from "../helpers/cli-process.js";
 
 const MiB = 1024 * 1024;
@@ -32,6 +32,17 @@ function chunkOf(i: number): Buffer {
   return b;
 }
 
+/** A protobuf varint. */
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n % 0x80) | 0x80);
+    n = Math.floor(n / 0x80);
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
+
 function grpcPrefix(length: number): Buffer {
   const p = Buffer.alloc(5);
   p.writeUInt32BE(length, 1);
@@ -46,7 +57,7 @@ function startWorker(): Promise<{ server: http2.Http2Server; port: number }> {
   const server = http2.createServer({ settings: { initialWindowSize: 4 * MiB } });
   server.on("stream", (stream, headers) => {
     const path = headers[":path"];
-    if (path === "/big.Test/Upload") {
+    if (path === "/big.Test/Upload" || path === "/inference.GRPCInferenceService/ModelInfer") {
       const hash = createHash("sha256");
       stream.on("data", (c: Buffer) => hash.update(c));
       stream.on("end", () => {
@@ -95,9 +106,14 @@ describe("frames engine memory", { timeout: 120_000 }, () => {
   let worker: { server: http2.Http2Server; port: number };
   let fulcrum: CliProcess;
   let session: http2.ClientHttp2Session;
+  let warmPeak = 0;
 
   before(async () => {
     worker = await startWorker();
+  });
+
+  // A fresh Fulcrum per test: VmHWM is a peak, so one test's growth must not hide in another's.
+  beforeEach(async () => {
     const dir = mkdtempSync(join(tmpdir(), "fulcrum-frames-memory-"));
     const file = join(dir, "fulcrum.yaml");
     writeFileSync(
@@ -105,13 +121,19 @@ describe("frames engine memory", { timeout: 120_000 }, () => {
       `log: { level: warn }
 listeners:
   - { name: g, protocol: grpc, engine: frames, listen: "127.0.0.1:0", cluster: w }
+  - { name: m, protocol: grpc, engine: frames, listen: "127.0.0.1:0", cluster: models }
 clusters:
   - name: w
     health_check: { type: none }
     endpoints: [{ address: "127.0.0.1:${worker.port}" }]
+  - name: models
+    health_check: { type: none }
+    models: [{ name: resnet }]
+    explain: true
+    endpoints: [{ address: "127.0.0.1:${worker.port}" }]
 `,
     );
-    fulcrum = await startCli(["run", "--config", file, "--log-level", "info"], 1);
+    fulcrum = await startCli(["run", "--config", file, "--log-level", "info"], 2);
     session = http2.connect(`http://${fulcrum.address("g")}`, { settings: { initialWindowSize: 4 * MiB } });
     session.once("connect", () => session.setLocalWindowSize(32 * MiB));
     // Warm-up: code paths, pools and buffers exist before the baseline is taken.
@@ -119,18 +141,21 @@ clusters:
     warm.end(Buffer.concat([grpcPrefix(7), Buffer.from(String(4 * MiB).padStart(7, "0"))]));
     warm.resume();
     await new Promise((r) => warm.once("close", r));
+    warmPeak = peakRss(fulcrum.child.pid as number);
   });
 
-  after(async () => {
+  afterEach(async () => {
     session?.close();
     fulcrum?.child.kill("SIGKILL");
     await fulcrum?.exited();
+  });
+
+  after(async () => {
     await new Promise((r) => worker?.server.close(r));
   });
 
   it("a 256 MiB unary request arrives intact; Fulcrum's peak RSS grows < 48 MiB", async () => {
     const pid = fulcrum.child.pid as number;
-    const baseline = peakRss(pid);
     const size = 256 * MiB;
     const expected = createHash("sha256");
     const stream = request(session, "/big.Test/Upload");
@@ -150,14 +175,13 @@ clusters:
     await new Promise((r) => stream.once("close", r));
     const digest = Buffer.concat(response).subarray(5).toString();
     assert.equal(digest, expected.digest("hex"), "the worker hashed exactly what the client sent");
-    const growth = peakRss(pid) - baseline;
+    const growth = peakRss(pid) - warmPeak;
     console.log(`frames 256 MiB unary: Fulcrum VmHWM grew ${(growth / MiB).toFixed(1)} MiB`);
     assert.ok(growth < 48 * MiB, `VmHWM grew ${(growth / MiB).toFixed(1)} MiB`);
   });
 
   it("a 128 MiB response to a client reading at 8 MiB/s arrives intact; peak RSS grows < 32 MiB", async () => {
     const pid = fulcrum.child.pid as number;
-    const baseline = peakRss(pid);
     const size = 128 * MiB;
     const stream = request(session, "/big.Test/Download");
     const sizeText = Buffer.from(String(size));
@@ -183,8 +207,48 @@ clusters:
     assert.equal(trailers["grpc-status"], "0");
     assert.equal(received, size + 5);
     assert.equal(hash.digest("hex"), expected.digest("hex"));
-    const growth = peakRss(pid) - baseline;
+    const growth = peakRss(pid) - warmPeak;
     console.log(`frames 128 MiB slow reader: Fulcrum VmHWM grew ${(growth / MiB).toFixed(1)} MiB`);
     assert.ok(growth < 32 * MiB, `VmHWM grew ${(growth / MiB).toFixed(1)} MiB`);
+  });
+
+  it("a 256 MiB ModelInfer routed by its model name: the head is peeked, the rest streams; peak RSS grows < 48 MiB", async () => {
+    const pid = fulcrum.child.pid as number;
+    const models = http2.connect(`http://${fulcrum.address("m")}`, {
+      settings: { initialWindowSize: 4 * MiB },
+    });
+    try {
+      const tensor = 256 * MiB;
+      // ModelInferRequest: model_name = 1 ("resnet"), raw_input_contents = 7 (the tensor bytes).
+      const head = Buffer.concat([
+        Buffer.from([0x0a, 6]),
+        Buffer.from("resnet"),
+        Buffer.from([0x3a]),
+        varint(tensor),
+      ]);
+      const prefix = grpcPrefix(head.length + tensor);
+      const expected = createHash("sha256").update(prefix).update(head);
+      const stream = request(models, "/inference.GRPCInferenceService/ModelInfer");
+      const response: Buffer[] = [];
+      stream.on("data", (c: Buffer) => response.push(c));
+      const trailers = new Promise<http2.IncomingHttpHeaders>((r) => stream.once("trailers", r));
+      stream.write(Buffer.concat([prefix, head]));
+      for (let i = 0; i * CHUNK < tensor; i++) {
+        const c = chunkOf(i);
+        expected.update(c);
+        if (!stream.write(c)) await new Promise((r) => stream.once("drain", r));
+      }
+      stream.end();
+      const t = await trailers;
+      await new Promise((r) => stream.once("close", r));
+      assert.equal(t["grpc-status"], "0");
+      assert.match(String(t["fulcrum-route"]), /reason=model$/, "routed by its model");
+      assert.equal(Buffer.concat(response).subarray(5).toString(), expected.digest("hex"));
+      const growth = peakRss(pid) - warmPeak;
+      console.log(`frames 256 MiB ModelInfer: Fulcrum VmHWM grew ${(growth / MiB).toFixed(1)} MiB`);
+      assert.ok(growth < 48 * MiB, `VmHWM grew ${(growth / MiB).toFixed(1)} MiB`);
+    } finally {
+      models.close();
+    }
   });
 });

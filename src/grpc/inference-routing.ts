@@ -1,0 +1,122 @@
+/**
+ * Model-aware routing for both gRPC engines (issue #9): a Triton `ModelInfer` / `ModelStreamInfer` or
+ * a TorchServe `Predictions` call to a cluster with `models` waits for the head of its first message
+ * (RequestPeeker: model name and version, never the tensors), then may only reach endpoints where
+ * that model is ready. Past `peek_max_bytes`, on a compressed message or an unparsable head the
+ * policy decides alone. Also the route's explanation: the `fulcrum-route` trailer (`explain: true`)
+ * and `fulcrum_route_decisions_total{cluster,reason}`.
+ */
+import type { Endpoint } from "../balancer/endpoint-set.js";
+import type { ModelRef } from "../balancer/model-readiness.js";
+import { sizeBytes } from "../config/config-units.js";
+import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
+import { RequestPeeker, inferenceMethodOf, type PeekOutcome } from "./inference-peek.js";
+
+/** Why an endpoint was chosen: affinity decided, the model narrowed the set, least_loaded's cost, or the policy. */
+export type RouteReason = "affinity" | "model" | "cost" | "policy";
+
+/** Which endpoints a request may reach. */
+export type ModelFilter =
+  | { readonly kind: "any" }
+  | { readonly kind: "only"; readonly model: string; readonly exclude: ReadonlySet<Endpoint> }
+  | { readonly kind: "none"; readonly message: string };
+
+const ANY: ModelFilter = Object.freeze({ kind: "any" });
+
+/** The header of the explanation trailer. */
+export const ROUTE_TRAILER = "fulcrum-route";
+
+export class InferenceRouting {
+  private readonly peeker: RequestPeeker;
+  private outcome: PeekOutcome = { kind: "need_more" };
+
+  private constructor(
+    private readonly cluster: ClusterRuntime,
+    method: NonNullable<ReturnType<typeof inferenceMethodOf>>,
+  ) {
+    this.peeker = new RequestPeeker(method, sizeBytes(cluster.config.peek_max_bytes));
+  }
+
+  /** The routing of a new stream, or undefined when its cluster or method needs no peek. */
+  static forStream(cluster: ClusterRuntime, path: string | undefined): InferenceRouting | undefined {
+    if (cluster.config.models.length === 0 || path === undefined) return undefined;
+    const method = inferenceMethodOf(path);
+    return method ? new InferenceRouting(cluster, method) : undefined;
+  }
+
+  /** True once the head was read (or cannot be): the stream may pick. */
+  get decided(): boolean {
+    return this.outcome.kind !== "need_more";
+  }
+
+  /** Feeds request DATA; true when this decided the route. */
+  push(data: Buffer): boolean {
+    if (this.decided) return false;
+    this.outcome = this.peeker.push(data);
+    return this.decided;
+  }
+
+  /** The request ended before its head was read. */
+  end(): void {
+    if (!this.decided) this.outcome = this.peeker.end();
+  }
+
+  /** The endpoints the request may reach, from the peeked model. */
+  filter(): ModelFilter {
+    if (this.outcome.kind !== "done") return ANY;
+    return modelFilter(this.cluster, this.outcome.result.model, this.outcome.result.version);
+  }
+}
+
+/**
+ * Endpoints that may serve `model`: configured models match by name, and by version unless either
+ * side leaves it empty ("" = any). A model the config does not list is routed by the policy for
+ * Triton (its readiness is unknown, so nothing speaks against any endpoint), and refused for
+ * TorchServe, whose Ping cannot tell which models a server has: there the list is the truth.
+ */
+export function modelFilter(cluster: ClusterRuntime, name: string, version: string): ModelFilter {
+  const refs: ModelRef[] = cluster.config.models.filter(
+    (m) => m.name === name && (m.version === "" || version === "" || m.version === version),
+  );
+  if (refs.length === 0) {
+    if (cluster.config.health_check?.type === "torchserve") {
+      return { kind: "none", message: `model "${name}" is not among cluster "${cluster.name}"'s models` };
+    }
+    return ANY;
+  }
+  const exclude = new Set<Endpoint>();
+  for (const e of cluster.endpoints.endpoints) {
+    if (!refs.some((r) => cluster.models.isReady(e.address, r))) exclude.add(e);
+  }
+  if (exclude.size === cluster.endpoints.endpoints.length) {
+    return { kind: "none", message: `no endpoint of cluster "${cluster.name}" has model "${name}" ready` };
+  }
+  return { kind: "only", model: name, exclude };
+}
+
+/** Why a pick went where it did, for explain and the decisions metric. */
+export function routeReason(
+  cluster: ClusterRuntime,
+  affinityKey: string | undefined,
+  filter: ModelFilter,
+): RouteReason {
+  if (affinityKey !== undefined && cluster.config.affinity) return "affinity";
+  if (filter.kind === "only") return "model";
+  if (cluster.config.policy === "least_loaded") return "cost";
+  return "policy";
+}
+
+/** The `fulcrum-route` trailer value. */
+export function routeTrailer(endpoint: string, cluster: ClusterRuntime, reason: RouteReason): string {
+  return `endpoint=${endpoint};policy=${cluster.config.policy};reason=${reason}`;
+}
+
+/** The union of two exclusion sets (either may be absent). */
+export function unionExclude(
+  a: ReadonlySet<Endpoint> | undefined,
+  b: ReadonlySet<Endpoint> | undefined,
+): ReadonlySet<Endpoint> | undefined {
+  if (!a || a.size === 0) return b;
+  if (!b || b.size === 0) return a;
+  return new Set([...a, ...b]);
+}
