@@ -97,6 +97,12 @@ export class EndpointSet {
     return this.members;
   }
 
+  /** The current member holding counter `slot` (sequence pins name endpoints by slot). */
+  bySlot(slot: number): Endpoint | undefined {
+    for (const e of this.members) if (e.slot === slot) return e;
+    return undefined;
+  }
+
   get(address: string): Endpoint | undefined {
     const e = this.byAddress.get(address);
     return e && !e.removed ? e : undefined;

@@ -12,6 +12,7 @@ import {
   type ServerHttp2Stream,
 } from "node:http2";
 import type { Endpoint } from "../balancer/endpoint-set.js";
+import type { PickResult } from "../balancer/picker.js";
 import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
 import { GrpcStatus, encodeGrpcMessage, parseStatus, statusOfResetCode } from "./grpc-status.js";
 import { parseGrpcTimeout } from "./grpc-timeout.js";
@@ -19,6 +20,7 @@ import {
   InferenceRouting,
   ROUTE_TRAILER,
   routeReason,
+  routeSequence,
   routeTrailer,
   unionExclude,
   type ModelFilter,
@@ -74,6 +76,8 @@ export class GrpcStreamProxy {
   /** Inference routing of this stream (models configured and an inference method), if any. */
   private readonly routing: InferenceRouting | undefined;
   private filter: ModelFilter | undefined;
+  /** The endpoint of this stream's Triton sequence, once decided (retries stay on it). */
+  private sequenceEndpoint: Endpoint | undefined;
   /** The `fulcrum-route` trailer value (`explain: true`). */
   private explanation: string | undefined;
 
@@ -111,18 +115,30 @@ export class GrpcStreamProxy {
     const filter = (this.filter ??= this.routing?.filter() ?? ANY_MODEL);
     if (filter.kind === "none") return this.respondError(GrpcStatus.UNAVAILABLE, filter.message);
     const modelExclude = filter.kind === "only" ? filter.exclude : undefined;
-    let picked = cluster.pick({
-      clientAddress: this.clientAddress,
-      affinityKey: this.affinityKey,
-      exclude: unionExclude(modelExclude, this.excluded()),
-    });
-    if (picked.kind === "unavailable" && this.refused && picked.reason === "all_endpoints_tried") {
-      // Streams refused by a draining session were never processed: the same endpoint may take them again.
+    const sequence = this.routing?.sequence;
+    let picked: PickResult;
+    if (sequence) {
+      // A Triton sequence goes where its pin says, retries included: never to another instance.
+      const decision = this.sequenceEndpoint
+        ? ({ kind: "endpoint", endpoint: this.sequenceEndpoint } as const)
+        : routeSequence(cluster, sequence, this.clientAddress, modelExclude, Math.floor(Date.now() / 1000));
+      if (decision.kind === "unavailable") return this.respondError(GrpcStatus.UNAVAILABLE, decision.message);
+      this.sequenceEndpoint = decision.endpoint;
+      picked = { kind: "complete", endpoint: decision.endpoint };
+    } else {
       picked = cluster.pick({
         clientAddress: this.clientAddress,
         affinityKey: this.affinityKey,
-        exclude: unionExclude(modelExclude, this.failedConnects),
+        exclude: unionExclude(modelExclude, this.excluded()),
       });
+      if (picked.kind === "unavailable" && this.refused && picked.reason === "all_endpoints_tried") {
+        // Streams refused by a draining session were never processed: the same endpoint may take them again.
+        picked = cluster.pick({
+          clientAddress: this.clientAddress,
+          affinityKey: this.affinityKey,
+          exclude: unionExclude(modelExclude, this.failedConnects),
+        });
+      }
     }
     if (picked.kind === "unavailable") {
       const message =
@@ -135,7 +151,7 @@ export class GrpcStreamProxy {
     }
     const endpoint = picked.endpoint;
     if (this.attempts === 0) {
-      const reason = routeReason(cluster, this.affinityKey, filter);
+      const reason = routeReason(cluster, sequence?.key ?? this.affinityKey, filter);
       cluster.routeDecided(reason);
       if (cluster.config.explain) this.explanation = routeTrailer(endpoint.address, cluster, reason);
     } else if (this.explanation !== undefined) {

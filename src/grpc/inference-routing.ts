@@ -39,9 +39,18 @@ export class InferenceRouting {
 
   /** The routing of a new stream, or undefined when its cluster or method needs no peek. */
   static forStream(cluster: ClusterRuntime, path: string | undefined): InferenceRouting | undefined {
-    if (cluster.config.models.length === 0 || path === undefined) return undefined;
+    if (path === undefined) return undefined;
+    const sequences = cluster.pins !== undefined;
+    if (cluster.config.models.length === 0 && !sequences) return undefined;
     const method = inferenceMethodOf(path);
-    return method ? new InferenceRouting(cluster, method) : undefined;
+    if (!method) return undefined;
+    if (cluster.config.models.length === 0 && !method.startsWith("triton")) return undefined;
+    return new InferenceRouting(cluster, method);
+  }
+
+  /** The Triton sequence the request belongs to, once the head was read (pinned clusters only). */
+  get sequence(): { readonly key: string; readonly start: boolean; readonly end: boolean } | undefined {
+    return this.cluster.pins && this.outcome.kind === "done" ? this.outcome.result.sequence : undefined;
   }
 
   /** True once the head was read (or cannot be): the stream may pick. */
@@ -109,6 +118,52 @@ export function routeReason(
 /** The `fulcrum-route` trailer value. */
 export function routeTrailer(endpoint: string, cluster: ClusterRuntime, reason: RouteReason): string {
   return `endpoint=${endpoint};policy=${cluster.config.policy};reason=${reason}`;
+}
+
+/** Where a request of a Triton sequence goes. */
+export type SequenceDecision =
+  | { readonly kind: "endpoint"; readonly endpoint: Endpoint }
+  | { readonly kind: "unavailable"; readonly message: string };
+
+/**
+ * A sequence's endpoint (DESIGN.md: Triton sequence pins): a pinned sequence stays on its endpoint
+ * while that endpoint is healthy, whatever else changed in the cluster (drained included: running
+ * sequences finish there); if it is not, the request gets UNAVAILABLE and the sequence is never
+ * moved (its state lives on that instance). A new sequence, or a `sequence_start`, is placed by
+ * consistent hash on its id among eligible endpoints (never a drained one), so replicas agree, and
+ * pinned; `sequence_end` ends the pin after routing the last request.
+ */
+export function routeSequence(
+  cluster: ClusterRuntime,
+  sequence: { readonly key: string; readonly start: boolean; readonly end: boolean },
+  clientAddress: string | undefined,
+  exclude: ReadonlySet<Endpoint> | undefined,
+  nowSeconds: number,
+): SequenceDecision {
+  const pins = cluster.pins;
+  if (!pins) throw new Error(`cluster ${cluster.name} has no sequence pins`);
+  const label = sequence.key.slice(2);
+  const slot = sequence.start ? undefined : pins.lookup(sequence.key, nowSeconds);
+  if (slot !== undefined) {
+    const e = cluster.endpoints.bySlot(slot);
+    if (!e || e.health !== "healthy" || e.ejected || e.removed) {
+      return {
+        kind: "unavailable",
+        message: `sequence ${label} is pinned to ${e?.address ?? "an endpoint no longer in the cluster"}, which cannot take it`,
+      };
+    }
+    if (sequence.end) pins.unpin(sequence.key, nowSeconds);
+    return { kind: "endpoint", endpoint: e };
+  }
+  const picked = cluster.pick({ clientAddress, affinityKey: sequence.key, exclude });
+  if (picked.kind === "unavailable") {
+    return {
+      kind: "unavailable",
+      message: `no healthy endpoint in cluster "${cluster.name}" for sequence ${label}`,
+    };
+  }
+  if (!sequence.end) pins.pin(sequence.key, picked.endpoint.slot, nowSeconds);
+  return { kind: "endpoint", endpoint: picked.endpoint };
 }
 
 /** The union of two exclusion sets (either may be absent). */

@@ -33,6 +33,7 @@ import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { CounterTally } from "../metrics/metrics-tally.js";
 import type { EndpointCounters } from "../balancer/endpoint-counters.js";
+import { SequencePins, type SequencePinBuffers } from "../balancer/sequence-pins.js";
 
 export type ClusterRole = "all" | "control" | "data";
 
@@ -44,6 +45,8 @@ export interface ClusterRuntimeDeps {
   readonly role?: ClusterRole | undefined;
   /** Counters shared with worker threads (a new cluster's); fresh ones when absent. */
   readonly counters?: EndpointCounters | undefined;
+  /** Sequence pins shared with worker threads (a new cluster's); fresh ones when absent. */
+  readonly pins?: SequencePinBuffers | undefined;
   /** `data` role: asks the main thread to eject `address` (it applies the limits and the timer). */
   readonly requestEjection?: ((cluster: string, address: string, durationMs: number) => void) | undefined;
 }
@@ -59,6 +62,8 @@ export class ClusterRuntime {
    * ready). Kept across reloads. With worker threads only the main thread's record is fed.
    */
   readonly models: ModelReadiness;
+  /** Triton sequence pins (`affinity.key: triton_sequence`), shared by every worker thread. */
+  readonly pins: SequencePins | undefined;
   /** `least_loaded` only: this thread's latency estimates and the shared queue depths. */
   readonly costs: LoadCosts | undefined;
   private readonly scraper: LoadMetricsScraper | undefined;
@@ -96,6 +101,7 @@ export class ClusterRuntime {
       unhealthy: hc?.unhealthy_threshold ?? 3,
     };
     this.models = previous?.models ?? new ModelReadiness(thresholds, config.models);
+    this.pins = sequencePinsOf(config, previous?.pins?.buffers ?? deps.pins);
     if (previous) this.models.configure(config.models, thresholds);
     this.costs = config.policy === "least_loaded" ? this.loadCosts(previous) : undefined;
     this.balancer = new Balancer(this.endpoints, {
@@ -353,4 +359,20 @@ function proberTls(config: ClusterConfig): GrpcProbeTls {
   return tls
     ? { ca: tls.ca, serverName: tls.server_name, insecureSkipVerify: tls.insecure_skip_verify }
     : undefined;
+}
+
+/** Live sequences one cluster can pin at once (a power of two; 64 Ki entries, 1 MiB of shared memory). */
+const SEQUENCE_PIN_CAPACITY = 65_536;
+
+/** The cluster's sequence pins when it routes by `triton_sequence`; kept across reloads. */
+function sequencePinsOf(
+  config: ClusterConfig,
+  buffers: SequencePinBuffers | undefined,
+): SequencePins | undefined {
+  const affinity = config.affinity;
+  if (affinity?.key !== "triton_sequence") return undefined;
+  const idleSeconds = Math.max(1, Math.ceil(durationMs(affinity.sequence_idle_timeout) / 1000));
+  return buffers
+    ? new SequencePins(buffers, idleSeconds)
+    : SequencePins.create(SEQUENCE_PIN_CAPACITY, idleSeconds);
 }

@@ -86,8 +86,6 @@ export class Fulcrum {
 
   /** Starts every cluster and binds every listener; throws ConfigError for anything it cannot run. */
   static async start(config: FulcrumConfig, deps: FulcrumDeps): Promise<Fulcrum> {
-    const unsupported = unsupportedFeatures(config);
-    if (unsupported.length > 0) throw new ConfigError(unsupported);
     const f = new Fulcrum(config, deps);
     try {
       await f.bind();
@@ -151,7 +149,6 @@ export class Fulcrum {
     if (this.draining) throw new ConfigError([{ path: "(reload)", message: "Fulcrum is stopping" }]);
     const refused = [
       ...reloadRefusals(this.current, next),
-      ...unsupportedFeatures(next),
       ...next.clusters.flatMap((c, i) =>
         c.discovery === "dns" ? dnsResolverIssues(c, `clusters[${i}]`) : [],
       ),
@@ -426,17 +423,4 @@ function bindIssue(err: unknown, config: FulcrumConfig): ConfigIssue {
   if (!(err instanceof BindError)) throw err;
   const lc = config.listeners[err.index];
   return { path: `listeners[${err.index}].listen`, message: `cannot bind ${lc?.listen ?? "?"}: ${err.code}` };
-}
-
-/** Features of the config contract that this build does not run yet, as path-named errors. */
-function unsupportedFeatures(config: FulcrumConfig): ConfigIssue[] {
-  const issues: ConfigIssue[] = [];
-  config.clusters.forEach((c, i) => {
-    if (c.affinity?.key === "triton_sequence")
-      issues.push({
-        path: `clusters[${i}].affinity.key`,
-        message: '"triton_sequence" affinity is not available in this version',
-      });
-  });
-  return issues;
 }

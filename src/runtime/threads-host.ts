@@ -260,6 +260,7 @@ export class ThreadsHost implements DataPlaneHost {
       name,
       counters: set.counters.buffers,
       modelsNotReady: runtime.models.snapshot(),
+      pins: runtime.pins?.buffers,
       endpoints: set.endpoints.map((e) => ({
         address: e.address,
         weight: e.weight,

@@ -7,6 +7,7 @@
 import type { EndpointCounterBuffers } from "../balancer/endpoint-counters.js";
 import type { EndpointHealth } from "../balancer/endpoint-set.js";
 import type { ModelRef } from "../balancer/model-readiness.js";
+import type { SequencePinBuffers } from "../balancer/sequence-pins.js";
 import type { FulcrumConfig } from "../config/config-schema.js";
 import type { ListenerStatus, PortOverrides } from "./data-plane.js";
 
@@ -26,6 +27,8 @@ export interface ClusterState {
   readonly counters: EndpointCounterBuffers;
   readonly endpoints: readonly EndpointState[];
   readonly modelsNotReady: readonly (readonly [ModelRef, readonly string[]])[];
+  /** Triton sequence pins, when the cluster routes by `triton_sequence`. */
+  readonly pins: SequencePinBuffers | undefined;
 }
 
 /** What a worker thread is started with (`workerData`). */

@@ -37,6 +37,7 @@ function applyClusters(config: FulcrumConfig, states: readonly ClusterState[]): 
         metrics,
         role: "data",
         counters: previous ? undefined : new EndpointCounters(state.counters, init.index),
+        pins: state.pins,
         requestEjection: (cluster, address, durationMs) =>
           send({ type: "eject", cluster, address, durationMs }),
       },

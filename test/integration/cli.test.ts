@@ -188,25 +188,6 @@ clusters:
     await new Promise((res) => blocker.close(res));
   });
 
-  it("run refuses, by path, what this version cannot run yet", async () => {
-    const file = join(dir, "frames.yaml");
-    writeFileSync(
-      file,
-      `listeners:
-  - { name: g, protocol: grpc, listen: "127.0.0.1:0", cluster: c, engine: frames }
-clusters:
-  - name: c
-    affinity: { key: triton_sequence }
-    endpoints: [{ address: "127.0.0.1:1" }]
-`,
-    );
-    const frames = await runCli(["--config", file]);
-    assert.equal(frames.code, 1);
-    assert.deepEqual(frames.stderr.trim().split("\n"), [
-      'clusters[0].affinity.key: "triton_sequence" affinity is not available in this version',
-    ]);
-  });
-
   it("demo starts simulated workers behind a balancer and says where to connect", async () => {
     const { child, lines, stderr } = await startCli(
       ["demo", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0"],
