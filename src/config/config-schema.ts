@@ -91,6 +91,14 @@ function text(what = "a string") {
   return z.string({ error: msg(what) });
 }
 
+/** A secret string: a wrong value is reported without showing it (it may be the secret itself). */
+function secret() {
+  return z.string({
+    error: (iss: Issue): string =>
+      iss.input === undefined ? "required" : "expected a string (value not shown)",
+  });
+}
+
 function name() {
   return z.string({ error: msg("a name") }).min(1, { error: "must not be empty" });
 }
@@ -251,7 +259,7 @@ const admin = object({
   listen: address(0)
     .default("127.0.0.1:9901")
     .describe("/metrics /healthz /readyz /status, runtime API, status page"),
-  token: text().default("").describe('When set, POSTs need "Authorization: Bearer <token>"; never shown'),
+  token: secret().default("").describe('When set, POSTs need "Authorization: Bearer <token>"; never shown'),
 });
 
 const threadsMsg = msg('a whole number ≥ 1 or "auto"');

@@ -17,6 +17,7 @@ import { BindError, DataPlane, type DataPlaneHost, type ListenerStatus } from ".
 import { reloadRefusals, sameSocket } from "./reload-plan.js";
 import { ThreadsHost } from "./threads-host.js";
 import { loadConfigFile } from "../config/config-load.js";
+import { unreadableFiles } from "../config/config-files.js";
 import { ClusterRuntime } from "./cluster-runtime.js";
 import { AdminServer } from "../admin/admin-server.js";
 import { DnsDiscovery, dnsResolverIssues } from "../discovery/dns-discovery.js";
@@ -86,6 +87,8 @@ export class Fulcrum {
 
   /** Starts every cluster and binds every listener; throws ConfigError for anything it cannot run. */
   static async start(config: FulcrumConfig, deps: FulcrumDeps): Promise<Fulcrum> {
+    const unreadable = unreadableFiles(config);
+    if (unreadable.length > 0) throw new ConfigError(unreadable);
     const f = new Fulcrum(config, deps);
     try {
       await f.bind();
@@ -149,6 +152,7 @@ export class Fulcrum {
     if (this.draining) throw new ConfigError([{ path: "(reload)", message: "Fulcrum is stopping" }]);
     const refused = [
       ...reloadRefusals(this.current, next),
+      ...unreadableFiles(next),
       ...next.clusters.flatMap((c, i) =>
         c.discovery === "dns" ? dnsResolverIssues(c, `clusters[${i}]`) : [],
       ),
