@@ -230,4 +230,55 @@ describe("inference: model-aware routing", { timeout: 60_000 }, () => {
       await own.run();
     }
   });
+
+  it("a ModelStreamInfer stream is routed by its first message's model", async () => {
+    const own = new Teardown();
+    try {
+      const workers = await tritonWorkers(own, ["a", "b", "c"]);
+      workers[0]!.setModelReady("simple", false);
+      workers[1]!.setModelReady("simple", false);
+      const f = own.add(
+        await startFulcrum(
+          grpcConfig({
+            name: "triton",
+            policy: "round_robin",
+            healthCheck: HEALTH,
+            extra: ["models: [{ name: simple }]"],
+            endpoints: workers.map(addressOf),
+          }),
+        ),
+        (x) => x.fulcrum.stop(0),
+      );
+      const models = f.fulcrum.cluster("triton").models;
+      await waitFor(
+        () => [0, 1].every((i) => !models.isReady(addressOf(workers[i]!), { name: "simple", version: "" })),
+        5000,
+        "a and b counted not ready",
+      );
+      const client = own.add(clientOf(tritonService(), f), (c) => c.close());
+      const open = (
+        client as unknown as Record<string, () => grpc.ClientDuplexStream<unknown, Record<string, unknown>>>
+      )["ModelStreamInfer"] as () => grpc.ClientDuplexStream<unknown, Record<string, unknown>>;
+      for (let s = 0; s < 6; s++) {
+        const stream = open.call(client);
+        const answers: string[] = [];
+        const done = new Promise<void>((resolve, reject) => {
+          stream.on("data", (m: Record<string, unknown>) => {
+            const r = m["infer_response"] as
+              { parameters?: Record<string, { string_param?: string }> } | undefined;
+            answers.push(r?.parameters?.["worker"]?.string_param ?? `error: ${String(m["error_message"])}`);
+          });
+          stream.on("end", () => resolve());
+          stream.on("error", reject);
+        });
+        for (let i = 0; i < 5; i++)
+          stream.write({ model_name: "simple", id: String(i), raw_input_contents: [Buffer.from("x")] });
+        stream.end();
+        await done;
+        assert.deepEqual(answers, ["c", "c", "c", "c", "c"]);
+      }
+    } finally {
+      await own.run();
+    }
+  });
 });
