@@ -32,7 +32,7 @@ export const LOADS = [0.5, 0.8, 0.95] as const;
 export const DEADLINE_MS = 2000;
 
 const POLICIES: Record<string, readonly Policy[]> = {
-  fulcrum: ["round_robin", "least_connections", "p2c", "random"],
+  fulcrum: ["round_robin", "least_connections", "p2c", "random", "least_loaded"],
   haproxy: ["round_robin", "least_connections"],
 };
 const HAPROXY_NAMES: Partial<Record<Policy, string>> = {

@@ -14,7 +14,13 @@ export type TargetName = (typeof TARGETS)[number];
 
 /** Fulcrum's policy names (HAProxy and NGINX get the nearest equivalent, or refuse). */
 export type Policy =
-  "round_robin" | "weighted_round_robin" | "least_connections" | "p2c" | "random" | "ip_hash";
+  | "round_robin"
+  | "weighted_round_robin"
+  | "least_connections"
+  | "p2c"
+  | "random"
+  | "ip_hash"
+  | "least_loaded";
 
 export interface ListenerSpec {
   readonly name: string;
