@@ -7,7 +7,6 @@
  * Every outcome ends as one gRPC status, reported once: the same contract as the `http2` engine.
  */
 import type { Endpoint } from "../balancer/endpoint-set.js";
-import type { PickResult } from "../balancer/picker.js";
 import { GrpcStatus, encodeGrpcMessage, parseStatus, statusOfResetCode } from "../grpc/grpc-status.js";
 import { RETRY_BUFFER_BYTES, type StreamOutcome } from "../grpc/grpc-stream-proxy.js";
 import { parseGrpcTimeout } from "../grpc/grpc-timeout.js";
@@ -16,15 +15,8 @@ import { H2_ERROR_CODES } from "./h2-error-codes.js";
 import type { HeaderList } from "./hpack-header-list.js";
 import type { ResetCause, StreamEnd, StreamHandler } from "./frames-connection.js";
 import { statusTrailers, trailersOnly } from "./frames-headers.js";
-import {
-  InferenceRouting,
-  ROUTE_TRAILER,
-  routeReason,
-  routeSequence,
-  routeTrailer,
-  unionExclude,
-  type ModelFilter,
-} from "../grpc/inference-routing.js";
+import { StreamEndpointChoice } from "../grpc/stream-endpoint-choice.js";
+import { InferenceRouting, ROUTE_TRAILER } from "../grpc/inference-routing.js";
 import type { FramesClusterPools, FramesUpstreamPool } from "./frames-upstream-pool.js";
 import type { UpstreamConnection } from "./frames-upstream.js";
 
@@ -36,7 +28,6 @@ export interface FramesRoute {
 }
 
 const EMPTY = Buffer.alloc(0);
-const ANY_MODEL: ModelFilter = Object.freeze({ kind: "any" });
 
 export class FramesStream implements StreamHandler {
   private up: StreamEnd | undefined;
@@ -44,11 +35,8 @@ export class FramesStream implements StreamHandler {
   private upStartedAt = 0;
   /** Inference routing of this stream (models configured and an inference method), if any. */
   private readonly routing: InferenceRouting | undefined;
-  private filter: ModelFilter | undefined;
-  /** The endpoint of this stream's Triton sequence, once decided (retries stay on it). */
-  private sequenceEndpoint: Endpoint | undefined;
-  /** The `fulcrum-route` trailer value (`explain: true`). */
-  private explanation: string | undefined;
+  /** The endpoint of each attempt (model filter, sequence pins, policy) and the route's explanation. */
+  private readonly choice: StreamEndpointChoice;
   /** Request DATA kept for a retry (views), while `replayable`. */
   private buffered: Buffer[] = [];
   private bufferedBytes = 0;
@@ -60,10 +48,6 @@ export class FramesStream implements StreamHandler {
   private acked = 0;
   private status = -1;
   private done = false;
-  private attempts = 0;
-  private failedConnects: Set<Endpoint> | undefined;
-  private refused: Set<Endpoint> | undefined;
-  private lastError = "";
   private deadline: NodeJS.Timeout | undefined;
   private bytesIn = 0;
   private bytesOut = 0;
@@ -82,6 +66,12 @@ export class FramesStream implements StreamHandler {
     if (timeoutMs !== undefined) this.deadline = setTimeout(() => this.onDeadline(), Math.max(0, timeoutMs));
     // An inference call to a cluster with models waits for the head of its first message.
     this.routing = InferenceRouting.forStream(route.cluster, request.get(":path"));
+    this.choice = new StreamEndpointChoice(
+      route.cluster,
+      route.clientAddress,
+      route.affinityKey,
+      this.routing,
+    );
     if (this.routing && endStream) this.routing.end();
     if (!this.routing || this.routing.decided) this.attempt();
   }
@@ -169,7 +159,7 @@ export class FramesStream implements StreamHandler {
     if (refused && !this.responded && this.replayable) {
       // Never processed (REFUSED_STREAM, or above a GOAWAY's last stream id): not the endpoint's fault.
       this.releaseUpstream(undefined);
-      (this.refused ??= new Set()).add(endpoint);
+      this.choice.refusedBy(endpoint, "refused");
       return this.retryOrFail(`${endpoint.address}: stream refused`);
     }
     const cluster = this.route.cluster;
@@ -203,7 +193,7 @@ export class FramesStream implements StreamHandler {
       }
     }
     if (up) up.conn.sendData(up, data, endStream);
-    else if (this.routing && this.attempts === 0 && !this.routing.decided) {
+    else if (this.routing && this.choice.attempts === 0 && !this.routing.decided) {
       if (!this.routing.push(data) && endStream) this.routing.end();
       if (this.routing.decided) this.attempt();
     }
@@ -211,59 +201,9 @@ export class FramesStream implements StreamHandler {
 
   private attempt(): void {
     if (this.done) return;
-    const cluster = this.route.cluster;
-    const filter = (this.filter ??= this.routing?.filter() ?? ANY_MODEL);
-    if (filter.kind === "none") return this.respondError(GrpcStatus.UNAVAILABLE, filter.message);
-    const modelExclude = filter.kind === "only" ? filter.exclude : undefined;
-    const sequence = this.routing?.sequence;
-    let picked: PickResult;
-    if (sequence) {
-      // A Triton sequence goes where its pin says, retries included: never to another instance.
-      const decision = this.sequenceEndpoint
-        ? ({ kind: "endpoint", endpoint: this.sequenceEndpoint } as const)
-        : routeSequence(
-            cluster,
-            sequence,
-            this.route.clientAddress,
-            modelExclude,
-            Math.floor(Date.now() / 1000),
-          );
-      if (decision.kind === "unavailable") return this.respondError(GrpcStatus.UNAVAILABLE, decision.message);
-      this.sequenceEndpoint = decision.endpoint;
-      picked = { kind: "complete", endpoint: decision.endpoint };
-    } else {
-      picked = cluster.pick({
-        clientAddress: this.route.clientAddress,
-        affinityKey: this.route.affinityKey,
-        exclude: unionExclude(modelExclude, this.excluded()),
-      });
-      if (picked.kind === "unavailable" && this.refused && picked.reason === "all_endpoints_tried") {
-        // Streams refused by a draining connection were never processed: the same endpoint may take them again.
-        picked = cluster.pick({
-          clientAddress: this.route.clientAddress,
-          affinityKey: this.route.affinityKey,
-          exclude: unionExclude(modelExclude, this.failedConnects),
-        });
-      }
-    }
-    if (picked.kind === "unavailable") {
-      const message =
-        this.attempts === 0 && filter.kind === "only"
-          ? `no healthy endpoint of cluster "${cluster.name}" has model "${filter.model}" ready`
-          : this.attempts === 0 && picked.reason === "no_healthy_endpoint"
-            ? `no healthy endpoint in cluster "${cluster.name}"`
-            : `no endpoint of cluster "${cluster.name}" could take the stream: ${this.lastError}`;
-      return this.respondError(GrpcStatus.UNAVAILABLE, message);
-    }
-    const endpoint = picked.endpoint;
-    if (this.attempts === 0) {
-      const reason = routeReason(cluster, sequence?.key ?? this.route.affinityKey, filter);
-      cluster.routeDecided(reason);
-      if (cluster.config.explain) this.explanation = routeTrailer(endpoint.address, cluster, reason);
-    } else if (this.explanation !== undefined) {
-      this.explanation = this.explanation.replace(/^endpoint=[^;]*/, `endpoint=${endpoint.address}`);
-    }
-    this.attempts++;
+    const choice = this.choice.next();
+    if (choice.kind === "unavailable") return this.respondError(GrpcStatus.UNAVAILABLE, choice.message);
+    const endpoint = choice.endpoint;
     const pool = this.route.pools.get(endpoint);
     const ready = pool.tryAcquire();
     if (ready) return this.startOn(endpoint, ready);
@@ -277,14 +217,8 @@ export class FramesStream implements StreamHandler {
   ): void {
     if (result.kind === "ok") return this.startOn(endpoint, result.conn);
     this.route.cluster.connectFailed(endpoint, result.reason);
-    (this.failedConnects ??= new Set()).add(endpoint);
+    this.choice.connectFailed(endpoint, result.reason);
     this.retryOrFail(`${endpoint.address}: ${result.reason}`);
-  }
-
-  private excluded(): ReadonlySet<Endpoint> | undefined {
-    if (!this.refused) return this.failedConnects;
-    if (!this.failedConnects) return this.refused;
-    return new Set([...this.failedConnects, ...this.refused]);
   }
 
   private startOn(endpoint: Endpoint, conn: UpstreamConnection): void {
@@ -306,8 +240,8 @@ export class FramesStream implements StreamHandler {
   }
 
   private retryOrFail(reason: string): void {
-    this.lastError = reason;
-    if (this.replayable && this.attempts < this.route.cluster.connectAttempts) return this.attempt();
+    this.choice.lastError = reason;
+    if (this.replayable && this.choice.attempts < this.route.cluster.connectAttempts) return this.attempt();
     this.respondError(
       GrpcStatus.UNAVAILABLE,
       `no endpoint of cluster "${this.route.cluster.name}" could take the stream: ${reason}`,
@@ -327,13 +261,13 @@ export class FramesStream implements StreamHandler {
     const down = this.down;
     const encoded = encodeGrpcMessage(message);
     const block = this.responded ? statusTrailers(status, encoded) : trailersOnly(status, encoded);
-    if (this.explanation !== undefined) block.add(ROUTE_TRAILER, this.explanation);
+    if (this.choice.explanation !== undefined) block.add(ROUTE_TRAILER, this.choice.explanation);
     down.conn.sendHeaders(down, block, true);
   }
 
   /** The `fulcrum-route` trailer field, when the cluster explains its routes. */
   private routeField(): readonly [string, string] | undefined {
-    return this.explanation === undefined ? undefined : [ROUTE_TRAILER, this.explanation];
+    return this.choice.explanation === undefined ? undefined : [ROUTE_TRAILER, this.choice.explanation];
   }
 
   /** Cancels the upstream stream (deadline, client cancel, an error answered here). */

@@ -12,21 +12,12 @@ import {
   type ServerHttp2Stream,
 } from "node:http2";
 import type { Endpoint } from "../balancer/endpoint-set.js";
-import type { PickResult } from "../balancer/picker.js";
 import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
 import { GrpcStatus, encodeGrpcMessage, parseStatus, statusOfResetCode } from "./grpc-status.js";
 import { parseGrpcTimeout } from "./grpc-timeout.js";
-import {
-  InferenceRouting,
-  ROUTE_TRAILER,
-  routeReason,
-  routeSequence,
-  routeTrailer,
-  unionExclude,
-  type ModelFilter,
-} from "./inference-routing.js";
+import { StreamEndpointChoice } from "./stream-endpoint-choice.js";
+import { InferenceRouting, ROUTE_TRAILER } from "./inference-routing.js";
 
-const ANY_MODEL: ModelFilter = Object.freeze({ kind: "any" });
 import type { ClusterPools } from "./cluster-pools.js";
 import type { UpstreamPool, UpstreamSession } from "./upstream-pool.js";
 
@@ -62,10 +53,6 @@ export class GrpcStreamProxy {
   private upstreamEnded = false;
   private trailers: OutgoingHttpHeaders | undefined;
   private status = -1;
-  private attempts = 0;
-  private failedConnects: Set<Endpoint> | undefined;
-  private refused: Set<Endpoint> | undefined;
-  private lastError = "";
   private deadline: NodeJS.Timeout | undefined;
   private bytesIn = 0;
   private bytesOut = 0;
@@ -75,11 +62,8 @@ export class GrpcStreamProxy {
   private readonly affinityKey: string | undefined;
   /** Inference routing of this stream (models configured and an inference method), if any. */
   private readonly routing: InferenceRouting | undefined;
-  private filter: ModelFilter | undefined;
-  /** The endpoint of this stream's Triton sequence, once decided (retries stay on it). */
-  private sequenceEndpoint: Endpoint | undefined;
-  /** The `fulcrum-route` trailer value (`explain: true`). */
-  private explanation: string | undefined;
+  /** The endpoint of each attempt (model filter, sequence pins, policy) and the route's explanation. */
+  private readonly choice: StreamEndpointChoice;
 
   constructor(
     private readonly down: ServerHttp2Stream,
@@ -106,73 +90,25 @@ export class GrpcStreamProxy {
     // An inference call to a cluster with models waits for the head of its first message.
     const path = headers[":path"];
     this.routing = InferenceRouting.forStream(route.cluster, typeof path === "string" ? path : undefined);
+    this.choice = new StreamEndpointChoice(route.cluster, clientAddress, this.affinityKey, this.routing);
     if (!this.routing) this.attempt();
   }
 
   private attempt(): void {
     if (this.down.closed || this.down.destroyed) return;
+    const choice = this.choice.next();
+    if (choice.kind === "unavailable") return this.respondError(GrpcStatus.UNAVAILABLE, choice.message);
+    const endpoint = choice.endpoint;
     const cluster = this.route.cluster;
-    const filter = (this.filter ??= this.routing?.filter() ?? ANY_MODEL);
-    if (filter.kind === "none") return this.respondError(GrpcStatus.UNAVAILABLE, filter.message);
-    const modelExclude = filter.kind === "only" ? filter.exclude : undefined;
-    const sequence = this.routing?.sequence;
-    let picked: PickResult;
-    if (sequence) {
-      // A Triton sequence goes where its pin says, retries included: never to another instance.
-      const decision = this.sequenceEndpoint
-        ? ({ kind: "endpoint", endpoint: this.sequenceEndpoint } as const)
-        : routeSequence(cluster, sequence, this.clientAddress, modelExclude, Math.floor(Date.now() / 1000));
-      if (decision.kind === "unavailable") return this.respondError(GrpcStatus.UNAVAILABLE, decision.message);
-      this.sequenceEndpoint = decision.endpoint;
-      picked = { kind: "complete", endpoint: decision.endpoint };
-    } else {
-      picked = cluster.pick({
-        clientAddress: this.clientAddress,
-        affinityKey: this.affinityKey,
-        exclude: unionExclude(modelExclude, this.excluded()),
-      });
-      if (picked.kind === "unavailable" && this.refused && picked.reason === "all_endpoints_tried") {
-        // Streams refused by a draining session were never processed: the same endpoint may take them again.
-        picked = cluster.pick({
-          clientAddress: this.clientAddress,
-          affinityKey: this.affinityKey,
-          exclude: unionExclude(modelExclude, this.failedConnects),
-        });
-      }
-    }
-    if (picked.kind === "unavailable") {
-      const message =
-        this.attempts === 0 && filter.kind === "only"
-          ? `no healthy endpoint of cluster "${cluster.name}" has model "${filter.model}" ready`
-          : this.attempts === 0 && picked.reason === "no_healthy_endpoint"
-            ? `no healthy endpoint in cluster "${cluster.name}"`
-            : `no endpoint of cluster "${cluster.name}" could take the stream: ${this.lastError}`;
-      return this.respondError(GrpcStatus.UNAVAILABLE, message);
-    }
-    const endpoint = picked.endpoint;
-    if (this.attempts === 0) {
-      const reason = routeReason(cluster, sequence?.key ?? this.affinityKey, filter);
-      cluster.routeDecided(reason);
-      if (cluster.config.explain) this.explanation = routeTrailer(endpoint.address, cluster, reason);
-    } else if (this.explanation !== undefined) {
-      this.explanation = this.explanation.replace(/^endpoint=[^;]*/, `endpoint=${endpoint.address}`);
-    }
-    this.attempts++;
     const pool = this.route.pools.get(endpoint);
     const ready = pool.tryAcquire();
     if (ready) return this.startOn(endpoint, pool, ready);
     pool.acquire((result) => {
       if (result.kind === "ok") return this.startOn(endpoint, pool, result.session);
       cluster.connectFailed(endpoint, result.reason);
-      (this.failedConnects ??= new Set()).add(endpoint);
+      this.choice.connectFailed(endpoint, result.reason);
       this.retryOrFail(`${endpoint.address}: ${result.reason}`);
     });
-  }
-
-  private excluded(): ReadonlySet<Endpoint> | undefined {
-    if (!this.refused) return this.failedConnects;
-    if (!this.failedConnects) return this.refused;
-    return new Set([...this.failedConnects, ...this.refused]);
   }
 
   private startOn(endpoint: Endpoint, pool: UpstreamPool, session: UpstreamSession): void {
@@ -183,7 +119,7 @@ export class GrpcStreamProxy {
     } catch (err) {
       // A session that received GOAWAY and closed refuses new streams synchronously.
       session.transition("draining");
-      (this.refused ??= new Set()).add(endpoint);
+      this.choice.refusedBy(endpoint, "refused");
       return this.retryOrFail(`${endpoint.address}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
     session.active++;
@@ -210,7 +146,7 @@ export class GrpcStreamProxy {
       this.buffered.push(chunk);
       this.bufferedBytes += chunk.length;
       const routing = this.routing;
-      if (routing && this.attempts === 0 && !routing.decided) {
+      if (routing && this.choice.attempts === 0 && !routing.decided) {
         // Past the retry buffer the stream pauses: decide with what arrived rather than wait forever.
         if (this.bufferedBytes > RETRY_BUFFER_BYTES) routing.end();
         if (routing.push(chunk) || routing.decided) this.attempt();
@@ -245,7 +181,7 @@ export class GrpcStreamProxy {
     this.requestEnded = true;
     this.up?.end();
     const routing = this.routing;
-    if (routing && this.attempts === 0 && !routing.decided) {
+    if (routing && this.choice.attempts === 0 && !routing.decided) {
       routing.end();
       this.attempt();
     }
@@ -260,7 +196,7 @@ export class GrpcStreamProxy {
     if (flags & END_STREAM) {
       // Trailers-only: forwarded as trailers-only, never as HEADERS + DATA + trailers.
       this.status = parseStatus(headers["grpc-status"]);
-      if (this.explanation !== undefined) out[ROUTE_TRAILER] = this.explanation;
+      if (this.choice.explanation !== undefined) out[ROUTE_TRAILER] = this.choice.explanation;
       this.down.respond(out, { endStream: true });
       return;
     }
@@ -269,7 +205,7 @@ export class GrpcStreamProxy {
         "grpc-status": String(GrpcStatus.INTERNAL),
         "grpc-message": "upstream response ended without trailers",
       };
-      if (this.explanation !== undefined) trailers[ROUTE_TRAILER] = this.explanation;
+      if (this.choice.explanation !== undefined) trailers[ROUTE_TRAILER] = this.choice.explanation;
       if (this.status < 0) this.status = parseStatus(trailers["grpc-status"]);
       this.down.sendTrailers(trailers);
     });
@@ -324,7 +260,7 @@ export class GrpcStreamProxy {
       rst === constants.NGHTTP2_REFUSED_STREAM || (session.state === "draining" && !sessionLost);
     if (!this.upstreamResponded && this.replayable && refused) {
       // Never processed (REFUSED_STREAM, or above a GOAWAY's last stream id): not the endpoint's fault.
-      (this.refused ??= new Set()).add(endpoint);
+      this.choice.refusedBy(endpoint, "refused");
       return this.retryOrFail(`${endpoint.address}: stream refused`);
     }
     this.route.cluster.upstreamReset(endpoint);
@@ -338,8 +274,8 @@ export class GrpcStreamProxy {
   }
 
   private retryOrFail(reason: string): void {
-    this.lastError = reason;
-    if (this.replayable && this.attempts < this.route.cluster.connectAttempts) return this.attempt();
+    this.choice.lastError = reason;
+    if (this.replayable && this.choice.attempts < this.route.cluster.connectAttempts) return this.attempt();
     this.respondError(
       GrpcStatus.UNAVAILABLE,
       `no endpoint of cluster "${this.route.cluster.name}" could take the stream: ${reason}`,
@@ -363,7 +299,7 @@ export class GrpcStreamProxy {
       "grpc-status": String(status),
       "grpc-message": encodeGrpcMessage(message),
     };
-    if (this.explanation !== undefined) fields[ROUTE_TRAILER] = this.explanation;
+    if (this.choice.explanation !== undefined) fields[ROUTE_TRAILER] = this.choice.explanation;
     if (!down.headersSent) {
       down.respond({ ":status": 200, "content-type": "application/grpc", ...fields }, { endStream: true });
     } else {

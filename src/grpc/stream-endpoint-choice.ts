@@ -1,0 +1,114 @@
+/**
+ * Which endpoint a gRPC stream goes to, attempt after attempt, for both engines: the model filter and
+ * Triton sequence pins of inference-aware clusters, then the cluster's policy or affinity, excluding
+ * endpoints that failed to connect; endpoints that refused the stream (never processed it) may be
+ * tried again when nothing else is left. It also keeps the route's explanation (`explain`) and counts
+ * the decision. One object per stream; the engine reports connect failures and refusals to it.
+ */
+import type { Endpoint } from "../balancer/endpoint-set.js";
+import type { PickResult } from "../balancer/picker.js";
+import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
+import {
+  routeReason,
+  routeSequence,
+  routeTrailer,
+  unionExclude,
+  type InferenceRouting,
+  type ModelFilter,
+} from "./inference-routing.js";
+
+export type EndpointChoice =
+  | { readonly kind: "endpoint"; readonly endpoint: Endpoint }
+  | { readonly kind: "unavailable"; readonly message: string };
+
+const ANY_MODEL: ModelFilter = Object.freeze({ kind: "any" });
+
+export class StreamEndpointChoice {
+  /** Attempts made so far (a retry is attempt 2 and on). */
+  attempts = 0;
+  /** The `fulcrum-route` trailer value, when the cluster explains its routes. */
+  explanation: string | undefined;
+  /** Why the last attempt failed, for the final UNAVAILABLE message. */
+  lastError = "";
+  private filter: ModelFilter | undefined;
+  private sequenceEndpoint: Endpoint | undefined;
+  private failedConnects: Set<Endpoint> | undefined;
+  private refused: Set<Endpoint> | undefined;
+
+  constructor(
+    private readonly cluster: ClusterRuntime,
+    private readonly clientAddress: string | undefined,
+    private readonly affinityKey: string | undefined,
+    private readonly routing: InferenceRouting | undefined,
+  ) {}
+
+  /** The endpoint of the next attempt, or why there is none. */
+  next(): EndpointChoice {
+    const cluster = this.cluster;
+    const filter = (this.filter ??= this.routing?.filter() ?? ANY_MODEL);
+    if (filter.kind === "none") return { kind: "unavailable", message: filter.message };
+    const modelExclude = filter.kind === "only" ? filter.exclude : undefined;
+    const sequence = this.routing?.sequence;
+    let picked: PickResult;
+    if (sequence) {
+      // A Triton sequence goes where its pin says, retries included: never to another instance.
+      const decision = this.sequenceEndpoint
+        ? ({ kind: "endpoint", endpoint: this.sequenceEndpoint } as const)
+        : routeSequence(cluster, sequence, this.clientAddress, modelExclude, Math.floor(Date.now() / 1000));
+      if (decision.kind === "unavailable") return decision;
+      this.sequenceEndpoint = decision.endpoint;
+      picked = { kind: "complete", endpoint: decision.endpoint };
+    } else {
+      picked = cluster.pick({
+        clientAddress: this.clientAddress,
+        affinityKey: this.affinityKey,
+        exclude: unionExclude(modelExclude, this.excluded()),
+      });
+      if (picked.kind === "unavailable" && this.refused && picked.reason === "all_endpoints_tried") {
+        // Streams refused by a draining connection were never processed: the same endpoint may take them again.
+        picked = cluster.pick({
+          clientAddress: this.clientAddress,
+          affinityKey: this.affinityKey,
+          exclude: unionExclude(modelExclude, this.failedConnects),
+        });
+      }
+    }
+    if (picked.kind === "unavailable") {
+      const message =
+        this.attempts === 0 && filter.kind === "only"
+          ? `no healthy endpoint of cluster "${cluster.name}" has model "${filter.model}" ready`
+          : this.attempts === 0 && picked.reason === "no_healthy_endpoint"
+            ? `no healthy endpoint in cluster "${cluster.name}"`
+            : `no endpoint of cluster "${cluster.name}" could take the stream: ${this.lastError}`;
+      return { kind: "unavailable", message };
+    }
+    const endpoint = picked.endpoint;
+    if (this.attempts === 0) {
+      const reason = routeReason(cluster, sequence?.key ?? this.affinityKey, filter);
+      cluster.routeDecided(reason);
+      if (cluster.config.explain) this.explanation = routeTrailer(endpoint.address, cluster, reason);
+    } else if (this.explanation !== undefined) {
+      this.explanation = this.explanation.replace(/^endpoint=[^;]*/, `endpoint=${endpoint.address}`);
+    }
+    this.attempts++;
+    return { kind: "endpoint", endpoint };
+  }
+
+  /** The endpoint could not be connected to (counted and fed to outlier detection by the caller). */
+  connectFailed(endpoint: Endpoint, reason: string): void {
+    (this.failedConnects ??= new Set()).add(endpoint);
+    this.lastError = reason;
+  }
+
+  /** The endpoint refused the stream before processing it (REFUSED_STREAM, GOAWAY). */
+  refusedBy(endpoint: Endpoint, reason: string): void {
+    (this.refused ??= new Set()).add(endpoint);
+    this.lastError = reason;
+  }
+
+  private excluded(): ReadonlySet<Endpoint> | undefined {
+    if (!this.refused) return this.failedConnects;
+    if (!this.failedConnects) return this.refused;
+    return new Set([...this.failedConnects, ...this.refused]);
+  }
+}
