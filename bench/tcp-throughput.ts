@@ -1,13 +1,19 @@
 /**
- * TCP bulk throughput: direct vs through Fulcrum (its CLI as a child process), interleaved runs, one
- * invocation, so the figures are ratios on the same noisy machine. The sink is its own process; the
- * source writes one preallocated buffer repeatedly, so the source costs as little as possible.
+ * TCP bulk throughput: direct vs through Fulcrum (its CLI as a child process) vs a naive `pipe()`
+ * proxy, interleaved runs, one invocation, so the figures are ratios on the same noisy machine. The
+ * worker is its own process; the sending side writes one preallocated buffer repeatedly, so it costs
+ * as little as possible. Per proxy: CPU seconds and minor page faults per GiB, from /proc (the
+ * faults show a heap that the allocator keeps trimming and regrowing: every read lands in fresh pages).
  *
- *   npm run bench:tcp -- [--mib 2048] [--repeat 3]
+ *   npm run bench:tcp -- [--mib 2048] [--repeat 3] [--reverse] [--baseline path/to/cli.js]
+ *
+ * `--reverse`: the worker sends and the client receives (Fulcrum reads from its upstream socket)
+ * instead of client → worker. `--baseline`: a second Fulcrum CLI (say, a build of an earlier commit
+ * in another directory) measured in the same interleaved runs, for before/after figures.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync, mkdtempSync } from "node:fs";
-import { connect, createServer } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -17,12 +23,35 @@ const CLI = fileURLToPath(new URL("../src/cli.js", import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
 const NAIVE = fileURLToPath(new URL("./peers/naive-pipe-proxy.js", import.meta.url));
 
-/** Sink mode (run as a child): count bytes, answer the count when the sender half-closes. */
+const CHUNK = Buffer.alloc(256 * 1024, 7);
+
+/** Writes `bytes` bytes of CHUNK with backpressure. */
+async function writeBytes(socket: Socket, bytes: number): Promise<void> {
+  for (let sent = 0; sent < bytes; sent += CHUNK.length) {
+    if (!socket.write(CHUNK)) await new Promise((r) => socket.once("drain", r));
+  }
+}
+
+/**
+ * Worker mode (run as a child). Forward: count bytes, answer the count when the sender half-closes.
+ * Reverse (a first line `send N`): send N bytes, then half-close.
+ */
 function runSink(): void {
   const server = createServer({ allowHalfOpen: true }, (s) => {
     let bytes = 0;
-    s.on("data", (c: Buffer) => (bytes += c.length));
-    s.on("end", () => s.end(`${bytes}\n`));
+    let head = "";
+    s.on("data", (c: Buffer) => {
+      if (bytes === 0 && head.length < 32 && c[0] === 0x73 /* "s" */) {
+        head += c.toString("latin1");
+        const m = /^send (\d+)\n/.exec(head);
+        if (m) void writeBytes(s, Number(m[1])).then(() => s.end());
+        return;
+      }
+      bytes += c.length;
+    });
+    s.on("end", () => {
+      if (head === "") s.end(`${bytes}\n`);
+    });
     s.on("error", () => s.destroy());
   });
   server.listen(0, "127.0.0.1", () => {
@@ -44,22 +73,21 @@ function firstLine(child: ChildProcess, match: (line: string) => string | undefi
   });
 }
 
-function cpuSeconds(pid: number): number {
+/** CPU seconds (user + system) and minor page faults of a process so far. */
+function usage(pid: number): { cpu: number; faults: number } {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return { cpu: (Number(fields[11]) + Number(fields[12])) / 100, faults: Number(fields[7]) };
 }
 
+/** Client → worker: sends `bytes`, half-closes, checks the worker's count; resolves with seconds. */
 async function send(port: number, bytes: number): Promise<number> {
-  const chunk = Buffer.alloc(256 * 1024, 7);
   const socket = connect({ host: "127.0.0.1", port, allowHalfOpen: true, noDelay: true });
   await new Promise((r) => socket.once("connect", r));
   const started = performance.now();
   let reply = "";
   socket.on("data", (d: Buffer) => (reply += d.toString()));
   const done = new Promise((r) => socket.once("end", r));
-  for (let sent = 0; sent < bytes; sent += chunk.length) {
-    if (!socket.write(chunk)) await new Promise((r) => socket.once("drain", r));
-  }
+  await writeBytes(socket, bytes);
   socket.end();
   await done;
   const seconds = (performance.now() - started) / 1000;
@@ -68,9 +96,34 @@ async function send(port: number, bytes: number): Promise<number> {
   return seconds;
 }
 
+/** Worker → client: asks for `bytes`, counts them until the worker's FIN; resolves with seconds. */
+async function receive(port: number, bytes: number): Promise<number> {
+  const socket = connect({ host: "127.0.0.1", port, allowHalfOpen: true, noDelay: true });
+  await new Promise((r) => socket.once("connect", r));
+  const started = performance.now();
+  let got = 0;
+  socket.on("data", (d: Buffer) => (got += d.length));
+  const done = new Promise((r) => socket.once("end", r));
+  socket.end(`send ${bytes}\n`);
+  await done;
+  const seconds = (performance.now() - started) / 1000;
+  socket.destroy();
+  if (got !== bytes) throw new Error(`received ${got} of ${bytes} bytes`);
+  return seconds;
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)] ?? 0;
+}
+
+interface Proxy {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly rates: number[];
+  readonly cpuPerGiB: number[];
+  readonly faultsPerGiB: number[];
 }
 
 async function main(): Promise<void> {
@@ -78,12 +131,15 @@ async function main(): Promise<void> {
     options: {
       mib: { type: "string", default: "2048" },
       repeat: { type: "string", default: "3" },
+      reverse: { type: "boolean", default: false },
+      baseline: { type: "string" },
       sink: { type: "boolean" },
     },
   });
   if (values.sink) return runSink();
   const bytes = Number(values.mib) * 1024 * 1024;
   const repeat = Number(values.repeat);
+  const transfer = values.reverse ? receive : send;
 
   const sink = spawn(process.execPath, [SELF, "--sink"], { stdio: ["ignore", "pipe", "inherit"] });
   const sinkPort = Number(await firstLine(sink, (l) => (/^\d+$/.test(l) ? l : undefined)));
@@ -99,40 +155,42 @@ async function main(): Promise<void> {
     return j.msg === "listening" ? j.address : undefined;
   };
   const portOf = (address: string): number => Number(/:(\d+)$/.exec(address)?.[1]);
-  const proxy = spawn(process.execPath, [CLI, "--config", config, "--log-level", "info"], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const proxyPort = portOf(await firstLine(proxy, listeningAddress));
-  const naive = spawn(process.execPath, [NAIVE, String(sinkPort)], { stdio: ["ignore", "pipe", "inherit"] });
-  const naivePort = portOf(await firstLine(naive, listeningAddress));
+  const start = async (name: string, args: string[]): Promise<Proxy> => {
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+    const port = portOf(await firstLine(child, listeningAddress));
+    return { name, child, port, rates: [], cpuPerGiB: [], faultsPerGiB: [] };
+  };
+  const fulcrumArgs = (cli: string): string[] => [cli, "--config", config, "--log-level", "info"];
+  const proxies = [await start("fulcrum (1 thread)", fulcrumArgs(CLI))];
+  if (values.baseline) proxies.push(await start("fulcrum baseline (1 thread)", fulcrumArgs(values.baseline)));
+  proxies.push(await start("naive node pipe() proxy", [NAIVE, String(sinkPort)]));
 
   const direct: number[] = [];
-  const viaProxy: number[] = [];
-  const proxyCpuPerGiB: number[] = [];
-  const viaNaive: number[] = [];
-  const naiveCpuPerGiB: number[] = [];
-  const measure = async (port: number, pid: number, rates: number[], cpu: number[]): Promise<void> => {
-    const cpu0 = cpuSeconds(pid);
-    rates.push(bytes / (await send(port, bytes)) / 1e9);
-    cpu.push((cpuSeconds(pid) - cpu0) / (bytes / 2 ** 30));
-  };
+  const gib = bytes / 2 ** 30;
   for (let i = 0; i < repeat; i++) {
-    direct.push(bytes / (await send(sinkPort, bytes)) / 1e9);
-    await measure(proxyPort, proxy.pid as number, viaProxy, proxyCpuPerGiB);
-    await measure(naivePort, naive.pid as number, viaNaive, naiveCpuPerGiB);
+    direct.push(bytes / (await transfer(sinkPort, bytes)) / 1e9);
+    for (const p of proxies) {
+      const before = usage(p.child.pid as number);
+      p.rates.push(bytes / (await transfer(p.port, bytes)) / 1e9);
+      const after = usage(p.child.pid as number);
+      p.cpuPerGiB.push((after.cpu - before.cpu) / gib);
+      p.faultsPerGiB.push((after.faults - before.faults) / gib);
+    }
   }
-  proxy.kill("SIGTERM");
-  naive.kill("SIGTERM");
+  for (const p of proxies) p.child.kill("SIGTERM");
   sink.kill("SIGTERM");
   const d = median(direct);
-  const p = median(viaProxy);
+  const way = values.reverse ? "worker → client" : "client → worker";
   const rows = [
-    `TCP bulk, ${values.mib} MiB one way, median of ${repeat} interleaved runs (node ${process.version})`,
-    `| path | GB/s | ratio to direct | proxy CPU s/GiB |`,
-    `|---|---|---|---|`,
-    `| direct | ${d.toFixed(2)} | 1.00 | - |`,
-    `| fulcrum (1 thread) | ${p.toFixed(2)} | ${(p / d).toFixed(2)} | ${median(proxyCpuPerGiB).toFixed(2)} |`,
-    `| naive node pipe() proxy | ${median(viaNaive).toFixed(2)} | ${(median(viaNaive) / d).toFixed(2)} | ${median(naiveCpuPerGiB).toFixed(2)} |`,
+    `TCP bulk, ${values.mib} MiB ${way}, median of ${repeat} interleaved runs (node ${process.version})`,
+    `| path | GB/s | ratio to direct | proxy CPU s/GiB | proxy page faults per GiB |`,
+    `|---|---|---|---|---|`,
+    `| direct | ${d.toFixed(2)} | 1.00 | - | - |`,
+    ...proxies.map((p) => {
+      const rate = median(p.rates);
+      const cpu = median(p.cpuPerGiB).toFixed(2);
+      return `| ${p.name} | ${rate.toFixed(2)} | ${(rate / d).toFixed(2)} | ${cpu} | ${Math.round(median(p.faultsPerGiB))} |`;
+    }),
   ];
   process.stdout.write(rows.join("\n") + "\n");
 }

@@ -4,7 +4,7 @@
  * connections being set up); a failed attempt releases it and feeds outlier detection. Nothing throws:
  * the outcome is a tagged result handed to `done` exactly once.
  */
-import { connect, type Socket } from "node:net";
+import { connect, type OnReadOpts, type Socket } from "node:net";
 import type { Endpoint } from "../balancer/endpoint-set.js";
 import type { PickContext, PickFailureReason } from "../balancer/picker.js";
 import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
@@ -19,18 +19,27 @@ export type ConnectOutcome =
   | { readonly kind: "connected"; readonly endpoint: Endpoint; readonly socket: Socket }
   | { readonly kind: "failure"; readonly failure: ConnectFailure };
 
+/** What one downstream connection asks of its upstream connection. */
+export interface ConnectRequest {
+  readonly pick: Omit<PickContext, "exclude">;
+  /** True once the downstream connection has closed: no further attempt is made. */
+  readonly aborted: () => boolean;
+  /** Where the upstream socket's reads land (TcpRelay); given to every attempt's socket. */
+  readonly onread: OnReadOpts;
+}
+
 export function connectUpstream(
   cluster: ClusterRuntime,
-  base: Omit<PickContext, "exclude">,
-  aborted: () => boolean,
+  request: ConnectRequest,
   done: (outcome: ConnectOutcome) => void,
 ): void {
+  const base = request.pick;
   let exclude: Set<Endpoint> | undefined;
   let attempts = 0;
   let lastError = "";
 
   const attempt = (): void => {
-    if (aborted())
+    if (request.aborted())
       return done({ kind: "failure", failure: { reason: "connect_failed", detail: "client closed" } });
     const picked = cluster.pick(exclude ? { ...base, exclude } : base);
     if (picked.kind === "unavailable")
@@ -38,7 +47,13 @@ export function connectUpstream(
     const endpoint = picked.endpoint;
     attempts++;
     cluster.acquire(endpoint);
-    const socket = connect({ host: endpoint.host, port: endpoint.port, allowHalfOpen: true, noDelay: true });
+    const socket = connect({
+      host: endpoint.host,
+      port: endpoint.port,
+      allowHalfOpen: true,
+      noDelay: true,
+      onread: request.onread,
+    });
     const timer = setTimeout(() => fail("connect timeout"), cluster.connectTimeoutMs);
 
     function onConnect(): void {

@@ -1,7 +1,8 @@
 /**
- * A `protocol: tcp` listener: accept → pick → connect (with retry on another endpoint) → pipe both
- * ways → close both and release the endpoint exactly once. The accepted socket stays paused until the
- * upstream is connected, so client bytes that arrive meanwhile wait in the kernel and are forwarded.
+ * A `protocol: tcp` listener: accept → pick → connect (with retry on another endpoint) → relay both
+ * ways (tcp-relay.ts) → close both and release the endpoint exactly once. The accepted socket stays
+ * paused until the upstream is connected, so client bytes that arrive meanwhile wait in the kernel
+ * and are forwarded.
  */
 import { bindServer, serverAddress, type BindOptions } from "../runtime/server-address.js";
 import { createServer, type Server, type Socket } from "node:net";
@@ -14,7 +15,7 @@ import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
 import type { Listener } from "../runtime/listener.js";
 import type { Endpoint } from "../balancer/endpoint-set.js";
 import { connectUpstream, type ConnectFailure } from "./tcp-connect.js";
-import { spliceConnections } from "./tcp-pipe.js";
+import { TcpRelay } from "./tcp-relay.js";
 import { encodeProxyHeader } from "./proxy-protocol.js";
 import { RateLimitedWarning } from "../log/rate-limited-warning.js";
 
@@ -31,15 +32,18 @@ export interface TcpListenerDeps {
 
 export class TcpListener implements Listener {
   private readonly server: Server;
-  private readonly sockets = new Set<Socket>();
+  /**
+   * Every open connection, with the endpoint it was relayed to once it was (so a reload can end
+   * those on removed endpoints).
+   */
+  private readonly connections = new Map<Socket, Endpoint | undefined>();
   private readonly log: Logger;
   private readonly refusedWarning: RateLimitedWarning;
   private readonly labels: { listener: string; thread: string };
-  private open = 0;
+  /** Label sets of the per-connection metrics, built once per config rather than per connection. */
+  private metricLabels: ConnectionLabels;
   private draining = false;
   private idleMs: number;
-  /** Spliced connections and the endpoint each reached, so a reload can end those on removed endpoints. */
-  private readonly spliced = new Map<Socket, Endpoint>();
 
   constructor(
     public config: ListenerConfig,
@@ -49,6 +53,7 @@ export class TcpListener implements Listener {
     this.refusedWarning = new RateLimitedWarning(this.log, 10_000);
     this.labels = { listener: config.name, thread: deps.thread };
     this.idleMs = durationMs(config.idle_timeout);
+    this.metricLabels = connectionLabels(config.name);
     this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) =>
       this.accept(socket),
     );
@@ -66,7 +71,7 @@ export class TcpListener implements Listener {
 
   /** Active downstream connections of this listener. */
   get active(): number {
-    return this.open;
+    return this.connections.size;
   }
 
   /**
@@ -82,96 +87,93 @@ export class TcpListener implements Listener {
   reconfigure(config: ListenerConfig): void {
     this.config = config;
     this.idleMs = durationMs(config.idle_timeout);
+    this.metricLabels = connectionLabels(config.name);
   }
 
   /** Ends connections whose endpoint a reload removed (after their drain_timeout). */
   closeRemoved(): void {
-    for (const [socket, endpoint] of this.spliced) if (endpoint.removed) socket.destroy();
+    for (const [socket, endpoint] of this.connections) if (endpoint?.removed) socket.destroy();
   }
 
   /** Destroys every open connection (end of drain, or immediate stop). */
   closeAll(): void {
-    for (const s of this.sockets) s.destroy();
+    for (const s of this.connections.keys()) s.destroy();
   }
 
   /** Resolves when no connection is open. */
   async idle(): Promise<void> {
-    while (this.open > 0) await new Promise((r) => setTimeout(r, 50));
+    while (this.connections.size > 0) await new Promise((r) => setTimeout(r, 50));
   }
 
   private accept(client: Socket): void {
-    client.on("error", noop); // until spliced, a reset must not become an uncaught error
+    client.on("error", noop); // until relayed, a reset must not become an uncaught error
     const max = this.config.max_connections;
     if (this.draining) return this.refuse(client, "draining");
-    if (this.open >= max) return this.refuse(client, "max_connections");
-    this.open++;
-    this.sockets.add(client);
-    this.deps.metrics.downstreamConnectionsTotal.inc(this.labels);
-    this.deps.metrics.downstreamConnectionsActive.inc(this.labels);
+    if (this.connections.size >= max) return this.refuse(client, "max_connections");
+    this.connections.set(client, undefined);
+    const metrics = this.deps.metrics;
+    metrics.downstreamConnectionsTotal.inc(this.labels);
+    metrics.downstreamConnectionsActive.inc(this.labels);
     const started = performance.now();
     let closed = false;
-    client.once("close", () => {
+    client.on("close", () => {
       closed = true;
-      this.sockets.delete(client);
-      this.open--;
-      this.deps.metrics.downstreamConnectionsActive.dec(this.labels);
+      this.connections.delete(client);
+      metrics.downstreamConnectionsActive.dec(this.labels);
     });
     if (this.idleMs > 0) {
       client.setTimeout(this.idleMs, () => client.destroy());
     }
     const cluster = this.deps.cluster();
-    const clientAddress = normalizeClientAddress(client.remoteAddress);
-    const affinityKey = cluster.config.affinity?.key === "source_ip" ? clientAddress : undefined;
-    connectUpstream(
-      cluster,
-      { clientAddress, affinityKey },
-      () => closed,
-      (outcome) => {
-        if (outcome.kind === "failure") {
-          this.refused(outcome.failure, cluster.name);
-          client.destroy();
-          return;
-        }
-        if (closed) {
-          outcome.socket.destroy();
-          cluster.release(outcome.endpoint);
-          return;
-        }
-        const upstream = outcome.socket;
-        if (this.config.proxy_protocol !== "none") {
-          upstream.write(
-            encodeProxyHeader(this.config.proxy_protocol, {
-              sourceAddress: client.remoteAddress ?? "",
-              sourcePort: client.remotePort ?? 0,
-              destinationAddress: client.localAddress ?? "",
-              destinationPort: client.localPort ?? 0,
-            }),
-          );
-        }
-        client.off("error", noop);
-        this.spliced.set(client, outcome.endpoint);
-        client.once("close", () => this.spliced.delete(client));
-        spliceConnections(
-          client,
-          upstream,
-          () => {
-            cluster.release(outcome.endpoint);
-            this.deps.metrics.bytes.inc({ listener: this.config.name, direction: "in" }, client.bytesRead);
-            this.deps.metrics.bytes.inc(
-              { listener: this.config.name, direction: "out" },
-              client.bytesWritten,
-            );
-            this.deps.metrics.streamDuration.observe(
-              { listener: this.config.name, cluster: cluster.name },
-              (performance.now() - started) / 1000,
-            );
-          },
-          (endpointReset) => {
-            if (endpointReset) cluster.upstreamReset(outcome.endpoint);
-          },
+    // Only ip_hash and source_ip affinity read the client's address: each read is a getpeername().
+    const bySource = cluster.config.affinity?.key === "source_ip";
+    const clientAddress =
+      bySource || cluster.config.policy === "ip_hash"
+        ? normalizeClientAddress(client.remoteAddress)
+        : undefined;
+    const affinityKey = bySource ? clientAddress : undefined;
+    const relay = new TcpRelay(client);
+    const request = { pick: { clientAddress, affinityKey }, aborted: () => closed, onread: relay.onread };
+    connectUpstream(cluster, request, (outcome) => {
+      if (outcome.kind === "failure") {
+        this.refused(outcome.failure, cluster.name);
+        client.destroy();
+        return;
+      }
+      const { endpoint, socket: upstream } = outcome;
+      if (closed) {
+        upstream.destroy();
+        cluster.release(endpoint);
+        return;
+      }
+      if (this.config.proxy_protocol !== "none") {
+        upstream.write(
+          encodeProxyHeader(this.config.proxy_protocol, {
+            sourceAddress: client.remoteAddress ?? "",
+            sourcePort: client.remotePort ?? 0,
+            destinationAddress: client.localAddress ?? "",
+            destinationPort: client.localPort ?? 0,
+          }),
         );
-      },
-    );
+      }
+      client.off("error", noop);
+      this.connections.set(client, endpoint);
+      const labels = this.metricLabels;
+      relay.start(upstream, {
+        released: () => {
+          cluster.release(endpoint);
+          metrics.bytes.inc(labels.bytesIn, client.bytesRead);
+          metrics.bytes.inc(labels.bytesOut, client.bytesWritten);
+          metrics.streamDuration.observe(
+            { listener: labels.listener, cluster: cluster.name },
+            (performance.now() - started) / 1000,
+          );
+        },
+        failed: (upstreamFault) => {
+          if (upstreamFault) cluster.upstreamReset(endpoint);
+        },
+      });
+    });
   }
 
   private refused(failure: ConnectFailure, cluster: string): void {
@@ -186,6 +188,20 @@ export class TcpListener implements Listener {
     this.refusedWarning.warn(reason, { reason }, "connection refused");
     client.destroy();
   }
+}
+
+interface ConnectionLabels {
+  readonly listener: string;
+  readonly bytesIn: { readonly listener: string; readonly direction: "in" };
+  readonly bytesOut: { readonly listener: string; readonly direction: "out" };
+}
+
+function connectionLabels(listener: string): ConnectionLabels {
+  return {
+    listener,
+    bytesIn: { listener, direction: "in" },
+    bytesOut: { listener, direction: "out" },
+  };
 }
 
 function noop(): void {}
