@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 suites=("$@")
-if [ ${#suites[@]} -eq 0 ]; then suites=(unit integration integration-frames); fi
+if [ ${#suites[@]} -eq 0 ]; then suites=(unit integration integration-frames reliability); fi
 
 status=0
 for suite in "${suites[@]}"; do
