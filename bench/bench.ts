@@ -5,7 +5,7 @@
  *   policies   Fulcrum's policies and HAProxy's over 4 simulated GPU workers, one 3× slower
  *   load       the gRPC load generator on its own, against any address (see loadgen-cli.ts)
  *
- * Options: --targets a,b  --repeat N  --cpu-prof  --quick  --out DIR  --rows a,b  --seconds N  --threads N|auto.
+ * Options: --targets a,b  --repeat N  --cpu-prof  --quick  --out DIR  --rows a,b  --policies a,b  --seconds N  --threads N|auto.
  * Every child process is stopped at the end, on an error and on SIGINT/SIGTERM.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -25,7 +25,8 @@ const USAGE = `usage: npm run bench -- <overhead|policies|load> [options]
   --cpu-prof      run Fulcrum under node --cpu-prof and print its top self-time functions
   --quick         about a second per measurement; fails unless every one has throughput and no errors
   --out DIR       where the JSON, Markdown and SVG reports go (default bench/results, --quick: test-artifacts/bench)
-  --rows a,b      overhead: only rows whose id contains one of these
+  --rows a,b      overhead: only rows whose id contains one of these; policies: only these loads (50,80,95,closed)
+  --policies a,b  policies: only policies whose name contains one of these (e.g. least_loaded,leastconn)
   --seconds N     seconds per measurement (overhead default 8; policies default 20 per load point)
   --threads N     overhead: threads of every proxy (Fulcrum threads, HAProxy nbthread, NGINX
                   worker_processes); "auto" = one per core (default 1)
@@ -49,6 +50,7 @@ async function main(argv: string[]): Promise<number> {
       quick: { type: "boolean", default: false },
       out: { type: "string" },
       rows: { type: "string" },
+      policies: { type: "string" },
       seconds: { type: "string" },
       threads: { type: "string", default: "1" },
       help: { type: "boolean", short: "h" },
@@ -84,6 +86,7 @@ async function main(argv: string[]): Promise<number> {
       quick: values.quick,
       seconds,
       rows: values.rows?.split(","),
+      policies: values.policies?.split(","),
       threads,
       dir,
       cpuProfDir,

@@ -21,6 +21,8 @@ export interface LoadSpec {
   readonly path: string;
   readonly streaming: boolean;
   readonly payloadBytes: number;
+  /** The request message's protobuf bytes (framed here); default `payloadBytes` of filler. */
+  readonly message?: Buffer | undefined;
   readonly metadata: Readonly<Record<string, string>>;
   readonly deadlineMs: number;
   readonly connections: number;
@@ -57,7 +59,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadRun> {
   const conns = await Promise.all(
     Array.from({ length: spec.connections }, () => GrpcConnection.connect(spec.address)),
   );
-  const message = grpcFrame(spec.payloadBytes);
+  const message = spec.message ? framed(spec.message) : grpcFrame(spec.payloadBytes);
   const windows: WindowStats[] = [];
   let current = newWindow();
   let total = 0;
@@ -138,4 +140,12 @@ function newWindow(): {
   statuses: Record<string, number>;
 } {
   return { requests: 0, ok: 0, errors: 0, histogram: new LatencyHistogram(), statuses: {} };
+}
+
+/** `bytes` behind the 5-byte gRPC message prefix (uncompressed). */
+function framed(bytes: Buffer): Buffer {
+  const b = Buffer.alloc(5 + bytes.length);
+  b.writeUInt32BE(bytes.length, 1);
+  bytes.copy(b, 5);
+  return b;
 }

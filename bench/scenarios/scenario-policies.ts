@@ -6,7 +6,8 @@
  * directly (closed loop, twice its slots in flight) in windows until stable, the answers per second summed.
  * Open-loop load from one client address at 50 %, 80 % and 95 % of it through each of Fulcrum's policies and
  * HAProxy's `roundrobin` and `leastconn`, then the closed-loop form (one connection, 32 calls in flight).
- * Interleaved: each load level runs every policy before the next level.
+ * Interleaved: each load level runs every policy before the next level. Then the outside-load part
+ * (scenario-outside.ts): equal workers, one of them also loaded by clients that bypass the proxy.
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -17,6 +18,7 @@ import { stableWhen, summarise } from "../loadgen/loadgen-windows.js";
 import { startTarget } from "../targets/target-start.js";
 import type { ListenerSpec, Policy, RunningTarget, TargetName } from "../targets/target.js";
 import { counterDelta, startWorkerPool, type WorkerPool } from "../worker/worker-pool.js";
+import { runOutside, type OutsideResult } from "./scenario-outside.js";
 
 export const POLICY_WORKERS = [
   { name: "gpu-0", speed: 1 },
@@ -47,20 +49,24 @@ export interface PoliciesOptions {
   readonly quick: boolean;
   readonly dir: string;
   readonly cpuProfDir?: string | undefined;
+  /** Only the load forms whose label (`50 %`, `95 %`, `closed 32`) contains one of these. */
+  readonly loads?: readonly string[] | undefined;
+  /** Only the policies whose name (`fulcrum least_loaded`, `haproxy leastconn`) contains one of these. */
+  readonly policies?: readonly string[] | undefined;
   readonly say: (line: string) => void;
 }
 
 export interface PolicyPoint {
   /** e.g. `fulcrum round_robin`, `haproxy leastconn`. */
   readonly policy: string;
-  /** `50 %`, `80 %`, `95 %` of capacity, or `closed 32`. */
+  /** `50 %`, `80 %`, `95 %` of capacity, `closed 32`, or `outside 80 %` (scenario-outside.ts). */
   readonly load: string;
   readonly rep: number;
   readonly offered: number | undefined;
   readonly throughput: number;
   readonly latency: LatencySummary;
   readonly errors: number;
-  /** Share of the calls each worker answered OK, in POLICY_WORKERS order. */
+  /** Share of the calls each worker answered OK, in the order of the scenario's workers. */
   readonly shares: readonly number[];
 }
 
@@ -73,12 +79,38 @@ export interface PoliciesResult {
   readonly seconds: number;
   readonly points: PolicyPoint[];
   readonly problems: string[];
+  /** The outside-load part, unless `--rows` left it out. */
+  readonly outside?: OutsideResult | undefined;
 }
 
 export async function runPolicies(o: PoliciesOptions): Promise<PoliciesResult> {
   const targets = o.targets.filter((t) => POLICIES[t]);
   if (targets.length === 0) throw new Error("policies: --targets must include fulcrum or haproxy");
   if (targets.includes("haproxy")) ensureTools([TOOLS.haproxy]);
+  const forms = [...LOADS, undefined].filter((load) => matches(o.loads, loadLabel(load)));
+  const main =
+    forms.length > 0
+      ? await runUnequal(o, targets, forms)
+      : { capacity: CAPACITY, points: [], problems: [] as string[] };
+  const outside = matches(o.loads, "outside")
+    ? await runOutside({ ...o, targets, policies: o.policies })
+    : undefined;
+  return {
+    nominalCapacity: CAPACITY,
+    workers: POLICY_WORKERS,
+    seconds: o.seconds,
+    ...main,
+    problems: [...main.problems, ...(outside?.problems ?? [])],
+    outside,
+  };
+}
+
+/** The unequal workers at every load form of `forms` (a fraction of capacity, or closed loop). */
+async function runUnequal(
+  o: PoliciesOptions,
+  targets: readonly TargetName[],
+  forms: readonly (number | undefined)[],
+): Promise<{ capacity: number; points: PolicyPoint[]; problems: string[] }> {
   const pool = await startWorkerPool(
     POLICY_WORKERS.map((w) => ({ name: w.name, baseLatencyMs: SERVICE_MS, slots: SLOTS, speed: w.speed })),
   );
@@ -88,7 +120,8 @@ export async function runPolicies(o: PoliciesOptions): Promise<PoliciesResult> {
   let capacity = CAPACITY;
   try {
     for (const t of targets) {
-      const policies = POLICIES[t] ?? [];
+      const policies = (POLICIES[t] ?? []).filter((p) => matches(o.policies, pointName(t, p)));
+      if (policies.length === 0) continue;
       const listeners: ListenerSpec[] = policies.map((p) => ({
         name: p,
         protocol: "grpc",
@@ -100,15 +133,14 @@ export async function runPolicies(o: PoliciesOptions): Promise<PoliciesResult> {
       const target = await startTarget(t, listeners, { dir, cpuProfDir: o.cpuProfDir });
       for (const p of policies) running.push({ target, policy: p });
     }
-    capacity = await measureCapacity(pool, o.quick ? 2 : 12);
+    capacity = (await measureCapacity(pool, o.quick ? 2 : 12)).reduce((a, b) => a + b, 0);
     o.say(`policies: capacity measured ${capacity.toFixed(0)} calls/s (nominal ${CAPACITY.toFixed(0)})`);
     const at = { ...o, capacity };
     // Unmeasured: 2 s at 50 % through every policy, so Fulcrum's JIT is warm like HAProxy.
     if (!o.quick)
       for (const r of running) await measure(r.target, r.policy, 0.5, -1, pool, { ...at, seconds: 2 });
-    const forms: { load: number | undefined }[] = [...LOADS.map((load) => ({ load })), { load: undefined }];
     for (let rep = 0; rep < o.repeat; rep++) {
-      for (const { load } of forms) {
+      for (const load of forms) {
         for (const r of running) {
           const point = await measure(r.target, r.policy, load, rep, pool, at);
           points.push(point);
@@ -127,29 +159,28 @@ export async function runPolicies(o: PoliciesOptions): Promise<PoliciesResult> {
     await Promise.all([...new Set(running.map((r) => r.target))].map((t) => t.stop()));
     await pool.stop();
   }
-  return {
-    nominalCapacity: CAPACITY,
-    capacity,
-    workers: POLICY_WORKERS,
-    seconds: o.seconds,
-    points,
-    problems,
-  };
+  return { capacity, points, problems };
 }
 
 /**
- * Every worker saturated directly at once (twice its slots in flight): the sum of OK answers per
- * second, in 1 s windows until the last three agree within 10 % (at most `seconds`), so the first
- * cold second does not count.
+ * Every worker saturated directly at once (twice its slots in flight): each one's OK answers per
+ * second, in 1 s windows until the last three agree within 10 % (at most `seconds`), so the
+ * first cold second does not count.
  */
-async function measureCapacity(pool: WorkerPool, seconds: number): Promise<number> {
-  const rates = await Promise.all(
+export async function measureCapacity(
+  pool: WorkerPool,
+  seconds: number,
+  path = "/fulcrum.sim.Worker/Infer",
+  message?: Buffer,
+): Promise<number[]> {
+  return Promise.all(
     pool.workers.map(async (w) => {
       const run = await runLoad({
         address: w.address,
-        path: "/fulcrum.sim.Worker/Infer",
+        path,
         streaming: false,
         payloadBytes: 100,
+        message,
         metadata: {},
         deadlineMs: DEADLINE_MS,
         connections: 1,
@@ -161,7 +192,19 @@ async function measureCapacity(pool: WorkerPool, seconds: number): Promise<numbe
       return summarise(run, true).throughput;
     }),
   );
-  return rates.reduce((a, b) => a + b, 0);
+}
+
+export function pointName(target: TargetName, policy: Policy): string {
+  return target === "haproxy" ? `haproxy ${HAPROXY_NAMES[policy] ?? policy}` : `fulcrum ${policy}`;
+}
+
+function loadLabel(load: number | undefined): string {
+  return load === undefined ? "closed 32" : `${Math.round(load * 100)} %`;
+}
+
+/** No filter, or `name` contains one of its entries. */
+function matches(filter: readonly string[] | undefined, name: string): boolean {
+  return filter === undefined || filter.some((f) => name.includes(f));
 }
 
 async function measure(
@@ -189,10 +232,9 @@ async function measure(
   const result = summarise(run, false);
   const d = counterDelta(before, await pool.counters());
   const answered = d.perWorker.reduce((n, w) => n + w.ok, 0);
-  const name = target.name === "haproxy" ? `haproxy ${HAPROXY_NAMES[policy] ?? policy}` : `fulcrum ${policy}`;
   return {
-    policy: name,
-    load: closed ? "closed 32" : `${Math.round(load * 100)} %`,
+    policy: pointName(target.name, policy),
+    load: loadLabel(load),
     rep,
     offered: closed ? undefined : load * o.capacity,
     throughput: result.throughput,

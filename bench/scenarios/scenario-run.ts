@@ -17,7 +17,10 @@ export interface ScenarioOptions {
   readonly repeat: number;
   readonly quick: boolean;
   readonly seconds: number | undefined;
+  /** overhead: rows whose id contains one of these; policies: load forms whose label does. */
   readonly rows: readonly string[] | undefined;
+  /** policies: only the policies whose name contains one of these. */
+  readonly policies?: readonly string[] | undefined;
   readonly dir: string;
   readonly cpuProfDir: string | undefined;
   /** Threads of every proxy (overhead); default 1. */
@@ -63,6 +66,8 @@ export async function runScenario(name: ScenarioName, o: ScenarioOptions): Promi
     quick: o.quick,
     dir: o.dir,
     cpuProfDir: o.cpuProfDir,
+    loads: o.rows,
+    policies: o.policies,
     say: o.say,
   });
   return {

@@ -29,6 +29,10 @@ export function fulcrumConfig(
       `    policy: ${l.policy ?? "round_robin"}`,
       "    health_check: { type: none }",
     );
+    if (l.loadMetrics && l.policy === "least_loaded")
+      lines.push(
+        `    load_metrics: { port: ${l.loadMetrics.port}, path: /metrics, interval: ${l.loadMetrics.intervalMs}ms }`,
+      );
     lines.push("    endpoints:", ...l.upstreams.map((a) => `      - address: "${a}"`));
   }
   return `${lines.join("\n")}\n`;

@@ -28,6 +28,8 @@ export interface ListenerSpec {
   /** Worker addresses (`127.0.0.1:PORT`); `direct` allows exactly one. */
   readonly upstreams: readonly string[];
   readonly policy?: Policy;
+  /** Fulcrum `least_loaded` only: scrape each worker's queue gauge (`load_metrics`) at this port. */
+  readonly loadMetrics?: { readonly port: number; readonly intervalMs: number } | undefined;
 }
 
 export interface StartOptions {

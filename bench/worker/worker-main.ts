@@ -6,7 +6,9 @@
  *
  *   node worker-main.js '<WorkerSpec[] as JSON>'
  *
- * Prints one line `{"msg":"listening","workers":[{"name","address"}]}`, then answers IPC messages
+ * Prints one line `{"msg":"listening","workers":[{"name","address"}],"metricsPort"}` (metricsPort 0 when
+ * no worker serves metrics: load_metrics has one port per cluster, so each metrics worker gets its own
+ * loopback host), then answers IPC messages
  * `"counters"` with `WorkerCounters[]`; exits when the parent disconnects or on SIGTERM.
  */
 import * as grpc from "@grpc/grpc-js";
@@ -20,6 +22,10 @@ export interface WorkerSpec {
   readonly baseLatencyMs?: number;
   readonly slots?: number;
   readonly speed?: number;
+  /** Loopback address to listen on (default 127.0.0.1); give each worker its own for `metrics`. */
+  readonly host?: string;
+  /** Triton only: serve the Prometheus queue gauge on `host`, at one port shared by every such worker. */
+  readonly metrics?: boolean;
 }
 
 export interface WorkerCounters {
@@ -55,6 +61,7 @@ async function main(): Promise<void> {
   const counters: WorkerCounters[] = [];
   const running: Closable[] = [];
   const bound: { name: string; address: string }[] = [];
+  let metricsPort = 0;
   for (const spec of specs) {
     const c: WorkerCounters = { name: spec.name, ok: 0, failed: 0, messages: 0 };
     counters.push(c);
@@ -65,9 +72,15 @@ async function main(): Promise<void> {
       speed: spec.speed,
       serverOptions: { interceptors: [countingInterceptor(c)] },
     };
-    const worker = spec.kind === "triton" ? new SimTritonWorker(options) : new SimGrpcWorker(options);
+    const host = spec.host ?? "127.0.0.1";
+    let worker: SimTritonWorker | SimGrpcWorker;
+    if (spec.kind === "triton") {
+      const triton = new SimTritonWorker(options);
+      if (spec.metrics) metricsPort = (await triton.listenMetrics(host, metricsPort)).port;
+      worker = triton;
+    } else worker = new SimGrpcWorker(options);
     running.push(worker);
-    const where = await worker.listen("127.0.0.1", 0);
+    const where = await worker.listen(host, 0);
     bound.push({ name: spec.name, address: where.address });
   }
   process.on("message", (m) => {
@@ -78,7 +91,7 @@ async function main(): Promise<void> {
   };
   process.on("disconnect", stop);
   process.on("SIGTERM", stop);
-  process.stdout.write(`${JSON.stringify({ msg: "listening", workers: bound })}\n`);
+  process.stdout.write(`${JSON.stringify({ msg: "listening", workers: bound, metricsPort })}\n`);
 }
 
 main().catch((err: unknown) => {

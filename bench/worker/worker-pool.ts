@@ -12,6 +12,8 @@ const MAIN = fileURLToPath(new URL("./worker-main.js", import.meta.url));
 export interface WorkerPool {
   readonly pid: number;
   readonly workers: readonly { name: string; address: string }[];
+  /** The port of every metrics-serving worker's queue gauge (0: none). */
+  readonly metricsPort: number;
   counters(): Promise<WorkerCounters[]>;
   stop(): Promise<void>;
 }
@@ -20,14 +22,15 @@ export async function startWorkerPool(specs: readonly WorkerSpec[]): Promise<Wor
   const child = startChild("workers", process.execPath, [MAIN, JSON.stringify(specs)], {
     stdio: ["ignore", "pipe", "pipe", "ipc"],
   });
-  const workers = await child.line((l) =>
+  const { workers, metricsPort } = await child.line((l) =>
     l.startsWith("{")
-      ? (JSON.parse(l) as { workers: { name: string; address: string }[] }).workers
+      ? (JSON.parse(l) as { workers: { name: string; address: string }[]; metricsPort: number })
       : undefined,
   );
   return {
     pid: child.pid,
     workers,
+    metricsPort,
     counters: () =>
       new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error("workers: no counters within 10 s")), 10_000);
