@@ -5,6 +5,7 @@
  */
 import type { PoliciesResult, PolicyPoint } from "../scenarios/scenario-policies.js";
 import { DEADLINE_MS, SERVICE_MS, SLOTS } from "../scenarios/scenario-policies.js";
+import { OUTSIDE_SERVICE_MS } from "../scenarios/scenario-outside.js";
 import { fmtSpread, mdTable, num, spread } from "./report-stats.js";
 import { latencyChartSvg } from "./report-svg.js";
 
@@ -20,7 +21,7 @@ export function policiesMarkdown(r: PoliciesResult): string {
   const o = r.outside;
   if (o)
     parts.push(
-      `## Outside load\n\nWorkers: ${o.workers.join(", ")}, each ${SLOTS} slots, ${SERVICE_MS} ms, Triton-shaped, ` +
+      `## Outside load\n\nWorkers: ${o.workers.join(", ")}, each ${SLOTS} slots, ${OUTSIDE_SERVICE_MS} ms, Triton-shaped, ` +
         `with the queue gauge \`nv_inference_pending_request_count\` (Fulcrum \`least_loaded\` scrapes it every 500 ms); ` +
         `capacity ${num(o.capacity)} calls/s measured. Other clients send ${num(o.outsideRate)} calls/s straight to ` +
         `${o.workers[0]}, invisible to the proxy's own counts. Open loop through the proxy at fractions of the ` +

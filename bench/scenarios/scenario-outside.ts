@@ -1,6 +1,7 @@
 /**
  * The `policies` scenario's second part, "outside load": where `least_loaded`'s extra information
- * matters. Four equal Triton-shaped workers (4 slots, 10 ms), each on its own loopback host with
+ * matters. Four equal Triton-shaped workers (4 slots, 20 ms: slow enough that the slots, not this
+ * machine's CPU, are what saturates), each on its own loopback host with
  * Triton's queue gauge on one shared metrics port, as a fleet with one Triton per host. Other clients
  * (another replica, a batch job) send `OUTSIDE_SHARE` of gpu-0's capacity straight to gpu-0: this
  * proxy's in-flight counts cannot see that load; `least_loaded` sees it through `load_metrics` (the
@@ -15,16 +16,10 @@ import { summarise } from "../loadgen/loadgen-windows.js";
 import { startTarget } from "../targets/target-start.js";
 import type { ListenerSpec, Policy, RunningTarget, TargetName } from "../targets/target.js";
 import { counterDelta, startWorkerPool, type WorkerPool } from "../worker/worker-pool.js";
-import {
-  DEADLINE_MS,
-  SERVICE_MS,
-  SLOTS,
-  measureCapacity,
-  pointName,
-  type PolicyPoint,
-} from "./scenario-policies.js";
+import { DEADLINE_MS, SLOTS, measureCapacity, pointName, type PolicyPoint } from "./scenario-policies.js";
 
 export const OUTSIDE_WORKERS = ["gpu-0-shared", "gpu-1", "gpu-2", "gpu-3"] as const;
+export const OUTSIDE_SERVICE_MS = 20;
 /** The outside clients' rate, as a fraction of gpu-0's measured capacity. */
 export const OUTSIDE_SHARE = 0.6;
 /** Proxied load, as fractions of the capacity the outside load leaves. */
@@ -73,7 +68,7 @@ export async function runOutside(o: OutsideOptions): Promise<OutsideResult> {
       kind: "triton" as const,
       host: `127.0.0.${21 + i}`,
       metrics: true,
-      baseLatencyMs: SERVICE_MS,
+      baseLatencyMs: OUTSIDE_SERVICE_MS,
       slots: SLOTS,
     })),
   );
