@@ -33,6 +33,8 @@ import { H2_TUNING } from "./h2-tuning.js";
 const MAX_STREAM_ID = 2 ** 31 - 1;
 /** How long the final GOAWAY waits for the PING round trip that follows the first one. */
 const GOAWAY_PING_TIMEOUT_MS = 1000;
+/** After an idle connection's GOAWAY, how long before the socket is closed whatever node:http2 waits for. */
+const IDLE_CLOSE_GRACE_MS = 250;
 
 export interface GrpcListenerDeps {
   readonly log: Logger;
@@ -202,7 +204,14 @@ export class GrpcListener implements Listener {
     if (this.idleMs <= 0) return;
     clearTimeout(state.idleTimer);
     state.idleTimer = setTimeout(() => {
-      if (state.active === 0 && !session.closed) session.close();
+      if (state.active !== 0 || session.closed) return;
+      session.close();
+      // close() sends GOAWAY and waits for nghttp2 to finish what it is reading: a client trickling
+      // a HEADERS frame a byte at a time (slowloris) would hold the connection until its frame ends.
+      // No stream of ours is open, so once the GOAWAY had time to leave, the connection goes.
+      setTimeout(() => {
+        if (state.active === 0 && !session.destroyed) session.destroy();
+      }, IDLE_CLOSE_GRACE_MS).unref();
     }, this.idleMs);
   }
 

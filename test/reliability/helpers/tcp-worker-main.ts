@@ -1,9 +1,10 @@
 /**
  * A TCP worker process for the reliability tests, with the behaviours a fault test needs:
- * `node tcp-worker-main.js --name NAME --mode echo|silent|slow [--greet] [--delay-ms N]`.
+ * `node tcp-worker-main.js --name NAME --mode echo|silent|slow [--greet] [--delay-ms N] [--port P]`.
  * - echo: (greeting `NAME\n` with --greet, then) every byte back; after the client's FIN it ends.
  * - silent: accepts and reads, never writes and never closes: a connect probe passes, nothing else.
  * - slow: greets at once, then sends each chunk back after --delay-ms.
+ * --port binds a given port (default any), so a killed worker can come back on its old address.
  * Prints `{"event":"listening","address":"127.0.0.1:PORT"}`; answers `{"cmd":"stats"}` with its
  * connection and byte counts (connect probes included: they are connections too).
  */
@@ -17,6 +18,7 @@ const { values } = parseArgs({
     mode: { type: "string", default: "echo" },
     greet: { type: "boolean", default: false },
     "delay-ms": { type: "string", default: "0" },
+    port: { type: "string", default: "0" },
   },
 });
 const mode = values.mode;
@@ -66,7 +68,7 @@ function serve(socket: Socket): void {
 }
 
 const server = createServer({ allowHalfOpen: true, noDelay: true }, serve);
-server.listen({ host: "127.0.0.1", port: 0, backlog: 4096 }, () => {
+server.listen({ host: "127.0.0.1", port: Number(values.port), backlog: 4096 }, () => {
   const a = server.address();
   const port = a && typeof a !== "string" ? a.port : 0;
   emit({ event: "listening", name: values.name, address: `127.0.0.1:${port}` });

@@ -34,8 +34,11 @@ export async function startTcpWorker(options: {
   greet?: boolean;
   delayMs?: number;
   openFiles?: number;
+  /** Bind this port (default any), so a restarted worker keeps its address. */
+  port?: number;
 }): Promise<TcpWorkerProcess> {
   const args = ["--name", options.name, "--mode", options.mode, "--delay-ms", String(options.delayMs ?? 0)];
+  if (options.port) args.push("--port", String(options.port));
   if (options.greet) args.push("--greet");
   const { channel, ready } = await startChild(
     `worker ${options.name}`,
