@@ -27,6 +27,8 @@ export interface GrpcLoadOptions {
   readonly maxMs?: number;
   /** Pause after a failed call, so a fast failure does not spin. Default 10 ms. */
   readonly pauseAfterFailureMs?: number;
+  /** Pause after every call (paced load rather than as fast as answers come). Default 0. */
+  readonly pauseMs?: number;
 }
 
 export class GrpcLoad {
@@ -59,7 +61,8 @@ export class GrpcLoad {
         worker: o.ok ? o.value.toString("utf8") : undefined,
         details: o.ok ? "" : o.details,
       });
-      if (!o.ok) await new Promise((r) => setTimeout(r, this.options.pauseAfterFailureMs ?? 10));
+      const pause = o.ok ? (this.options.pauseMs ?? 0) : (this.options.pauseAfterFailureMs ?? 10);
+      if (pause > 0) await new Promise((r) => setTimeout(r, pause));
     }
   }
 
