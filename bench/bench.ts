@@ -5,7 +5,7 @@
  *   policies   Fulcrum's policies and HAProxy's over 4 simulated GPU workers, one 3× slower
  *   load       the gRPC load generator on its own, against any address (see loadgen-cli.ts)
  *
- * Options: --targets a,b  --repeat N  --cpu-prof  --quick  --out DIR  --rows a,b  --policies a,b  --seconds N  --threads N|auto.
+ * Options: --targets a,b  --repeat N  --cpu-prof  --quick  --out DIR  --rows a,b  --policies a,b  --seconds N  --threads N|auto  --node-flags "F".
  * Every child process is stopped at the end, on an error and on SIGINT/SIGTERM.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -30,6 +30,8 @@ const USAGE = `usage: npm run bench -- <overhead|policies|load> [options]
   --seconds N     seconds per measurement (overhead default 8; policies default 20 per load point)
   --threads N     overhead: threads of every proxy (Fulcrum threads, HAProxy nbthread, NGINX
                   worker_processes); "auto" = one per core (default 1)
+  --node-flags "F"  overhead: Fulcrum's Node/V8 flags instead of the product's (src/runtime/node-flags.ts);
+                  "" runs V8's defaults (to measure a flag)
   load ...        npm run bench -- load --help
 `;
 
@@ -53,6 +55,7 @@ async function main(argv: string[]): Promise<number> {
       policies: { type: "string" },
       seconds: { type: "string" },
       threads: { type: "string", default: "1" },
+      "node-flags": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -88,6 +91,7 @@ async function main(argv: string[]): Promise<number> {
       rows: values.rows?.split(","),
       policies: values.policies?.split(","),
       threads,
+      nodeFlags: values["node-flags"]?.split(" ").filter((f) => f !== ""),
       dir,
       cpuProfDir,
       say,

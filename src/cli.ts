@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --min-semi-space-size=8 --max-semi-space-size=8
 /**
  * The command line of DESIGN.md: `fulcrum [run] --config FILE`, `fulcrum check --config FILE`,
  * `fulcrum demo`. The only module that reads argv, env and signals.

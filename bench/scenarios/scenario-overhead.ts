@@ -24,6 +24,7 @@ export interface OverheadOptions {
   readonly dir: string;
   readonly cpuProfDir?: string | undefined;
   readonly threads?: number | undefined;
+  readonly nodeFlags?: readonly string[] | undefined;
   readonly say: (line: string) => void;
 }
 
@@ -70,7 +71,8 @@ export async function runOverhead(o: OverheadOptions): Promise<OverheadMeasureme
     for (const name of o.targets) {
       const dir = join(o.dir, name);
       mkdirSync(dir, { recursive: true });
-      running.push(await startTarget(name, listeners, { dir, cpuProfDir: o.cpuProfDir, threads: o.threads }));
+      const start = { dir, cpuProfDir: o.cpuProfDir, threads: o.threads, nodeFlags: o.nodeFlags };
+      running.push(await startTarget(name, listeners, start));
     }
     const total = o.repeat * rows.length * running.length;
     for (let rep = 0; rep < o.repeat; rep++) {

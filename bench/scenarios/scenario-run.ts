@@ -25,6 +25,8 @@ export interface ScenarioOptions {
   readonly cpuProfDir: string | undefined;
   /** Threads of every proxy (overhead); default 1. */
   readonly threads?: number | undefined;
+  /** Fulcrum's Node/V8 flags (overhead); default the product's `NODE_FLAGS`. */
+  readonly nodeFlags?: readonly string[] | undefined;
   readonly say: (line: string) => void;
 }
 
@@ -45,6 +47,7 @@ export async function runScenario(name: ScenarioName, o: ScenarioOptions): Promi
       dir: o.dir,
       cpuProfDir: o.cpuProfDir,
       threads: o.threads,
+      nodeFlags: o.nodeFlags,
       say: o.say,
     });
     const problems = ms.flatMap((m) =>

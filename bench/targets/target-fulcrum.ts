@@ -6,6 +6,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { NODE_FLAGS } from "../../src/runtime/node-flags.js";
 import { listeningAddress, portOf, startChild } from "../proc/proc-children.js";
 import { treeCpuSeconds } from "../proc/proc-cpu.js";
 import { repoRoot, type ListenerSpec, type RunningTarget, type StartOptions } from "./target.js";
@@ -47,7 +48,8 @@ export async function startFulcrum(
   writeFileSync(config, fulcrumConfig(listeners, engine, options.threads));
   const cli = join(repoRoot(), "dist", "src", "cli.js");
   const prof = options.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", options.cpuProfDir] : [];
-  const child = startChild("fulcrum", process.execPath, [...prof, cli, "--config", config]);
+  const flags = options.nodeFlags ?? NODE_FLAGS;
+  const child = startChild("fulcrum", process.execPath, [...flags, ...prof, cli, "--config", config]);
   const ports = new Map<string, number>();
   await child.line((line) => {
     const address = listeningAddress(line);

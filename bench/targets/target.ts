@@ -39,6 +39,8 @@ export interface StartOptions {
   readonly cpuProfDir?: string | undefined;
   /** Threads of every proxy: Fulcrum `threads`, HAProxy `nbthread`, NGINX `worker_processes` (default 1). */
   readonly threads?: number | undefined;
+  /** Fulcrum only: Node/V8 flags before the CLI (default: the product's `NODE_FLAGS`). */
+  readonly nodeFlags?: readonly string[] | undefined;
 }
 
 export interface RunningTarget {

@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
+import { NODE_FLAGS } from "../../src/runtime/node-flags.js";
 import { repoRoot } from "./repo-root.js";
 
 export const CLI = join(repoRoot(), "dist/src/cli.js");
@@ -25,7 +26,9 @@ export interface CliProcess {
 
 export function startCli(args: string[], listening: number): Promise<CliProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [...NODE_FLAGS, CLI, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     const lines: Record<string, unknown>[] = [];
     const waiters: (() => void)[] = [];
     let buf = "";

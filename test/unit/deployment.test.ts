@@ -14,6 +14,7 @@ import { parseAllDocuments } from "yaml";
 import { parseConfig } from "../../src/config/config-load.js";
 import type { FulcrumConfig } from "../../src/config/config-schema.js";
 import { durationMs } from "../../src/config/config-units.js";
+import { NODE_FLAGS, SEMI_SPACE_MIB } from "../../src/runtime/node-flags.js";
 import { repoRoot } from "../helpers/repo-root.js";
 
 const ROOT = repoRoot();
@@ -203,6 +204,33 @@ describe("deployment", { timeout: 60_000 }, () => {
       cmd.join(" "),
       new RegExp(`http://127\\.0\\.0\\.1:${portOf(shipped.admin?.listen ?? "")}/healthz`),
     );
+  });
+
+  it("every launcher runs Node with NODE_FLAGS: the image's ENTRYPOINT, `npm start`, the bin's shebang", () => {
+    const entry = words(final.findLast((i) => i.keyword === "ENTRYPOINT")?.args ?? "[]");
+    const cli = entry.findIndex((w) => w.endsWith("dist/src/cli.js"));
+    assert.equal(entry[0], "node");
+    assert.deepEqual(entry.slice(1, cli), NODE_FLAGS, "ENTRYPOINT: node FLAGS …/cli.js");
+    const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
+      scripts: Record<string, string>;
+      bin: Record<string, string>;
+    };
+    assert.equal(pkg.scripts.start, `node ${NODE_FLAGS.join(" ")} dist/src/cli.js demo`);
+    const bin = readFileSync(join(ROOT, pkg.bin.fulcrum ?? "missing"), "utf8").split("\n")[0];
+    assert.equal(bin, `#!/usr/bin/env -S node ${NODE_FLAGS.join(" ")}`);
+  });
+
+  it("NODE_FLAGS take effect: a child started with them keeps a young generation of the fixed size", () => {
+    // Scavenges under allocation (about 100 MiB of short-lived objects, some surviving one scavenge),
+    // then the size of new_space: both semi-spaces once the young generation is in use.
+    const probe =
+      "const v8 = require('node:v8'); const keep = [];" +
+      "for (let i = 0; i < 2e6; i++) { const o = { i, s: 'x' + i }; if (i % 64 === 0) keep.push(o);" +
+      " if (keep.length > 4096) keep.length = 0; }" +
+      "process.stdout.write(String(v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size))";
+    const r = spawnSync(process.execPath, [...NODE_FLAGS, "-e", probe], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(Number(r.stdout), 2 * SEMI_SPACE_MIB * 2 ** 20);
   });
 
   it("Dockerfile: the shipped config is valid, admin on 0.0.0.0:9901, EXPOSE = its listeners + admin", () => {

@@ -14,6 +14,8 @@ export interface SpawnNodeOptions {
    * then execs Node, so the pid stays the Node process).
    */
   readonly openFiles?: number | undefined;
+  /** Node and V8 flags before the script (Fulcrum's `NODE_FLAGS`). */
+  readonly nodeFlags?: readonly string[];
 }
 
 /** Runs `script` on the Node binary running the tests (Node 22 under the npm scripts). */
@@ -23,7 +25,8 @@ export function spawnNode(
   options: SpawnNodeOptions = {},
 ): ChildProcess {
   const stdio: ["pipe", "pipe", "pipe"] = ["pipe", "pipe", "pipe"];
-  if (options.openFiles === undefined) return spawn(process.execPath, [script, ...args], { stdio });
+  const node = [...(options.nodeFlags ?? []), script, ...args];
+  if (options.openFiles === undefined) return spawn(process.execPath, node, { stdio });
   return spawn(
     "bash",
     [
@@ -32,8 +35,7 @@ export function spawnNode(
       "bash",
       String(options.openFiles),
       process.execPath,
-      script,
-      ...args,
+      ...node,
     ],
     { stdio },
   );

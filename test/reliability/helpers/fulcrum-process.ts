@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { NODE_FLAGS } from "../../../src/runtime/node-flags.js";
 import { CLI } from "../../helpers/cli-process.js";
 import { sampleSum, samples, type Sample } from "../../helpers/prom-text.js";
 import { ChildChannel, spawnNode, type Message } from "./child-channel.js";
@@ -174,6 +175,7 @@ export async function startFulcrumProcess(options: FulcrumProcessOptions): Promi
   const channel = new ChildChannel(
     spawnNode(CLI, ["run", "--config", configFile, ...(options.args ?? [])], {
       openFiles: options.openFiles,
+      nodeFlags: NODE_FLAGS,
     }),
     "fulcrum",
   );
@@ -203,7 +205,9 @@ export interface CliResult {
 export function runFulcrum(args: readonly string[], timeoutMs = 20_000): Promise<CliResult> {
   return new Promise((resolve) => {
     const started = Date.now();
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [...NODE_FLAGS, CLI, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -214,6 +218,17 @@ export function runFulcrum(args: readonly string[], timeoutMs = 20_000): Promise
       resolve({ code, signal, stdout, stderr, ms: Date.now() - started });
     });
   });
+}
+
+/** Reads `read()` every `everyMs` for `ms`; resolves with every reading, in order. */
+export async function samplesOver(read: () => Promise<number>, ms: number, everyMs = 100): Promise<number[]> {
+  const samples: number[] = [];
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    samples.push(await read());
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  return samples;
 }
 
 /** Polls `predicate` every `everyMs` until it holds; rejects after `timeoutMs` saying `what`. */
