@@ -10,7 +10,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { startFulcrumProcess, until, type FulcrumProcess } from "./helpers/fulcrum-process.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { samplesOver, startFulcrumProcess, until, type FulcrumProcess } from "./helpers/fulcrum-process.js";
 import {
   startGrpcFaultWorker,
   type GrpcFaultWorker,
@@ -36,7 +37,7 @@ interface Scenario {
   faulty: GrpcFaultWorker;
   readonly load: GrpcLoad;
   /** 1 or 0 from `fulcrum_endpoint_healthy` for the faulty worker's address. */
-  faultyHealth(): Promise<number>;
+  readonly faultyHealth: () => Promise<number>;
   close(): Promise<void>;
 }
 
@@ -87,23 +88,10 @@ ${[...healthy, bad].map((w) => `      - address: "${w.address}"`).join("\n")}
   return s;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 /** Resolves with when (Date.now()) the faulty worker's health metric first reads `value`. */
 async function healthBecomes(s: Scenario, value: 0 | 1, timeoutMs: number): Promise<number> {
   await until(async () => (await s.faultyHealth()) === value, timeoutMs, `health ${value}`, 50);
   return Date.now();
-}
-
-/** Samples the faulty worker's health every 100 ms for `ms`. */
-async function healthSamples(s: Scenario, ms: number): Promise<number[]> {
-  const samples: number[] = [];
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    samples.push(await s.faultyHealth());
-    await sleep(100);
-  }
-  return samples;
 }
 
 /** No call's outcome arrived later than its deadline (plus scheduling slack). */
@@ -249,7 +237,7 @@ for (const engine of ENGINES) {
     it(`resets every ${RESET_EVERY}th stream: exactly those fail (INTERNAL), the rest are served, it stays healthy`, async () => {
       const s = await scenario(engine, { resetEvery: RESET_EVERY });
       try {
-        const health = await healthSamples(s, 3000);
+        const health = await samplesOver(s.faultyHealth, 3000);
         const records = await s.load.stop();
         const stats = await s.faulty.stats();
         const failed = records.filter((r) => r.code !== 0);
@@ -272,7 +260,7 @@ for (const engine of ENGINES) {
     it(`slow (${SLOW_DELAY_MS} ms per call): served, stays healthy, least_connections sends it less`, async () => {
       const s = await scenario(engine, { delayMs: SLOW_DELAY_MS }, "least_connections");
       try {
-        const health = await healthSamples(s, 3000);
+        const health = await samplesOver(s.faultyHealth, 3000);
         const records = await s.load.stop();
         const count = (w: string): number => records.filter((r) => r.worker === w).length;
         figure({ figure: "grpc_fault_slow", engine, ...summarize(records) });

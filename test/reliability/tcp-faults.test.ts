@@ -8,7 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { startFulcrumProcess, until, type FulcrumProcess } from "./helpers/fulcrum-process.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { samplesOver, startFulcrumProcess, until, type FulcrumProcess } from "./helpers/fulcrum-process.js";
 import { startLoadClient, type ConnRecord, type LoadClient } from "./helpers/load-client-process.js";
 import { startTcpWorker, type TcpWorkerProcess, type WorkerMode } from "./helpers/tcp-worker-process.js";
 
@@ -25,7 +26,7 @@ interface Scenario {
   readonly faulty: TcpWorkerProcess;
   readonly load: LoadClient;
   /** 1 or 0 from `fulcrum_endpoint_healthy` for the faulty worker. */
-  faultyHealth(): Promise<number>;
+  readonly faultyHealth: () => Promise<number>;
   /** Connections the load client finished, in the order they closed. */
   records(): ConnRecord[];
   close(): Promise<void>;
@@ -75,19 +76,6 @@ ${[...healthy, faulty].map((w) => `      - address: "${w.address}"`).join("\n")}
       await Promise.all([...healthy, faulty].map((w) => w.kill()));
     },
   };
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Samples the faulty worker's health every 100 ms for `ms`; resolves with every sample. */
-async function healthSamples(s: Scenario, ms: number): Promise<number[]> {
-  const samples: number[] = [];
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    samples.push(await s.faultyHealth());
-    await sleep(100);
-  }
-  return samples;
 }
 
 function summary(records: readonly ConnRecord[]): Record<string, number> {
@@ -151,7 +139,7 @@ describe("tcp worker faults under load (processes)", { timeout: 300_000 }, () =>
       s.faulty.channel.signal("SIGSTOP");
       const stoppedAt = Date.now();
       const stopMs = DEADLINE_MS + IDLE_TIMEOUT_MS + 1000;
-      const health = await healthSamples(s, stopMs);
+      const health = await samplesOver(s.faultyHealth, stopMs);
       s.faulty.channel.signal("SIGCONT");
       const continuedAt = Date.now();
       await until(
@@ -186,7 +174,7 @@ describe("tcp worker faults under load (processes)", { timeout: 300_000 }, () =>
     try {
       const startedAt = Date.now();
       const windowMs = 2 * DEADLINE_MS;
-      const health = await healthSamples(s, windowMs);
+      const health = await samplesOver(s.faultyHealth, windowMs);
       await s.load.stop();
       const endedAt = Date.now();
       const records = s.records();
@@ -231,7 +219,7 @@ describe("tcp worker faults under load (processes)", { timeout: 300_000 }, () =>
   it(`slow (${SLOW_DELAY_MS} ms per reply): served correctly, stays healthy, least_connections sends it less`, async () => {
     const s = await scenario("slow", "least_connections", SLOW_DELAY_MS);
     try {
-      const health = await healthSamples(s, DEADLINE_MS + 2000);
+      const health = await samplesOver(s.faultyHealth, DEADLINE_MS + 2000);
       await s.load.stop();
       const records = s.records();
       const count = (w: string): number => records.filter((r) => r.worker === w).length;

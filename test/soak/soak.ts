@@ -16,6 +16,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { sampleSum } from "../helpers/prom-text.js";
 import { repoRoot } from "../helpers/repo-root.js";
@@ -69,7 +70,28 @@ if (
   process.exit(2);
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+interface Restartable {
+  readonly name: string;
+  readonly address: string;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Kills `workers[i]` with SIGKILL and puts a new one, started by `start`, on its port. */
+async function restartInPlace<W extends Restartable>(
+  workers: W[],
+  i: number,
+  start: (name: string, port: number) => Promise<W>,
+): Promise<string> {
+  const old = workers[i] as W;
+  await old.kill("SIGKILL");
+  workers[i] = await start(old.name, Number(/:(\d+)$/.exec(old.address)?.[1]));
+  return old.name;
+}
+
+const tcpWorker = (name: string, port?: number): Promise<TcpWorkerProcess> =>
+  startTcpWorker({ name, mode: "echo", greet: true, port });
+const grpcWorker = (name: string, port?: number): Promise<GrpcFaultWorker> =>
+  startGrpcFaultWorker({ name, delayMs: 2, port });
 
 /** Least-squares slope of y over x. */
 function slope(points: readonly (readonly [number, number])[]): number {
@@ -88,8 +110,13 @@ function slope(points: readonly (readonly [number, number])[]): number {
 async function main(): Promise<number> {
   const tcpWorkers: TcpWorkerProcess[] = [];
   const grpcWorkers: GrpcFaultWorker[] = [];
-  for (const name of ["t1", "t2"]) tcpWorkers.push(await startTcpWorker({ name, mode: "echo", greet: true }));
-  for (const name of ["g1", "g2"]) grpcWorkers.push(await startGrpcFaultWorker({ name, delayMs: 2 }));
+  for (const name of ["t1", "t2"]) tcpWorkers.push(await tcpWorker(name));
+  for (const name of ["g1", "g2"]) grpcWorkers.push(await grpcWorker(name));
+  // Restarts alternate TCP and gRPC: t1, g1, t2, g2, t1, …
+  const restartOrder = [0, 1].flatMap((i) => [
+    () => restartInPlace(tcpWorkers, i, tcpWorker),
+    () => restartInPlace(grpcWorkers, i, grpcWorker),
+  ]);
   const f = await startFulcrumProcess({
     listening: 3,
     yaml: `
@@ -173,22 +200,9 @@ ${grpcWorkers.map((w) => `      - address: "${w.address}"`).join("\n")}
       nextSample += SAMPLE_EVERY_MS;
     }
     if (now >= nextRestart) {
-      const tcp = restartCount % 2 === 0;
-      const i = Math.floor(restartCount / 2) % 2;
-      restartCount++;
       const at = Date.now();
-      if (tcp) {
-        const old = tcpWorkers[i] as TcpWorkerProcess;
-        await old.kill("SIGKILL");
-        const port = Number(/:(\d+)$/.exec(old.address)?.[1]);
-        tcpWorkers[i] = await startTcpWorker({ name: old.name, mode: "echo", greet: true, port });
-        restarts.push({ at, worker: old.name });
-      } else {
-        const old = grpcWorkers[i] as GrpcFaultWorker;
-        await old.kill("SIGKILL");
-        grpcWorkers[i] = await startGrpcFaultWorker({ name: old.name, delayMs: 2, port: old.port });
-        restarts.push({ at, worker: old.name });
-      }
+      const restart = restartOrder[restartCount++ % restartOrder.length] as () => Promise<string>;
+      restarts.push({ at, worker: await restart() });
       process.stderr.write(`soak: restarted ${restarts.at(-1)?.worker}\n`);
       nextRestart += RESTART_EVERY_MS;
     }
