@@ -5,7 +5,7 @@
  *   policies   Fulcrum's policies and HAProxy's over 4 simulated GPU workers, one 3× slower
  *   load       the gRPC load generator on its own, against any address (see loadgen-cli.ts)
  *
- * Options: --targets a,b  --repeat N  --cpu-prof  --quick  --out DIR  --rows a,b  --policies a,b  --seconds N  --threads N|auto  --node-flags "F".
+ * Options: --targets a,b  --repeat N  --cpu-prof  --quick  --out DIR  --rows a,b  --policies a,b  --seconds N  --threads N|auto  --node-flags="F".
  * Every child process is stopped at the end, on an error and on SIGINT/SIGTERM.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -30,8 +30,8 @@ const USAGE = `usage: npm run bench -- <overhead|policies|load> [options]
   --seconds N     seconds per measurement (overhead default 8; policies default 20 per load point)
   --threads N     overhead: threads of every proxy (Fulcrum threads, HAProxy nbthread, NGINX
                   worker_processes); "auto" = one per core (default 1)
-  --node-flags "F"  overhead: Fulcrum's Node/V8 flags instead of the product's (src/runtime/node-flags.ts);
-                  "" runs V8's defaults (to measure a flag)
+  --node-flags="F"  overhead: Fulcrum's Node/V8 flags instead of the product's (src/runtime/node-flags.ts),
+                  e.g. --node-flags="--max-semi-space-size=4"; --node-flags= runs V8's defaults
   load ...        npm run bench -- load --help
 `;
 
@@ -80,7 +80,10 @@ async function main(argv: string[]): Promise<number> {
   tempDir = dir;
   const cpuProfDir = values["cpu-prof"] ? join(dir, "cpu-profile") : undefined;
   const started = new Date();
-  const command = `npm run bench -- ${argv.join(" ")}`.trim();
+  // Quoted where the shell needs it, so the command in a report can be pasted back.
+  const shellWord = (a: string): string =>
+    /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`;
+  const command = `npm run bench -- ${argv.map(shellWord).join(" ")}`.trim();
   const say = (line: string): void => void process.stderr.write(`${line}\n`);
   try {
     const report = await runScenario(scenario, {

@@ -3,11 +3,12 @@
  * the container's ENTRYPOINT, the tests and the bench (a unit test keeps them in step).
  *
  * A young generation of a fixed size. By default V8 starts each semi-space at 1 MiB, grows it to
- * 16 MiB under a proxy's allocation rate, and shrinks it again at a memory-reducing full GC, so RSS
- * climbs for minutes, drops by tens of MiB at the first full GC and climbs back. Fixed 8 MiB
- * semi-spaces make the ceiling the starting point: RSS reaches its steady level within seconds of
- * load and stays there (`npm run soak`), and a young generation that fits the CPU's caches costs no
- * more per RPC or connection than the default (bench/RESULTS.md, "Fixed young generation").
+ * 16 MiB under a proxy's allocation rate and shrinks it again at its first full GC, after which it
+ * regrows: RSS drops by 20–25 MiB a minute or two into a load and climbs back to its ceiling over
+ * the next minute, which a leak check cannot tell from growth. With fixed 8 MiB semi-spaces only the
+ * old generation moves (a dip of about 14 MiB at the first full GC, back within a minute), RSS stays
+ * 15–20 MiB lower (`npm run soak`, README "Reliability"), and the CPU per RPC or connection is the
+ * default's within what the bench can resolve (bench/RESULTS.md, "Fixed young generation").
  *
  * These flags cannot be set after start (`v8.setFlagsFromString` does not resize a heap that exists)
  * and Node refuses `--min-semi-space-size` in NODE_OPTIONS, so they go on the command line.
