@@ -16,9 +16,15 @@
  *   once the upstream socket has taken it whole (no pending write refers to it) its ArrayBuffer is
  *   freed at once (`freeNow`), so the next read reuses the same block;
  * - upstream → client: the upstream socket reads into memory the relay owns (`onread`). At first
- *   that is one landing buffer shared by every connection of the thread: reads are synchronous and
- *   the bytes are copied out before the callback returns, so an idle or chatty connection holds no
- *   read buffer of its own. After one read of `BULK_READ_BYTES` or more the connection gets its own
+ *   that is one landing buffer shared by every connection of the thread, so an idle or chatty
+ *   connection holds no read buffer of its own. Reads are synchronous, and with nothing queued on
+ *   the client socket its write goes to the kernel at once: the landing buffer itself is written,
+ *   no copy, no allocation. Should the kernel take only part of it, the pending write keeps that
+ *   landing buffer and the thread takes a new one; with writes already queued the bytes are copied
+ *   into a chunk of their own. (Copying every reply into slices of Node's 8 KiB Buffer pool, as
+ *   before, cost RSS under load: a slice carried into the old generation holds its whole slab until
+ *   a full GC, and once one came late glibc kept the memory — the saturated soak, +16 MiB.) After
+ *   one read of `BULK_READ_BYTES` or more the connection gets its own
  *   ring of two buffers, written on without a copy. A slot is reused only once the client socket has
  *   flushed the write made from it; with both slots in flight upstream reading stops until one is
  *   flushed, so a slow client holds the upstream back with at most 128 KiB in flight. Measured with
@@ -32,8 +38,11 @@ const READ_BYTES = 64 * 1024;
 const BULK_READ_BYTES = 16 * 1024;
 const RING_SLOTS = 2;
 
-/** Shared by every relay of this thread; never referenced by a pending write (see `fromLanding`). */
-const landing = Buffer.allocUnsafeSlow(READ_BYTES);
+/**
+ * Shared by every relay of this thread. Replaced when a pending write keeps it (see `fromLanding`),
+ * so a read never lands in memory that a write still refers to.
+ */
+let landing = Buffer.allocUnsafeSlow(READ_BYTES);
 
 export interface RelayHooks {
   /** Runs once, after both sockets have closed. */
@@ -87,20 +96,25 @@ export class TcpRelay {
     client.resume();
   }
 
-  /** An upstream read in the shared landing buffer: copy it out now, before any other read. */
+  /** An upstream read in the shared landing buffer: written from there, or copied out when queued. */
   private fromLanding(n: number): boolean {
     const client = this.client;
     if (client.destroyed) return false; // torn down: the close handlers end the upstream too
-    const chunk = Buffer.allocUnsafe(n);
-    landing.copy(chunk, 0, 0, n);
     if (n >= BULK_READ_BYTES) {
       this.ring = Array.from({ length: RING_SLOTS }, () => Buffer.allocUnsafeSlow(READ_BYTES));
       this.ringEnds = this.ring.map(() => 0);
     }
     this.queued += n;
     // No write callback here: without one, Node 22 skips a nextTick per synchronous write.
-    const more = client.write(chunk);
-    if (client.writableLength === 0) freeNow(chunk);
+    let more: boolean;
+    if (client.writableLength === 0) {
+      more = client.write(landing.subarray(0, n));
+      if (client.writableLength !== 0) landing = Buffer.allocUnsafeSlow(READ_BYTES);
+    } else {
+      const chunk = Buffer.allocUnsafeSlow(n);
+      landing.copy(chunk, 0, 0, n);
+      more = client.write(chunk);
+    }
     if (more) return true;
     this.stopped = "drain";
     return false;
