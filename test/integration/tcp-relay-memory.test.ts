@@ -15,12 +15,7 @@ import { createHash } from "node:crypto";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { after, describe, it } from "node:test";
 import { TcpRelay } from "../../src/tcp/tcp-relay.js";
-
-function listen(server: Server): Promise<number> {
-  return new Promise((resolve) =>
-    server.listen(0, "127.0.0.1", () => resolve((server.address() as { port: number }).port)),
-  );
-}
+import { listen } from "../reliability/helpers/tcp-peers.js";
 
 interface Written {
   readonly chunk: Buffer;
