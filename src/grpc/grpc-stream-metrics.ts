@@ -1,10 +1,10 @@
 /**
  * The metrics of finished gRPC streams for one listener, either engine: streams by status, their
  * duration and bytes. Counters go through hot-path tallies (metrics-tally.ts), resolved once per
- * cluster and status, so a stream costs additions and one histogram observation.
+ * cluster and status, so a stream costs a few additions.
  */
 import type { Metrics } from "../metrics/metrics.js";
-import type { CounterTally } from "../metrics/metrics-tally.js";
+import type { CounterTally, HistogramTally } from "../metrics/metrics-tally.js";
 import type { StreamOutcome } from "./grpc-stream-proxy.js";
 import { statusName } from "./grpc-status.js";
 
@@ -13,7 +13,7 @@ type StreamsTally = CounterTally<"listener" | "cluster" | "grpc_code">;
 export class GrpcStreamMetrics {
   private readonly byCluster = new Map<
     string,
-    { labels: { listener: string; cluster: string }; codes: StreamsTally[] }
+    { duration: HistogramTally<"listener" | "cluster">; codes: StreamsTally[] }
   >();
   private readonly bytesIn: CounterTally<"listener" | "direction">;
   private readonly bytesOut: CounterTally<"listener" | "direction">;
@@ -29,7 +29,10 @@ export class GrpcStreamMetrics {
   report(cluster: string, outcome: StreamOutcome): void {
     let entry = this.byCluster.get(cluster);
     if (!entry) {
-      entry = { labels: { listener: this.listener, cluster }, codes: [] };
+      entry = {
+        duration: this.metrics.streamDuration.tally({ listener: this.listener, cluster }),
+        codes: [],
+      };
       this.byCluster.set(cluster, entry);
     }
     const code = outcome.status;
@@ -43,7 +46,7 @@ export class GrpcStreamMetrics {
       if (Number.isInteger(code) && code >= 0 && code < 64) entry.codes[code] = tally;
     }
     tally.add(1);
-    this.metrics.streamDuration.observe(entry.labels, outcome.seconds);
+    entry.duration.observe(outcome.seconds);
     if (outcome.bytesIn > 0) this.bytesIn.add(outcome.bytesIn);
     if (outcome.bytesOut > 0) this.bytesOut.add(outcome.bytesOut);
   }

@@ -2,8 +2,8 @@
  * Every Fulcrum metric, defined once against an injected prom-client Registry (tests get their own).
  * Names and labels follow DESIGN.md's table: `fulcrum_` prefix, bounded labels, names never renamed.
  */
-import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from "prom-client";
-import { TallyBook, type CounterTally } from "./metrics-tally.js";
+import { Counter, Gauge, collectDefaultMetrics, type Registry } from "prom-client";
+import { TalliedHistogram, TallyBook, type CounterTally } from "./metrics-tally.js";
 
 export interface Metrics {
   readonly registry: Registry;
@@ -17,9 +17,10 @@ export interface Metrics {
   readonly upstreamConnectFailures: Counter<"cluster" | "endpoint">;
   readonly upstreamResets: Counter<"cluster" | "endpoint">;
   readonly grpcStreams: Counter<"listener" | "cluster" | "grpc_code">;
-  readonly streamDuration: Histogram<"listener" | "cluster">;
+  /** Tallied (metrics-tally.ts): hot paths observe through `streamDuration.tally(labels)`. */
+  readonly streamDuration: TalliedHistogram<"listener" | "cluster">;
   readonly bytes: Counter<"listener" | "direction">;
-  readonly pickDuration: Histogram<"cluster" | "policy">;
+  readonly pickDuration: TalliedHistogram<"cluster" | "policy">;
   readonly endpointHealthy: Gauge<"cluster" | "endpoint">;
   readonly healthTransitions: Counter<"cluster" | "endpoint" | "to">;
   readonly outlierEjections: Counter<"cluster" | "endpoint">;
@@ -104,7 +105,7 @@ export function createMetrics(registry: Registry, options: { processMetrics?: bo
       registers: r,
       collect: () => streamsBook.flush(),
     }),
-    streamDuration: new Histogram({
+    streamDuration: new TalliedHistogram({
       name: "fulcrum_stream_duration_seconds",
       help: "Duration of proxied streams (grpc) and connections (tcp).",
       labelNames: ["listener", "cluster"],
@@ -118,7 +119,7 @@ export function createMetrics(registry: Registry, options: { processMetrics?: bo
       registers: r,
       collect: () => bytesBook.flush(),
     }),
-    pickDuration: new Histogram({
+    pickDuration: new TalliedHistogram({
       name: "fulcrum_pick_duration_seconds",
       help: "Time spent choosing an endpoint.",
       labelNames: ["cluster", "policy"],

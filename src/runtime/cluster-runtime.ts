@@ -31,7 +31,7 @@ import { ModelReadiness } from "../balancer/model-readiness.js";
 import { LoadCosts, type LoadCostOptions } from "../balancer/load-cost.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
-import type { CounterTally } from "../metrics/metrics-tally.js";
+import type { CounterTally, HistogramTally } from "../metrics/metrics-tally.js";
 import type { EndpointCounters } from "../balancer/endpoint-counters.js";
 import { SequencePins, type SequencePinBuffers } from "../balancer/sequence-pins.js";
 
@@ -73,7 +73,7 @@ export class ClusterRuntime {
   private readonly ejectionTimers = new Map<string, NodeJS.Timeout>();
   private readonly log: Logger;
   private readonly metrics: Metrics;
-  private readonly pickLabels: { cluster: string; policy: string };
+  private readonly pickTally: HistogramTally<"cluster" | "policy">;
   /** `fulcrum_upstream_requests_total` handles per endpoint (an endpoint object lives while it is a member). */
   private readonly requestTallies = new WeakMap<Endpoint, CounterTally<"cluster" | "endpoint">>();
   private readonly routeTallies = new Map<string, CounterTally<"cluster" | "reason">>();
@@ -112,7 +112,7 @@ export class ClusterRuntime {
     });
     this.connectTimeoutMs = durationMs(config.connect_timeout);
     this.connectAttempts = config.connect_attempts;
-    this.pickLabels = { cluster: config.name, policy: config.policy };
+    this.pickTally = this.metrics.pickDuration.tally({ cluster: config.name, policy: config.policy });
     const od = config.outlier_detection;
     this.maxEjectionPercent = od.max_ejection_percent;
     this.outliers = new OutlierDetector({
@@ -205,7 +205,7 @@ export class ClusterRuntime {
   pick(ctx: PickContext): PickResult {
     const started = performance.now();
     const result = this.balancer.pick(ctx);
-    this.metrics.pickDuration.observe(this.pickLabels, (performance.now() - started) / 1000);
+    this.pickTally.observe((performance.now() - started) / 1000);
     return result;
   }
 

@@ -10,6 +10,7 @@ import type { ListenerConfig } from "../config/config-schema.js";
 import { durationMs } from "../config/config-units.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
+import type { CounterTally, HistogramTally } from "../metrics/metrics-tally.js";
 import { normalizeClientAddress } from "../balancer/picker.js";
 import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
 import type { Listener } from "../runtime/listener.js";
@@ -41,7 +42,7 @@ export class TcpListener implements Listener {
   private readonly refusedWarning: RateLimitedWarning;
   private readonly labels: { listener: string; thread: string };
   /** Label sets of the per-connection metrics, built once per config rather than per connection. */
-  private metricLabels: ConnectionLabels;
+  private tallies: ConnectionTallies;
   private draining = false;
   private idleMs: number;
 
@@ -53,7 +54,7 @@ export class TcpListener implements Listener {
     this.refusedWarning = new RateLimitedWarning(this.log, 10_000);
     this.labels = { listener: config.name, thread: deps.thread };
     this.idleMs = durationMs(config.idle_timeout);
-    this.metricLabels = connectionLabels(config.name);
+    this.tallies = new ConnectionTallies(deps.metrics, config.name);
     this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) =>
       this.accept(socket),
     );
@@ -87,7 +88,7 @@ export class TcpListener implements Listener {
   reconfigure(config: ListenerConfig): void {
     this.config = config;
     this.idleMs = durationMs(config.idle_timeout);
-    this.metricLabels = connectionLabels(config.name);
+    this.tallies = new ConnectionTallies(this.deps.metrics, config.name);
   }
 
   /** Ends connections whose endpoint a reload removed (after their drain_timeout). */
@@ -158,16 +159,13 @@ export class TcpListener implements Listener {
       }
       client.off("error", noop);
       this.connections.set(client, endpoint);
-      const labels = this.metricLabels;
+      const tallies = this.tallies;
       relay.start(upstream, {
         released: () => {
           cluster.release(endpoint);
-          metrics.bytes.inc(labels.bytesIn, client.bytesRead);
-          metrics.bytes.inc(labels.bytesOut, client.bytesWritten);
-          metrics.streamDuration.observe(
-            { listener: labels.listener, cluster: cluster.name },
-            (performance.now() - started) / 1000,
-          );
+          tallies.bytesIn.add(client.bytesRead);
+          tallies.bytesOut.add(client.bytesWritten);
+          tallies.duration(cluster.name).observe((performance.now() - started) / 1000);
         },
         failed: (upstreamFault) => {
           if (upstreamFault) cluster.upstreamReset(endpoint);
@@ -190,18 +188,29 @@ export class TcpListener implements Listener {
   }
 }
 
-interface ConnectionLabels {
-  readonly listener: string;
-  readonly bytesIn: { readonly listener: string; readonly direction: "in" };
-  readonly bytesOut: { readonly listener: string; readonly direction: "out" };
-}
+/** The metric handles a finished connection counts into (metrics-tally.ts), resolved once per listener. */
+class ConnectionTallies {
+  readonly bytesIn: CounterTally<"listener" | "direction">;
+  readonly bytesOut: CounterTally<"listener" | "direction">;
+  private readonly durations = new Map<string, HistogramTally<"listener" | "cluster">>();
 
-function connectionLabels(listener: string): ConnectionLabels {
-  return {
-    listener,
-    bytesIn: { listener, direction: "in" },
-    bytesOut: { listener, direction: "out" },
-  };
+  constructor(
+    private readonly metrics: Metrics,
+    private readonly listener: string,
+  ) {
+    this.bytesIn = metrics.bytesTally({ listener, direction: "in" });
+    this.bytesOut = metrics.bytesTally({ listener, direction: "out" });
+  }
+
+  /** Connection durations of `cluster` (a reload may change the listener's cluster). */
+  duration(cluster: string): HistogramTally<"listener" | "cluster"> {
+    let t = this.durations.get(cluster);
+    if (!t) {
+      t = this.metrics.streamDuration.tally({ listener: this.listener, cluster });
+      this.durations.set(cluster, t);
+    }
+    return t;
+  }
 }
 
 function noop(): void {}
