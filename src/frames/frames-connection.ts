@@ -258,6 +258,25 @@ export abstract class H2Connection {
    */
   sendData(end: StreamEnd, data: Buffer, endStream: boolean): void {
     if (this.closed || end.localClosed) return;
+    const n = data.length;
+    if (
+      n > 0 &&
+      end.queue.length === 0 &&
+      !end.endQueued &&
+      n <= end.sendWindow &&
+      n <= this.sendWindow &&
+      n <= this.remoteSettings.maxFrameSize &&
+      !this.congested
+    ) {
+      // What flush() would do for a queue of one that fits every window and one frame, without the queue.
+      this.writeDataHeader(end.id, n, endStream);
+      this.output.attach(data);
+      end.sendWindow -= n;
+      this.sendWindow -= n;
+      end.handler.onWritten(end, n);
+      if (endStream) this.closeLocal(end);
+      return;
+    }
     if (data.length > 0) {
       end.queue.push(data);
       end.queuedBytes += data.length;

@@ -10,14 +10,14 @@ import type { Socket } from "node:net";
 import { normalizeClientAddress } from "../balancer/picker.js";
 import type { StreamOutcome } from "../grpc/grpc-stream-proxy.js";
 import { H2Connection, StreamEnd, type DecodeStatus, type StreamHandler } from "./frames-connection.js";
-import { upstreamRequest } from "./frames-headers.js";
-import { HeaderList } from "./hpack-header-list.js";
+import { releaseRequestList, takeRequestList, upstreamRequest } from "./frames-headers.js";
+import type { HeaderList } from "./hpack-header-list.js";
 import { FramesStream, type FramesRoute } from "./frames-stream.js";
 import { FRAMES_TUNING } from "./frames-tuning.js";
 
 export interface DownstreamDeps {
   /** Route of a new stream (cluster and pools are looked up per stream: reloads swap them). */
-  route(request: HeaderList, clientAddress: string | undefined): Omit<FramesRoute, "clientAddress">;
+  route(request: HeaderList, clientAddress: string | undefined): FramesRoute;
   /** Upstream :scheme for the cluster's pools. */
   scheme(): "http" | "https";
   onStreamStart(conn: DownstreamConnection): void;
@@ -155,9 +155,11 @@ export class DownstreamConnection extends H2Connection {
     // Decoded (HPACK state kept) but over max_header_list_size: refused like nghttp2 does, which
     // gRPC clients report as RESOURCE_EXHAUSTED.
     if (status === "too_large") return this.refuse(end, "ENHANCE_YOUR_CALM");
-    const request = new HeaderList();
-    if (upstreamRequest(list, this.deps.scheme(), request) !== undefined)
+    const request = takeRequestList();
+    if (upstreamRequest(list, this.deps.scheme(), request) !== undefined) {
+      releaseRequestList(request);
       return this.refuse(end, "PROTOCOL_ERROR");
+    }
     this.register(end);
     const route = this.deps.route(request, this.clientAddress);
     this.active++;
@@ -165,7 +167,7 @@ export class DownstreamConnection extends H2Connection {
     new FramesStream(
       end,
       request,
-      { ...route, clientAddress: this.clientAddress },
+      route,
       (outcome) => {
         this.active--;
         this.deps.onStreamDone(this, outcome, route.cluster.name);

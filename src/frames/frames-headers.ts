@@ -76,6 +76,27 @@ export function upstreamRequest(
   return undefined;
 }
 
+/**
+ * Request header lists of streams that ended, for the next streams of this thread: a stream keeps its
+ * request (a retry sends it again) until it finishes, and a fresh list grows three arrays field by
+ * field (measured: ~0.5 KB of the ~4 KB of garbage per unary RPC). Bounded, so a burst of streams
+ * leaves at most this many behind.
+ */
+const spareRequestLists: HeaderList[] = [];
+const SPARE_REQUEST_LISTS = 256;
+
+/** An empty header list for a new stream's request; give it back with `releaseRequestList`. */
+export function takeRequestList(): HeaderList {
+  return spareRequestLists.pop() ?? new HeaderList();
+}
+
+/** The stream that held `list` is over and nothing refers to the list any more. */
+export function releaseRequestList(list: HeaderList): void {
+  if (spareRequestLists.length >= SPARE_REQUEST_LISTS) return;
+  list.clear();
+  spareRequestLists.push(list);
+}
+
 /** True when a received field crosses to the other side (pseudo-headers only in response headers). */
 export function forwardable(name: string, keepPseudo: boolean): boolean {
   if (CONNECTION_SPECIFIC.has(name)) return false;

@@ -20,6 +20,7 @@ import type { Listener } from "../runtime/listener.js";
 import { bindServer, serverAddress, type BindOptions } from "../runtime/server-address.js";
 import { DownstreamConnection } from "./frames-downstream.js";
 import type { FramesClusterPools } from "./frames-upstream-pool.js";
+import type { FramesRoute } from "./frames-stream.js";
 import type { HeaderList } from "./hpack-header-list.js";
 
 export interface FramesListenerDeps {
@@ -171,13 +172,13 @@ export class FramesListener implements Listener {
     }, this.idleMs);
   }
 
-  private route(request: HeaderList, _clientAddress: string | undefined) {
+  private route(request: HeaderList, clientAddress: string | undefined): FramesRoute {
     const cluster = this.deps.cluster();
     const key = cluster.config.affinity?.key;
     let affinityKey: string | undefined;
     if (key?.startsWith("header:")) affinityKey = request.get(key.slice(7).toLowerCase());
-    else if (key === "source_ip") affinityKey = _clientAddress;
-    return { cluster, pools: this.deps.pools(), affinityKey };
+    else if (key === "source_ip") affinityKey = clientAddress;
+    return { cluster, pools: this.deps.pools(), clientAddress, affinityKey };
   }
 
   private onStreamStart(conn: DownstreamConnection): void {

@@ -14,7 +14,7 @@ import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
 import { H2_ERROR_CODES } from "./h2-error-codes.js";
 import type { HeaderList } from "./hpack-header-list.js";
 import type { ResetCause, StreamEnd, StreamHandler } from "./frames-connection.js";
-import { statusTrailers, trailersOnly } from "./frames-headers.js";
+import { releaseRequestList, statusTrailers, trailersOnly } from "./frames-headers.js";
 import { StreamEndpointChoice } from "../grpc/stream-endpoint-choice.js";
 import { InferenceRouting, ROUTE_TRAILER } from "../grpc/inference-routing.js";
 import type { FramesClusterPools, FramesUpstreamPool } from "./frames-upstream-pool.js";
@@ -311,6 +311,8 @@ export class FramesStream implements StreamHandler {
       }
     }
     if (this.status < 0) this.status = GrpcStatus.CANCELLED;
+    // Every use of the request is behind `done` (attempt, startOn) or over (its HEADERS were encoded).
+    releaseRequestList(this.request);
     this.onDone({
       status: this.status,
       bytesIn: this.bytesIn,

@@ -262,18 +262,15 @@ export class DataPlane implements DataPlaneHost {
     };
     if (lc.protocol === "tcp") return new TcpListener(lc, common);
     const maxHeaderListSize = sizeBytes(lc.max_header_list_size);
+    // `pools()` runs per stream: its key and factory are built once here.
     if (lc.engine === "frames") {
-      return new FramesListener(lc, {
-        ...common,
-        pools: () =>
-          this.poolsOf(`frames/${lc.cluster}`, (c, log) => new FramesClusterPools(c, maxHeaderListSize, log)),
-      });
+      const key = `frames/${lc.cluster}`;
+      const create = (c: ClusterConfig, log: Logger) => new FramesClusterPools(c, maxHeaderListSize, log);
+      return new FramesListener(lc, { ...common, pools: () => this.poolsOf(key, create) });
     }
-    return new GrpcListener(lc, {
-      ...common,
-      pools: () =>
-        this.poolsOf(`http2/${lc.cluster}`, (c, log) => new ClusterPools(c, maxHeaderListSize, log)),
-    });
+    const key = `http2/${lc.cluster}`;
+    const create = (c: ClusterConfig, log: Logger) => new ClusterPools(c, maxHeaderListSize, log);
+    return new GrpcListener(lc, { ...common, pools: () => this.poolsOf(key, create) });
   }
 
   /** The upstream pools of a cluster for one engine, shared by every listener of that engine routing to it. */
