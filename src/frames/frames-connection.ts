@@ -86,6 +86,8 @@ export class StreamEnd {
   localClosed = false;
   /** The peer sent END_STREAM (or RST_STREAM). */
   remoteClosed = false;
+  /** In its connection's set of streams waiting to send (a flag spares a hash lookup per stream). */
+  blocked = false;
   /** Header blocks received (0 → the next one is the first). */
   headerBlocks = 0;
   /** Trailers to send once the queued DATA has left (encoded only then: HPACK state follows wire order). */
@@ -346,6 +348,7 @@ export abstract class H2Connection {
       end.localClosed = end.remoteClosed = true;
       end.handler.onReset(end, H2_ERROR_CODES.CANCEL, "connection");
     }
+    for (const end of this.blocked) end.blocked = false;
     this.blocked.clear();
     const socket = this.socket;
     if (!socket.destroyed) {
@@ -374,9 +377,9 @@ export abstract class H2Connection {
 
   protected forget(end: StreamEnd): void {
     end.localClosed = end.remoteClosed = true;
-    end.queue.length = 0;
+    if (end.queue.length > 0) end.queue.length = 0; // setting length calls into V8's runtime
     end.queuedBytes = 0;
-    this.blocked.delete(end);
+    this.unblock(end);
     if (this.streams.get(end.id) === end) {
       this.streams.delete(end.id);
       this.onStreamClosed(end);
@@ -405,7 +408,7 @@ export abstract class H2Connection {
       end.handler.onWritten(end, n);
       if (last) {
         end.endQueued = false;
-        this.blocked.delete(end);
+        this.unblock(end);
         this.closeLocal(end);
         return;
       }
@@ -414,15 +417,18 @@ export abstract class H2Connection {
       // END_STREAM alone: an empty DATA frame (no window needed).
       end.endQueued = false;
       this.writeDataHeader(end.id, 0, true);
-      this.blocked.delete(end);
+      this.unblock(end);
       this.closeLocal(end);
       return;
     }
     if (end.queue.length > 0) {
-      this.blocked.add(end);
+      if (!end.blocked) {
+        end.blocked = true;
+        this.blocked.add(end);
+      }
       return;
     }
-    this.blocked.delete(end);
+    this.unblock(end);
     const trailers = end.trailers;
     if (trailers && !this.closed) {
       end.trailers = undefined;
@@ -448,6 +454,12 @@ export abstract class H2Connection {
     const slab = out.reserve(FRAME_HEADER_LENGTH);
     writeDataFrameHeader(slab, out.offset, id, length, endStream);
     out.commit(FRAME_HEADER_LENGTH);
+  }
+
+  private unblock(end: StreamEnd): void {
+    if (!end.blocked) return;
+    end.blocked = false;
+    this.blocked.delete(end);
   }
 
   private flushBlocked(): void {
@@ -567,7 +579,7 @@ export abstract class H2Connection {
     if (f.type === FRAME_HEADERS) {
       this.blockStream = f.streamId;
       this.blockFlags = f.flags;
-      this.blockParts.length = 0;
+      if (this.blockParts.length > 0) this.blockParts.length = 0;
       this.blockBytes = 0;
     } else if (f.dataLength === 0) {
       this.spend(1);

@@ -12,7 +12,7 @@ import type { StreamOutcome } from "../grpc/grpc-stream-proxy.js";
 import { H2Connection, StreamEnd, type DecodeStatus, type StreamHandler } from "./frames-connection.js";
 import { releaseRequestList, takeRequestList, upstreamRequest } from "./frames-headers.js";
 import type { HeaderList } from "./hpack-header-list.js";
-import { FramesStream, type FramesRoute } from "./frames-stream.js";
+import { FramesStream, type FramesRoute, type StreamOwner } from "./frames-stream.js";
 import { FRAMES_TUNING } from "./frames-tuning.js";
 
 export interface DownstreamDeps {
@@ -37,7 +37,7 @@ const IGNORE: StreamHandler = {
   onLocalEnd: () => undefined,
 };
 
-export class DownstreamConnection extends H2Connection {
+export class DownstreamConnection extends H2Connection implements StreamOwner {
   /** Highest client stream id seen (every lower idle id is closed: §5.1.1). */
   private lastStreamId = 0;
   /** Streams proxied now (owned by a FramesStream and not yet reported). */
@@ -164,16 +164,13 @@ export class DownstreamConnection extends H2Connection {
     const route = this.deps.route(request, this.clientAddress);
     this.active++;
     this.deps.onStreamStart(this);
-    new FramesStream(
-      end,
-      request,
-      route,
-      (outcome) => {
-        this.active--;
-        this.deps.onStreamDone(this, outcome, route.cluster.name);
-      },
-      endStream,
-    );
+    new FramesStream(end, request, route, this, endStream);
+  }
+
+  /** A stream of this connection finished (FramesStream's owner). */
+  streamDone(cluster: string, outcome: StreamOutcome): void {
+    this.active--;
+    this.deps.onStreamDone(this, outcome, cluster);
   }
 
   /** Refuses a stream the client opened: RST_STREAM (the id counts as used). */

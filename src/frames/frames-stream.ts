@@ -27,6 +27,11 @@ export interface FramesRoute {
   readonly affinityKey: string | undefined;
 }
 
+/** Hears how each stream ended (the client connection; an interface, not a closure per stream). */
+export interface StreamOwner {
+  streamDone(cluster: string, outcome: StreamOutcome): void;
+}
+
 const EMPTY = Buffer.alloc(0);
 
 export class FramesStream implements StreamHandler {
@@ -57,7 +62,7 @@ export class FramesStream implements StreamHandler {
     private readonly down: StreamEnd,
     private readonly request: HeaderList,
     private readonly route: FramesRoute,
-    private readonly onDone: (outcome: StreamOutcome) => void,
+    private readonly owner: StreamOwner,
     endStream: boolean,
   ) {
     down.handler = this;
@@ -313,7 +318,7 @@ export class FramesStream implements StreamHandler {
     if (this.status < 0) this.status = GrpcStatus.CANCELLED;
     // Every use of the request is behind `done` (attempt, startOn) or over (its HEADERS were encoded).
     releaseRequestList(this.request);
-    this.onDone({
+    this.owner.streamDone(this.route.cluster.name, {
       status: this.status,
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,
