@@ -34,6 +34,8 @@ export interface FramesListenerDeps {
 
 interface ConnectionState {
   idleTimer: NodeJS.Timeout | undefined;
+  /** The idle_timeout `idleTimer` was started with. */
+  idleMs: number;
   handshakeTimer: NodeJS.Timeout | undefined;
 }
 
@@ -143,7 +145,7 @@ export class FramesListener implements Listener {
       conn.goAway();
       return;
     }
-    const state: ConnectionState = { idleTimer: undefined, handshakeTimer: undefined };
+    const state: ConnectionState = { idleTimer: undefined, idleMs: 0, handshakeTimer: undefined };
     this.conns.set(conn, state);
     this.deps.metrics.downstreamConnectionsTotal.inc(this.labels);
     this.deps.metrics.downstreamConnectionsActive.inc(this.labels);
@@ -164,9 +166,20 @@ export class FramesListener implements Listener {
     this.deps.metrics.downstreamConnectionsActive.dec(this.labels);
   }
 
+  /**
+   * (Re)starts the idle timer. A timer that exists is refreshed rather than replaced: at one stream
+   * at a time this runs per stream, and a refresh allocates nothing.
+   */
   private armIdle(conn: DownstreamConnection, state: ConnectionState): void {
-    if (this.idleMs <= 0) return;
+    if (state.idleTimer && state.idleMs === this.idleMs) {
+      state.idleTimer.refresh();
+      return;
+    }
+    // First arming, or a reload changed idle_timeout.
     clearTimeout(state.idleTimer);
+    state.idleTimer = undefined;
+    state.idleMs = this.idleMs;
+    if (this.idleMs <= 0) return;
     state.idleTimer = setTimeout(() => {
       if (conn.active === 0 && !conn.closed) conn.goAway();
     }, this.idleMs);
@@ -181,10 +194,10 @@ export class FramesListener implements Listener {
     return { cluster, pools: this.deps.pools(), clientAddress, affinityKey };
   }
 
-  private onStreamStart(conn: DownstreamConnection): void {
+  private onStreamStart(_conn: DownstreamConnection): void {
+    // The idle timer keeps running: when it fires with streams active it does nothing, and the
+    // last stream to end starts it again.
     this.activeStreams++;
-    const state = this.conns.get(conn);
-    if (state) clearTimeout(state.idleTimer);
   }
 
   private onStreamDone(conn: DownstreamConnection, outcome: StreamOutcome, cluster: string): void {
