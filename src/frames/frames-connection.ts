@@ -52,6 +52,7 @@ import { forwardable, forwardedFields } from "./frames-headers.js";
 import { FloodGuard } from "./frames-flood-guard.js";
 import { FRAMES_TUNING } from "./frames-tuning.js";
 import { FrameOutput } from "./frames-output.js";
+import { StreamTable } from "./frames-stream-table.js";
 
 /** What a stream's owner hears from its connection. */
 export interface StreamHandler {
@@ -112,7 +113,7 @@ const EMPTY = Buffer.alloc(0);
 const RECENT_RESETS = 1024;
 
 export abstract class H2Connection {
-  readonly streams = new Map<number, StreamEnd>();
+  readonly streams = new StreamTable<StreamEnd>();
   remoteSettings: H2Settings = H2_INITIAL_SETTINGS;
   /** Our per-stream receive window (SETTINGS_INITIAL_WINDOW_SIZE we send). */
   readonly localStreamWindow = FRAMES_TUNING.streamWindow;
@@ -343,7 +344,7 @@ export abstract class H2Connection {
     if (this.closed) return;
     this.output.flush();
     this.closed = true;
-    for (const end of [...this.streams.values()]) {
+    for (const end of this.streams.values()) {
       this.streams.delete(end.id);
       end.localClosed = end.remoteClosed = true;
       end.handler.onReset(end, H2_ERROR_CODES.CANCEL, "connection");
@@ -366,7 +367,7 @@ export abstract class H2Connection {
   protected abstract lastPeerStreamId(): number;
 
   protected register(end: StreamEnd): void {
-    this.streams.set(end.id, end);
+    this.streams.set(end);
   }
 
   protected closeLocal(end: StreamEnd): void {
@@ -675,7 +676,7 @@ export abstract class H2Connection {
   private onGoawayFrame(f: H2Frame): void {
     const { lastStreamId, errorCode } = readGoaway(f);
     this.goawayReceived = Math.min(this.goawayReceived ?? lastStreamId, lastStreamId);
-    for (const end of [...this.streams.values()]) {
+    for (const end of this.streams.values()) {
       if (end.id > lastStreamId && this.ownsStream(end.id)) {
         this.forget(end);
         end.handler.onReset(end, H2_ERROR_CODES.REFUSED_STREAM, "goaway");
