@@ -19,6 +19,7 @@ import { connectUpstream, type ConnectFailure } from "./tcp-connect.js";
 import { TcpRelay } from "./tcp-relay.js";
 import { encodeProxyHeader } from "./proxy-protocol.js";
 import { RateLimitedWarning } from "../log/rate-limited-warning.js";
+import { LiveSet, type LiveSetMember } from "../runtime/live-set.js";
 
 /** Why a downstream connection was closed without being served; also the metric's `reason` label. */
 export type RefusalReason = "max_connections" | "no_healthy_endpoint" | "connect_failed" | "draining";
@@ -37,7 +38,7 @@ export class TcpListener implements Listener {
    * Every open connection, with the endpoint it was relayed to once it was (so a reload can end
    * those on removed endpoints).
    */
-  private readonly connections = new Map<Socket, Endpoint | undefined>();
+  private readonly connections = new LiveSet<OpenConnection>();
   private readonly log: Logger;
   private readonly refusedWarning: RateLimitedWarning;
   private readonly labels: { listener: string; thread: string };
@@ -93,12 +94,12 @@ export class TcpListener implements Listener {
 
   /** Ends connections whose endpoint a reload removed (after their drain_timeout). */
   closeRemoved(): void {
-    for (const [socket, endpoint] of this.connections) if (endpoint?.removed) socket.destroy();
+    for (const c of this.connections.values()) if (c.endpoint?.removed) c.socket.destroy();
   }
 
   /** Destroys every open connection (end of drain, or immediate stop). */
   closeAll(): void {
-    for (const s of this.connections.keys()) s.destroy();
+    for (const c of this.connections.values()) c.socket.destroy();
   }
 
   /** Resolves when no connection is open. */
@@ -111,7 +112,8 @@ export class TcpListener implements Listener {
     const max = this.config.max_connections;
     if (this.draining) return this.refuse(client, "draining");
     if (this.connections.size >= max) return this.refuse(client, "max_connections");
-    this.connections.set(client, undefined);
+    const open: OpenConnection = { socket: client, endpoint: undefined, liveIndex: -1 };
+    this.connections.add(open);
     const metrics = this.deps.metrics;
     metrics.downstreamConnectionsTotal.inc(this.labels);
     metrics.downstreamConnectionsActive.inc(this.labels);
@@ -119,7 +121,7 @@ export class TcpListener implements Listener {
     let closed = false;
     client.on("close", () => {
       closed = true;
-      this.connections.delete(client);
+      this.connections.delete(open);
       metrics.downstreamConnectionsActive.dec(this.labels);
     });
     if (this.idleMs > 0) {
@@ -158,7 +160,7 @@ export class TcpListener implements Listener {
         );
       }
       client.off("error", noop);
-      this.connections.set(client, endpoint);
+      open.endpoint = endpoint;
       const tallies = this.tallies;
       relay.start(upstream, {
         released: () => {
@@ -186,6 +188,12 @@ export class TcpListener implements Listener {
     this.refusedWarning.warn(reason, { reason }, "connection refused");
     client.destroy();
   }
+}
+
+/** An open downstream connection, with the endpoint it was relayed to once it was. */
+interface OpenConnection extends LiveSetMember {
+  readonly socket: Socket;
+  endpoint: Endpoint | undefined;
 }
 
 /** The metric handles a finished connection counts into (metrics-tally.ts), resolved once per listener. */
