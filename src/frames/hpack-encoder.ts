@@ -62,6 +62,15 @@ interface NameInfo {
   latest: number;
   /** Insertion number of the newest dynamic entry per value. */
   readonly values: Map<string, number>;
+  /**
+   * The last field of this name sent as a literal that left the table alone (volatile, sensitive or
+   * too large), as encoded: the same value with the same name index is copied, not encoded again
+   * (a request's content-length, a response's date).
+   */
+  literalValue: string | undefined;
+  literalNameIndex: number;
+  literalNever: boolean;
+  literalBytes: Buffer | undefined;
 }
 
 /**
@@ -131,6 +140,10 @@ class EncoderTable extends HpackDynamicTable {
       volatile: this.volatile.has(name),
       latest: -1,
       values: new Map(),
+      literalValue: undefined,
+      literalNameIndex: 0,
+      literalNever: false,
+      literalBytes: undefined,
     };
     this.byName.set(name, info);
     return info;
@@ -240,7 +253,34 @@ export class HpackEncoder {
     let nameIndex = info.staticNameIndex;
     if (nameIndex === 0 && info.latest >= 0) nameIndex = table.indexOf(info.latest);
     // A volatile name enters the table once, so that later values can at least refer to its name.
-    this.literal(name, value, nameIndex, never, nameIndex !== 0 && value.length > 0 && info.volatile);
+    const volatile = nameIndex !== 0 && value.length > 0 && info.volatile;
+    if (nameIndex === 0 || this.inserts(name, value, never, volatile)) {
+      this.literal(name, value, nameIndex, never, volatile);
+      return;
+    }
+    const cached = info.literalBytes;
+    if (
+      cached !== undefined &&
+      info.literalValue === value &&
+      info.literalNameIndex === nameIndex &&
+      info.literalNever === never
+    ) {
+      this.ensure(cached.length);
+      this.pos += cached.copy(this.buffer, this.pos);
+      return;
+    }
+    const start = this.pos;
+    this.literal(name, value, nameIndex, never, volatile);
+    info.literalValue = value;
+    info.literalNameIndex = nameIndex;
+    info.literalNever = never;
+    info.literalBytes = Buffer.from(this.buffer.subarray(start, this.pos));
+  }
+
+  /** Whether `literal` adds the field to the dynamic table. */
+  private inserts(name: string, value: string, never: boolean, volatile: boolean): boolean {
+    // Not above 3/4 of the table: one field would otherwise evict all the others.
+    return !never && !volatile && hpackEntrySize(name, value) * 4 <= this.table.capacity * 3;
   }
 
   /** Ends the block and returns its length; the block is `output[0, length)`. */
@@ -251,8 +291,7 @@ export class HpackEncoder {
   private literal(name: string, value: string, nameIndex: number, never: boolean, volatile: boolean): void {
     if (never) {
       this.pos = encodeInteger(nameIndex, 4, 0x10, this.buffer, this.pos);
-    } else if (!volatile && hpackEntrySize(name, value) * 4 <= this.table.capacity * 3) {
-      // Not above 3/4 of the table: one field would otherwise evict all the others.
+    } else if (this.inserts(name, value, never, volatile)) {
       this.pos = encodeInteger(nameIndex, 6, 0x40, this.buffer, this.pos);
       this.table.insert(name, value);
     } else {

@@ -199,6 +199,42 @@ describe("HPACK: RFC 7541 Appendix C", { timeout: 10_000 }, () => {
     });
   }
 
+  it("a literal that leaves the table alone is sent the same each time its value repeats, and decodes to it", () => {
+    // content-length is volatile (not indexed once its name is known); authorization is sensitive.
+    const encoder = new HpackEncoder();
+    const decoder = new HpackDecoder();
+    const blocks = [
+      [
+        ["content-length", "105"],
+        ["authorization", "Bearer a"],
+      ],
+      [
+        ["content-length", "105"],
+        ["authorization", "Bearer a"],
+      ],
+      [
+        ["content-length", "7"],
+        ["authorization", "Bearer b"],
+      ],
+      [
+        ["content-length", "105"],
+        ["authorization", "Bearer a"],
+      ],
+    ] as Fields[];
+    const encoded = blocks.map((fields) => {
+      const hexBlock = encodeBlock(encoder, fields);
+      const { status, list } = decodeBlock(decoder, hex(hexBlock));
+      assert.equal(status, "ok");
+      assert.deepEqual(list.toArray(), fields);
+      assert.equal(list.neverIndexed(1), true);
+      return hexBlock;
+    });
+    assert.equal(encoded[1], encoded[0]);
+    assert.notEqual(encoded[2], encoded[0]);
+    assert.equal(encoded[3], encoded[0]);
+    assert.deepEqual(decoder.dynamicTableEntries(), encoder.dynamicTableEntries());
+  });
+
   checkSequence("C.3 requests without Huffman", C3, {}, { huffman: "never" });
   checkSequence("C.4 requests with Huffman", C4, {}, { huffman: "always" });
   const small = { maxTableSize: 256, volatileNames: [] };
