@@ -69,6 +69,19 @@ class StringRef {
   at = -1;
 }
 
+/** A literal field value sent without indexing, as it was encoded and as it decoded. */
+interface RepeatedLiteral {
+  readonly name: string;
+  raw: Buffer;
+  value: string;
+  /** VALUE_INVALID when the value is not a valid field value, else 0. */
+  flag: number;
+}
+
+/** Names whose last unindexed literal is remembered, per decoder; and the longest remembered. */
+const REPEATED_LITERALS = 4;
+const MAX_REPEATED_OCTETS = 256;
+
 export class HpackDecoder {
   private readonly table: HpackDynamicTable;
   private settingsMaxTableSize: number;
@@ -83,6 +96,8 @@ export class HpackDecoder {
   private foundName = "";
   private foundValue = "";
   private foundFlag = 0;
+  private readonly repeated: RepeatedLiteral[] = [];
+  private repeatedNext = 0;
   /** Why the last `decode` returned "compression_error"; null after a successful one. */
   lastError: HpackDecodeError | null = null;
 
@@ -212,6 +227,11 @@ export class HpackDecoder {
       nameLength = this.nameRef.length;
     }
     budget -= nameLength;
+    if (name !== null && indexing !== "incremental") {
+      const hit = this.repeatedLiteral(name, src, end);
+      if (hit !== undefined) return this.addRepeated(hit, name, out, flag, indexing);
+    }
+    const valueStart = this.cursor.offset;
     const v = this.valueRef;
     if (!this.readString(src, end, v, budget)) return false;
 
@@ -231,11 +251,67 @@ export class HpackDecoder {
       if (!this.materialisedValid(src, this.nameRef, true)) flag |= NAME_INVALID;
     }
     if (keepForTable) this.table.add(name, value, flag);
+    else if (indexing === "incremental")
+      this.table.clear(); // larger than the table (§4.4)
+    else if (nameIndex > 0) this.rememberLiteral(name, src, valueStart, value, flag & VALUE_INVALID);
     if (keepForList) {
       out.add(name, value, indexing === "never" ? FIELD_NEVER_INDEXED : 0);
       if (flag !== 0) out.malformed = true;
     }
     return true;
+  }
+
+  /**
+   * The remembered literal of `name` whose encoded value (length prefix included) is the next octets
+   * of the block, if any. Clients send some fields without indexing on every request (nghttp2's
+   * :path, a request's content-length); their octets repeat, and a hit skips the Huffman decoding,
+   * the validation and the string.
+   */
+  private repeatedLiteral(name: string, src: Buffer, end: number): RepeatedLiteral | undefined {
+    const at = this.cursor.offset;
+    for (const r of this.repeated) {
+      if (r.name !== name) continue;
+      const raw = r.raw;
+      if (at + raw.length > end) return undefined;
+      for (let i = 0; i < raw.length; i++) if (src[at + i] !== raw[i]) return undefined;
+      return r;
+    }
+    return undefined;
+  }
+
+  /** Adds a repeated literal's field (never or without indexing: the table is untouched). */
+  private addRepeated(
+    r: RepeatedLiteral,
+    name: string,
+    out: HeaderList,
+    nameFlag: number,
+    indexing: Indexing,
+  ): boolean {
+    this.cursor.offset += r.raw.length;
+    const size = name.length + r.value.length + HPACK_ENTRY_OVERHEAD;
+    if (this.over || out.size + size > this.maxListSize) {
+      this.over = true;
+      return true;
+    }
+    out.add(name, r.value, indexing === "never" ? FIELD_NEVER_INDEXED : 0);
+    if ((nameFlag | r.flag) !== 0) out.malformed = true;
+    return true;
+  }
+
+  /** Remembers a literal that did not enter the table, replacing the oldest remembered one. */
+  private rememberLiteral(name: string, src: Buffer, start: number, value: string, flag: number): void {
+    const raw = Buffer.from(src.subarray(start, this.cursor.offset));
+    if (raw.length > MAX_REPEATED_OCTETS) return;
+    for (const r of this.repeated) {
+      if (r.name !== name) continue;
+      r.raw = raw;
+      r.value = value;
+      r.flag = flag;
+      return;
+    }
+    const r = { name, raw, value, flag };
+    if (this.repeated.length < REPEATED_LITERALS) this.repeated.push(r);
+    else this.repeated[this.repeatedNext++ % REPEATED_LITERALS] = r;
   }
 
   /** Sets foundName/foundValue/foundFlag from a static or dynamic index. */

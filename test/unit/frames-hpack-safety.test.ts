@@ -152,6 +152,34 @@ describe("HPACK decoder: header list limit and bombs", { timeout: 10_000 }, () =
     assert.equal(decoder.dynamicTableSize, 0);
   });
 
+  it("an entry larger than the table empties it (§4.4) when it is kept for the list too", () => {
+    const decoder = new HpackDecoder({ maxHeaderListSize: 16_384 });
+    assert.equal(decode(incremental("a", "b"), {}, decoder).status, "ok");
+    const r = decode(incremental("x", "y".repeat(5000)), {}, decoder);
+    assert.equal(r.status, "ok");
+    assert.equal(r.list.get("x")?.length, 5000);
+    assert.deepEqual(decoder.dynamicTableEntries(), []);
+    assert.equal(decoder.dynamicTableSize, 0);
+  });
+
+  it("a repeated unindexed literal decodes to its value, and a changed one to the new value", () => {
+    const decoder = new HpackDecoder();
+    const without = (nameIndex: number, value: string): Buffer =>
+      Buffer.concat([int(nameIndex, 4, 0x00), raw(value)]);
+    // :path (static 4) without indexing, twice the same, then another value, then the first again.
+    for (const value of ["/a.B/C", "/a.B/C", "/a.B/D", "/a.B/C"]) {
+      const r = decode(without(4, value), {}, decoder);
+      assert.equal(r.status, "ok");
+      assert.deepEqual(r.list.toArray(), [[":path", value]]);
+    }
+    // A value with a forbidden octet stays malformed when it repeats.
+    for (let i = 0; i < 2; i++) {
+      const r = decode(without(4, "/x\u0000"), {}, decoder);
+      assert.equal(r.list.malformed, true);
+    }
+    assert.deepEqual(decoder.dynamicTableEntries(), []);
+  });
+
   it("a HeaderList is reused: decoding clears it", () => {
     const decoder = new HpackDecoder();
     const list = new HeaderList();
