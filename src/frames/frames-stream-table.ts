@@ -16,6 +16,11 @@ export class StreamTable<T extends { readonly id: number }> {
   private slots: (T | undefined)[];
   private mask: number;
   private count = 0;
+  /**
+   * Entries not in their home slot. Streams of one connection have consecutive ids, so they sit at
+   * home and a delete has nothing to shift; only when this is non-zero does it scan its run.
+   */
+  private displaced = 0;
 
   constructor(capacity = 16) {
     let size = 8;
@@ -40,11 +45,13 @@ export class StreamTable<T extends { readonly id: number }> {
   set(entry: T): void {
     if ((this.count + 1) * 2 > this.slots.length) this.grow();
     const slots = this.slots;
-    for (let i = (entry.id >>> 1) & this.mask; ; i = (i + 1) & this.mask) {
+    const home = (entry.id >>> 1) & this.mask;
+    for (let i = home; ; i = (i + 1) & this.mask) {
       const s = slots[i];
       if (s === undefined) {
         slots[i] = entry;
         this.count++;
+        if (i !== home) this.displaced++;
         return;
       }
       if (s.id === entry.id) {
@@ -64,6 +71,12 @@ export class StreamTable<T extends { readonly id: number }> {
       if (s === undefined) return false;
       if (s.id === id) break;
     }
+    this.count--;
+    if (hole !== ((id >>> 1) & mask)) this.displaced--;
+    if (this.displaced === 0) {
+      slots[hole] = undefined;
+      return true;
+    }
     // Backward shift: pull each later entry of the run into the hole when its home slot allows.
     for (let j = (hole + 1) & mask; ; j = (j + 1) & mask) {
       const s = slots[j];
@@ -73,11 +86,11 @@ export class StreamTable<T extends { readonly id: number }> {
       const homeBetween = hole <= j ? home > hole && home <= j : home > hole || home <= j;
       if (!homeBetween) {
         slots[hole] = s;
+        if (hole === home) this.displaced--;
         hole = j;
       }
     }
     slots[hole] = undefined;
-    this.count--;
     return true;
   }
 
@@ -93,6 +106,7 @@ export class StreamTable<T extends { readonly id: number }> {
     this.slots = new Array<T | undefined>(old.length * 2).fill(undefined);
     this.mask = this.slots.length - 1;
     this.count = 0;
+    this.displaced = 0;
     for (const s of old) if (s !== undefined) this.set(s);
   }
 }
