@@ -90,7 +90,7 @@ export class HistogramTally<L extends string> {
 /**
  * A prom-client Histogram whose observations land in tallies: a hot path resolves its label set to a
  * `HistogramTally` once and then costs a bucket search and three additions per observation, against
- * prom-client's label validation, label hashing and a closure per `observe` (measured: 0.6 KB of
+ * prom-client's label validation, label hashing and a closure per `observe` (measured: 0.6–0.85 KB of
  * garbage and about 5 % of the `frames` engine's CPU per unary RPC for the two histograms of a
  * stream). Every other way in (`observe`, `labels()`, `startTimer`, `zero`, `remove`, `reset`) goes
  * through the same tallies, and `get()` renders them as prom-client renders its own histograms, so
