@@ -233,7 +233,8 @@ export class HpackEncoder {
     const info = table.info(name);
     if (info === undefined) {
       // Indexed even when volatile: its name has to enter the table once.
-      this.literal(name, value, 0, neverIndexed || table.isSensitive(name), false);
+      const never = neverIndexed || table.isSensitive(name);
+      this.literal(name, value, 0, never, this.inserts(name, value, never, false));
       return;
     }
     const never = neverIndexed || info.sensitive;
@@ -254,8 +255,9 @@ export class HpackEncoder {
     if (nameIndex === 0 && info.latest >= 0) nameIndex = table.indexOf(info.latest);
     // A volatile name enters the table once, so that later values can at least refer to its name.
     const volatile = nameIndex !== 0 && value.length > 0 && info.volatile;
-    if (nameIndex === 0 || this.inserts(name, value, never, volatile)) {
-      this.literal(name, value, nameIndex, never, volatile);
+    const inserts = this.inserts(name, value, never, volatile);
+    if (nameIndex === 0 || inserts) {
+      this.literal(name, value, nameIndex, never, inserts);
       return;
     }
     const cached = info.literalBytes;
@@ -270,14 +272,14 @@ export class HpackEncoder {
       return;
     }
     const start = this.pos;
-    this.literal(name, value, nameIndex, never, volatile);
+    this.literal(name, value, nameIndex, never, false);
     info.literalValue = value;
     info.literalNameIndex = nameIndex;
     info.literalNever = never;
     info.literalBytes = Buffer.from(this.buffer.subarray(start, this.pos));
   }
 
-  /** Whether `literal` adds the field to the dynamic table. */
+  /** Whether a literal of this field enters the dynamic table (incremental indexing). */
   private inserts(name: string, value: string, never: boolean, volatile: boolean): boolean {
     // Not above 3/4 of the table: one field would otherwise evict all the others.
     return !never && !volatile && hpackEntrySize(name, value) * 4 <= this.table.capacity * 3;
@@ -288,10 +290,11 @@ export class HpackEncoder {
     return this.pos;
   }
 
-  private literal(name: string, value: string, nameIndex: number, never: boolean, volatile: boolean): void {
+  /** A literal field; `inserts` (from `inserts()`) says whether it enters the dynamic table. */
+  private literal(name: string, value: string, nameIndex: number, never: boolean, inserts: boolean): void {
     if (never) {
       this.pos = encodeInteger(nameIndex, 4, 0x10, this.buffer, this.pos);
-    } else if (this.inserts(name, value, never, volatile)) {
+    } else if (inserts) {
       this.pos = encodeInteger(nameIndex, 6, 0x40, this.buffer, this.pos);
       this.table.insert(name, value);
     } else {
