@@ -182,6 +182,16 @@ export class HpackDecoder {
     return false;
   }
 
+  /**
+   * Whether a field of `size` (RFC 9113 §6.5.2) still fits the header list limit; once one does not,
+   * the block is over the limit and no later field is kept (it is still decoded for HPACK's state).
+   */
+  private fitsList(out: HeaderList, size: number): boolean {
+    if (!this.over && out.size + size <= this.maxListSize) return true;
+    this.over = true;
+    return false;
+  }
+
   /** Indexed field (§6.1). */
   private indexed(src: Buffer, end: number, out: HeaderList): boolean {
     const cursor = this.cursor;
@@ -191,10 +201,7 @@ export class HpackDecoder {
     if (!this.lookup(index)) return false;
     const name = this.foundName;
     const value = this.foundValue;
-    if (this.over || out.size + name.length + value.length + HPACK_ENTRY_OVERHEAD > this.maxListSize) {
-      this.over = true;
-      return true;
-    }
+    if (!this.fitsList(out, name.length + value.length + HPACK_ENTRY_OVERHEAD)) return true;
     out.add(name, value, 0);
     if (this.foundFlag !== 0) out.malformed = true;
     return true;
@@ -236,8 +243,7 @@ export class HpackDecoder {
     if (!this.readString(src, end, v, budget)) return false;
 
     const size = nameLength + v.length + HPACK_ENTRY_OVERHEAD;
-    const keepForList = !this.over && out.size + size <= this.maxListSize;
-    if (!keepForList) this.over = true;
+    const keepForList = this.fitsList(out, size);
     const keepForTable = indexing === "incremental" && size <= this.table.capacity;
     if (!keepForList && !keepForTable) {
       // An entry larger than the table still has its effect: it empties the table (§4.4).
@@ -288,11 +294,7 @@ export class HpackDecoder {
     indexing: Indexing,
   ): boolean {
     this.cursor.offset += r.raw.length;
-    const size = name.length + r.value.length + HPACK_ENTRY_OVERHEAD;
-    if (this.over || out.size + size > this.maxListSize) {
-      this.over = true;
-      return true;
-    }
+    if (!this.fitsList(out, name.length + r.value.length + HPACK_ENTRY_OVERHEAD)) return true;
     out.add(name, r.value, indexing === "never" ? FIELD_NEVER_INDEXED : 0);
     if ((nameFlag | r.flag) !== 0) out.malformed = true;
     return true;
