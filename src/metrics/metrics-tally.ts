@@ -128,22 +128,9 @@ export class TalliedHistogram<L extends string> extends Histogram<L> {
   }
 
   override labels(...args: unknown[]): Histogram.Internal<L> {
-    const values = (args.length === 1 && typeof args[0] === "object" ? args[0] : undefined) as
-      LabelSet<L> | undefined;
-    const set: LabelSet<L> = values ?? {};
-    if (!values) this.names.forEach((n, i) => ((set as Record<string, unknown>)[n] = args[i]));
+    const set = this.labelSetOf(args);
     const t = this.tally(set);
-    return {
-      observe: (v: number) => t.observe(v),
-      startTimer: () => {
-        const started = performance.now();
-        return () => {
-          const seconds = (performance.now() - started) / 1000;
-          t.observe(seconds);
-          return seconds;
-        };
-      },
-    };
+    return { observe: (v: number) => t.observe(v), startTimer: () => this.startTimer(set) };
   }
 
   override startTimer(labels?: LabelSet<L>): (endLabels?: LabelSet<L>) => number {
@@ -160,11 +147,7 @@ export class TalliedHistogram<L extends string> extends Histogram<L> {
   }
 
   override remove(...args: unknown[]): void {
-    const values = (args.length === 1 && typeof args[0] === "object" ? args[0] : undefined) as
-      LabelSet<L> | undefined;
-    const set: Record<string, unknown> = values ?? {};
-    if (!values) this.names.forEach((n, i) => (set[n] = args[i]));
-    this.tallies.get(this.keyOf(set as LabelSet<L>))?.clear(false);
+    this.tallies.get(this.keyOf(this.labelSetOf(args)))?.clear(false);
   }
 
   /** Empties every series; tallies already handed out keep working and reappear when they count. */
@@ -197,6 +180,14 @@ export class TalliedHistogram<L extends string> extends Histogram<L> {
   /** The text exposition reads the same values (prom-client prefers this method when present). */
   getForPromString(): Promise<HistogramData<L>> {
     return this.get();
+  }
+
+  /** `labels()` and `remove()` take either one label object or the values in `labelNames` order. */
+  private labelSetOf(args: unknown[]): LabelSet<L> {
+    if (args.length === 1 && typeof args[0] === "object") return args[0] as LabelSet<L>;
+    const set: Record<string, unknown> = {};
+    this.names.forEach((n, i) => (set[n] = args[i]));
+    return set as LabelSet<L>;
   }
 
   private keyOf(labels: LabelSet<L>): string {
