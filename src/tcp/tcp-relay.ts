@@ -64,6 +64,8 @@ export class TcpRelay {
   /** Bytes handed to `client.write` so far; minus `client.writableLength`, the bytes flushed. */
   private queued = 0;
   private stopped: Stopped = "no";
+  /** A FIN has come in and is to be passed on once this turn of the event loop has polled. */
+  private finPending = false;
   private hooks: RelayHooks | undefined;
   private closedCount = 0;
   private torn = false;
@@ -87,14 +89,40 @@ export class TcpRelay {
     });
     upstream.on("drain", () => client.resume());
     client.on("drain", () => this.resumeUpstream("drain"));
-    client.on("end", () => upstream.end());
-    upstream.on("end", () => client.end());
+    client.on("end", this.ended);
+    upstream.on("end", this.ended);
     client.on("error", (err: NodeJS.ErrnoException) => this.teardown(false, err));
     upstream.on("error", (err: NodeJS.ErrnoException) => this.teardown(true, err));
     client.on("close", () => this.closed(client, upstream));
     upstream.on("close", () => this.closed(upstream, client));
     client.resume();
   }
+
+  /**
+   * A side sent its FIN: pass it on, but only after the rest of this poll's events, which often hold
+   * the other side's FIN too (a request/response peer closes as soon as it has the reply). With both
+   * read sides ended and nothing left to write, both sockets are closed at once — `close()` sends the
+   * FIN after the bytes the kernel still holds, as HAProxy does — saving a `shutdown()` per socket;
+   * otherwise the FIN goes on with `end()`, after the bytes still queued.
+   */
+  private readonly ended = (): void => {
+    if (this.finPending) return;
+    this.finPending = true;
+    setImmediate(this.passFins);
+  };
+
+  private readonly passFins = (): void => {
+    this.finPending = false;
+    const client = this.client;
+    const upstream = this.upstream as Socket;
+    if (client.readableEnded && upstream.readableEnded && flushed(client) && flushed(upstream)) {
+      client.destroy();
+      upstream.destroy();
+      return;
+    }
+    if (client.readableEnded && !upstream.writableEnded && !upstream.destroyed) upstream.end();
+    if (upstream.readableEnded && !client.writableEnded && !client.destroyed) client.end();
+  };
 
   /** An upstream read in the shared landing buffer: written from there, or copied out when queued. */
   private fromLanding(n: number): boolean {
@@ -169,15 +197,21 @@ export class TcpRelay {
 
   /**
    * `gone` has closed, so nothing more can be delivered to it: `other` closes too, at once if `gone`
-   * was cut off without a FIN, else once the bytes `gone` sent before its FIN are flushed (when both
-   * directions ended normally, `other` is closing by itself by then).
+   * was cut off without a FIN or nothing is left to write to `other`, else once the bytes `gone` sent
+   * before its FIN are flushed (its FIN is passed on here if `passFins` has not yet done so).
    */
   private closed(gone: Socket, other: Socket): void {
     if (++this.closedCount === 2) this.hooks?.released();
     if (other.destroyed) return;
-    if (!gone.readableEnded || other.writableFinished) other.destroy();
-    else other.once("finish", () => other.destroy());
+    if (!gone.readableEnded || other.writableLength === 0) return void other.destroy();
+    if (!other.writableEnded) other.end();
+    other.once("finish", () => other.destroy());
   }
+}
+
+/** True when `socket` holds no bytes of ours that the kernel has not taken (or is gone). */
+function flushed(socket: Socket): boolean {
+  return socket.destroyed || socket.writableLength === 0;
 }
 
 /** `ArrayBuffer.prototype.transfer` (ES2024, in Node 22), beyond this project's ES2023 typings. */
