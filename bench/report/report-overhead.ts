@@ -29,6 +29,7 @@ export function overheadMarkdown(ms: readonly OverheadMeasurement[]): string {
   for (const row of rowsOf(ms)) {
     const direct = spread(pick(ms, row.id, "direct", "throughput"))?.median;
     for (const t of targets) {
+      if (!ms.some((m) => m.row === row.id && m.target === t)) continue; // node-net: no gRPC rows
       const tput = spread(pick(ms, row.id, t, "throughput"));
       const errors = ms.filter((m) => m.row === row.id && m.target === t).reduce((n, m) => n + m.errors, 0);
       table.push([

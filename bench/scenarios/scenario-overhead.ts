@@ -74,10 +74,13 @@ export async function runOverhead(o: OverheadOptions): Promise<OverheadMeasureme
       const start = { dir, cpuProfDir: o.cpuProfDir, threads: o.threads, nodeFlags: o.nodeFlags };
       running.push(await startTarget(name, listeners, start));
     }
-    const total = o.repeat * rows.length * running.length;
+    // A target that does not serve a row's listener (node-net: gRPC) sits that row out.
+    const serves = (t: RunningTarget, row: OverheadRow): boolean => t.port(row.listener) !== 0;
+    const total = o.repeat * rows.reduce((n, row) => n + running.filter((t) => serves(t, row)).length, 0);
     for (let rep = 0; rep < o.repeat; rep++) {
       for (const row of rows) {
         for (const target of running) {
+          if (!serves(target, row)) continue;
           const m = await measure(row, target, rep, o, pool);
           results.push(m);
           const cpu = m.cpu === undefined ? "" : `, proxy CPU ${m.cpu.toPrecision(3)} ${row.cpuUnit}`;

@@ -1,12 +1,14 @@
 /**
- * Starts a target by name: `direct` needs no process; Fulcrum, HAProxy and NGINX each run as one child
- * (see target-fulcrum.ts, target-haproxy.ts, target-nginx.ts).
+ * Starts a target by name: `direct` needs no process; Fulcrum, HAProxy, NGINX and the `node-net` pipe
+ * proxy each run as one child (see target-fulcrum.ts, target-haproxy.ts, target-nginx.ts,
+ * target-node-net.ts).
  */
 import { portOf } from "../proc/proc-children.js";
 import type { ListenerSpec, RunningTarget, StartOptions, TargetName } from "./target.js";
 import { startFulcrum } from "./target-fulcrum.js";
 import { startHaproxy } from "./target-haproxy.js";
 import { startNginx } from "./target-nginx.js";
+import { startNodeNet } from "./target-node-net.js";
 
 export async function startTarget(
   name: TargetName,
@@ -24,6 +26,8 @@ export async function startTarget(
       return startHaproxy(listeners, options);
     case "nginx":
       return startNginx(listeners, options);
+    case "node-net":
+      return startNodeNet(listeners);
   }
 }
 

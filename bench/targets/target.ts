@@ -1,6 +1,7 @@
 /**
  * A target is what the load goes through: `direct` (no proxy: the worker itself), `fulcrum` (its CLI,
- * 1 thread, gRPC on the default `http2` engine), `fulcrum-frames` (the same on `engine: frames`), `haproxy` (1 thread) or `nginx` (1 worker process). Each is started with one listener per
+ * 1 thread, gRPC on the default `http2` engine), `fulcrum-frames` (the same on `engine: frames`), `haproxy` (1 thread), `nginx` (1 worker process) or, asked for by name, `node-net` (a bare
+ * `pipe()` proxy: the floor of any Node TCP relay; TCP listeners only, its port is 0 for others). Each is started with one listener per
  * `ListenerSpec` on a loopback port and stopped at the end; `cpuSeconds()` is the utime + stime of its
  * whole process tree, read from /proc around each measurement.
  */
@@ -9,7 +10,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export const TARGETS = ["direct", "fulcrum", "fulcrum-frames", "haproxy", "nginx"] as const;
+export const TARGETS = ["direct", "fulcrum", "fulcrum-frames", "haproxy", "nginx", "node-net"] as const;
 export type TargetName = (typeof TARGETS)[number];
 
 /** Fulcrum's policy names (HAProxy and NGINX get the nearest equivalent, or refuse). */
@@ -47,7 +48,7 @@ export interface RunningTarget {
   readonly name: TargetName;
   /** The root of the target's process tree (undefined for `direct`). */
   readonly pid: number | undefined;
-  /** The loopback port of listener `name`. */
+  /** The loopback port of listener `name` (0: this target does not serve that listener). */
   port(listener: string): number;
   /** utime + stime of the whole process tree so far (0 for `direct`). */
   cpuSeconds(): number;
