@@ -1,7 +1,7 @@
 /**
  * Scenario `overhead`: what the proxy costs. Direct vs Fulcrum vs HAProxy vs NGINX, every row measured
- * through every target in one invocation, repetitions interleaved (row by row, target by target) so
- * that the noise of a shared machine hits all targets alike. Each measurement records throughput,
+ * through every target in one invocation, repetitions interleaved (row by row, target by target, each
+ * repetition starting one target later) so that the noise of a shared machine hits all targets alike. Each measurement records throughput,
  * p50/p99 and the proxy's CPU (its whole process tree, from /proc) per unit of work; gRPC rows are
  * checked against the worker's counters (every answer h2load counted was gRPC OK at the worker).
  */
@@ -78,8 +78,12 @@ export async function runOverhead(o: OverheadOptions): Promise<OverheadMeasureme
     const serves = (t: RunningTarget, row: OverheadRow): boolean => t.port(row.listener) !== 0;
     const total = o.repeat * rows.reduce((n, row) => n + running.filter((t) => serves(t, row)).length, 0);
     for (let rep = 0; rep < o.repeat; rep++) {
+      // Each repetition starts one target later, so that none always runs right after the same one:
+      // whatever a run leaves behind (sockets in TIME_WAIT, caches, the host's other load) falls on
+      // every target in turn.
+      const order = running.map((_, i) => running[(i + rep) % running.length] as RunningTarget);
       for (const row of rows) {
-        for (const target of running) {
+        for (const target of order) {
           if (!serves(target, row)) continue;
           const m = await measure(row, target, rep, o, pool);
           results.push(m);
