@@ -1,9 +1,10 @@
 /**
  * Scenario `overhead`: what the proxy costs. Direct vs Fulcrum vs HAProxy vs NGINX, every row measured
  * through every target in one invocation, repetitions interleaved (row by row, target by target, each
- * repetition starting one target later) so that the noise of a shared machine hits all targets alike. Each measurement records throughput,
- * p50/p99 and the proxy's CPU (its whole process tree, from /proc) per unit of work; gRPC rows are
- * checked against the worker's counters (every answer h2load counted was gRPC OK at the worker).
+ * repetition starting one target later) so that the noise of a shared machine hits all targets
+ * alike. Each measurement records throughput, p50/p99 and the proxy's CPU (its whole process tree,
+ * from /proc) per unit of work; gRPC rows are checked against the worker's counters (every answer
+ * h2load counted was gRPC OK at the worker).
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";

@@ -1,9 +1,11 @@
 /**
  * A target is what the load goes through: `direct` (no proxy: the worker itself), `fulcrum` (its CLI,
- * 1 thread, gRPC on the default `http2` engine), `fulcrum-frames` (the same on `engine: frames`), `haproxy` (1 thread), `nginx` (1 worker process) or, asked for by name, `node-net` (a bare
- * `pipe()` proxy: the floor of any Node TCP relay; TCP listeners only, its port is 0 for others). Each is started with one listener per
- * `ListenerSpec` on a loopback port and stopped at the end; `cpuSeconds()` is the utime + stime of its
- * whole process tree, read from /proc around each measurement.
+ * 1 thread, gRPC on the default `http2` engine), `fulcrum-frames` (the same on `engine: frames`),
+ * `haproxy` (1 thread), `nginx` (1 worker process) or, asked for by name, `node-net` (a bare `pipe()`
+ * proxy: the floor of any Node TCP relay; TCP listeners only, its port is 0 for others). Each is
+ * started with one listener per `ListenerSpec` on a loopback port and stopped at the end;
+ * `cpuSeconds()` is the utime + stime of its whole process tree, read from /proc around each
+ * measurement.
  */
 import { connect } from "node:net";
 import { existsSync, readFileSync } from "node:fs";
