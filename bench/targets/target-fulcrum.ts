@@ -8,8 +8,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { NODE_FLAGS } from "../../src/runtime/node-flags.js";
 import { listeningAddress, portOf, startChild } from "../proc/proc-children.js";
-import { treeCpuSeconds } from "../proc/proc-cpu.js";
-import { repoRoot, type ListenerSpec, type RunningTarget, type StartOptions } from "./target.js";
+import { childTarget, repoRoot, type ListenerSpec, type RunningTarget, type StartOptions } from "./target.js";
 
 export function fulcrumConfig(
   listeners: readonly ListenerSpec[],
@@ -58,13 +57,5 @@ export async function startFulcrum(
     ports.set(name, portOf(address));
     return ports.size === listeners.length ? true : undefined;
   });
-  return {
-    name: engine === "frames" ? "fulcrum-frames" : "fulcrum",
-    pid: child.pid,
-    port: (listener) => ports.get(listener) ?? 0,
-    cpuSeconds: () => treeCpuSeconds(child.pid),
-    stop: async () => {
-      await child.stop(10_000);
-    },
-  };
+  return childTarget(engine === "frames" ? "fulcrum-frames" : "fulcrum", child, ports, 10_000);
 }

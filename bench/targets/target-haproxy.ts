@@ -5,9 +5,10 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startChild } from "../proc/proc-children.js";
-import { freePort, treeCpuSeconds } from "../proc/proc-cpu.js";
+import { freePort } from "../proc/proc-cpu.js";
 import { TOOLS } from "../proc/proc-debian.js";
 import {
+  childTarget,
   peerTemplate,
   waitForPort,
   type ListenerSpec,
@@ -56,11 +57,5 @@ export async function startHaproxy(
   });
   failed.catch(() => undefined);
   await Promise.race([Promise.all([...ports.values()].map((p) => waitForPort(p))), failed]);
-  return {
-    name: "haproxy",
-    pid: child.pid,
-    port: (listener) => ports.get(listener) ?? 0,
-    cpuSeconds: () => treeCpuSeconds(child.pid),
-    stop: () => child.stop(),
-  };
+  return childTarget("haproxy", child, ports);
 }

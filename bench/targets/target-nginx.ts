@@ -6,9 +6,10 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startChild, type Child } from "../proc/proc-children.js";
-import { freePort, treeCpuSeconds } from "../proc/proc-cpu.js";
+import { freePort } from "../proc/proc-cpu.js";
 import { TOOLS } from "../proc/proc-debian.js";
 import {
+  childTarget,
   peerTemplate,
   waitForPort,
   type ListenerSpec,
@@ -65,13 +66,7 @@ export async function startNginx(
     THREADS: options.threads ?? 1,
   });
   const child = await runNginx("nginx", dir, conf, [...ports.values()]);
-  return {
-    name: "nginx",
-    pid: child.pid,
-    port: (listener) => ports.get(listener) ?? 0,
-    cpuSeconds: () => treeCpuSeconds(child.pid),
-    stop: () => child.stop(),
-  };
+  return childTarget("nginx", child, ports);
 }
 
 /** The HTTP/1.1 backend of the wrk rows; resolves with its `127.0.0.1:PORT`. */

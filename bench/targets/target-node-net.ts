@@ -6,8 +6,7 @@
  */
 import { join } from "node:path";
 import { listeningAddress, portOf, startChild } from "../proc/proc-children.js";
-import { treeCpuSeconds } from "../proc/proc-cpu.js";
-import { repoRoot, type ListenerSpec, type RunningTarget } from "./target.js";
+import { childTarget, repoRoot, type ListenerSpec, type RunningTarget } from "./target.js";
 
 export async function startNodeNet(listeners: readonly ListenerSpec[]): Promise<RunningTarget> {
   const tcp = listeners.filter((l) => l.protocol === "tcp");
@@ -25,11 +24,5 @@ export async function startNodeNet(listeners: readonly ListenerSpec[]): Promise<
     return byUpstream.size === new Set(upstreamPorts).size ? true : undefined;
   });
   const ports = new Map(tcp.map((l, i) => [l.name, byUpstream.get(upstreamPorts[i] ?? 0) ?? 0]));
-  return {
-    name: "node-net",
-    pid: child.pid,
-    port: (listener) => ports.get(listener) ?? 0,
-    cpuSeconds: () => treeCpuSeconds(child.pid),
-    stop: () => child.stop(),
-  };
+  return childTarget("node-net", child, ports);
 }

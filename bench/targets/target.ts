@@ -11,6 +11,8 @@ import { connect } from "node:net";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { Child } from "../proc/proc-children.js";
+import { treeCpuSeconds } from "../proc/proc-cpu.js";
 
 export const TARGETS = ["direct", "fulcrum", "fulcrum-frames", "haproxy", "nginx", "node-net"] as const;
 export type TargetName = (typeof TARGETS)[number];
@@ -55,6 +57,25 @@ export interface RunningTarget {
   /** utime + stime of the whole process tree so far (0 for `direct`). */
   cpuSeconds(): number;
   stop(): Promise<void>;
+}
+
+/**
+ * A target that is one child process: its listeners at `ports`, its CPU that of the child's tree,
+ * stopped by stopping the child (`stopGraceMs` before SIGKILL, the child registry's default if unset).
+ */
+export function childTarget(
+  name: TargetName,
+  child: Child,
+  ports: ReadonlyMap<string, number>,
+  stopGraceMs?: number,
+): RunningTarget {
+  return {
+    name,
+    pid: child.pid,
+    port: (listener) => ports.get(listener) ?? 0,
+    cpuSeconds: () => treeCpuSeconds(child.pid),
+    stop: () => child.stop(stopGraceMs),
+  };
 }
 
 /** The repository root (holds package.json), found upward from this compiled file. */
