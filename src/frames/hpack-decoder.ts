@@ -245,11 +245,9 @@ export class HpackDecoder {
     const size = nameLength + v.length + HPACK_ENTRY_OVERHEAD;
     const keepForList = this.fitsList(out, size);
     const keepForTable = indexing === "incremental" && size <= this.table.capacity;
-    if (!keepForList && !keepForTable) {
-      // An entry larger than the table still has its effect: it empties the table (§4.4).
-      if (indexing === "incremental") this.table.clear();
-      return true;
-    }
+    // An entry larger than the table still has its effect: it empties the table (§4.4).
+    if (indexing === "incremental" && !keepForTable) this.table.clear();
+    if (!keepForList && !keepForTable) return true;
     const value = this.materialise(src, v);
     if (!this.materialisedValid(src, v, false)) flag |= VALUE_INVALID;
     if (name === null) {
@@ -257,9 +255,8 @@ export class HpackDecoder {
       if (!this.materialisedValid(src, this.nameRef, true)) flag |= NAME_INVALID;
     }
     if (keepForTable) this.table.add(name, value, flag);
-    else if (indexing === "incremental")
-      this.table.clear(); // larger than the table (§4.4)
-    else if (nameIndex > 0) this.rememberLiteral(name, src, valueStart, value, flag & VALUE_INVALID);
+    else if (indexing !== "incremental" && nameIndex > 0)
+      this.rememberLiteral(name, src, valueStart, value, flag & VALUE_INVALID);
     if (keepForList) {
       out.add(name, value, indexing === "never" ? FIELD_NEVER_INDEXED : 0);
       if (flag !== 0) out.malformed = true;
