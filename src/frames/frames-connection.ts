@@ -53,6 +53,7 @@ import { FloodGuard } from "./frames-flood-guard.js";
 import { FRAMES_TUNING } from "./frames-tuning.js";
 import { FrameOutput } from "./frames-output.js";
 import { StreamTable } from "./frames-stream-table.js";
+import { emptyArray } from "./frames-arrays.js";
 
 /** What a stream's owner hears from its connection. */
 export interface StreamHandler {
@@ -378,7 +379,7 @@ export abstract class H2Connection {
 
   protected forget(end: StreamEnd): void {
     end.localClosed = end.remoteClosed = true;
-    if (end.queue.length > 0) end.queue.length = 0; // setting length calls into V8's runtime
+    emptyArray(end.queue);
     end.queuedBytes = 0;
     this.unblock(end);
     if (this.streams.get(end.id) === end) {
@@ -580,7 +581,7 @@ export abstract class H2Connection {
     if (f.type === FRAME_HEADERS) {
       this.blockStream = f.streamId;
       this.blockFlags = f.flags;
-      if (this.blockParts.length > 0) this.blockParts.length = 0;
+      emptyArray(this.blockParts);
       this.blockBytes = 0;
     } else if (f.dataLength === 0) {
       this.spend(1);
@@ -594,7 +595,7 @@ export abstract class H2Connection {
     this.blockParts.push(f.data());
     if (!done) return;
     const block = Buffer.concat(this.blockParts, this.blockBytes);
-    this.blockParts.length = 0;
+    emptyArray(this.blockParts);
     this.onHeaderBlock(block, 0, block.length);
   }
 

@@ -12,6 +12,7 @@
  * (measured: write syscalls were a quarter of the CPU per RPC with a flush after each read).
  */
 import type { Socket } from "node:net";
+import { emptyArray } from "./frames-arrays.js";
 
 /** Payloads up to this size are copied into the slab; larger ones are attached without copying. */
 export const COPY_LIMIT = 2048;
@@ -84,7 +85,7 @@ export class FrameOutput {
     const parts = this.parts;
     this.queued = 0;
     if (parts.length === 0 || this.socket.destroyed) {
-      clear(parts);
+      emptyArray(parts);
       return true;
     }
     let ok: boolean;
@@ -96,7 +97,7 @@ export class FrameOutput {
       for (const p of parts) ok = this.socket.write(p) && ok;
       this.socket.uncork();
     }
-    clear(parts);
+    emptyArray(parts);
     return ok;
   }
 
@@ -112,9 +113,4 @@ export class FrameOutput {
     this.scheduled = true;
     setImmediate(this.flushNow);
   }
-}
-
-/** Empties a short array; `length = 0` always calls into V8's runtime, `pop()` stays in compiled code. */
-function clear(parts: Buffer[]): void {
-  while (parts.length > 0) parts.pop();
 }
