@@ -106,6 +106,21 @@ export class FulcrumProcess {
     return processMemory(this.pid);
   }
 
+  /**
+   * What is left after V8's most thorough collection, and RSS after it; needs `collectable` at start
+   * (helpers/collect-on-signal.ts says why RSS alone does not tell).
+   */
+  async collect(timeoutMs = 10_000): Promise<{ heapUsedKiB: number; externalKiB: number; rssKiB: number }> {
+    const from = this.channel.messages.length;
+    this.channel.signal("SIGUSR2");
+    const m = await this.channel.waitFor((l) => l.msg === "collected", timeoutMs, "collected line", from);
+    return {
+      heapUsedKiB: Number(m.heap_used_kib),
+      externalKiB: Number(m.external_kib),
+      rssKiB: this.memory().rssKiB,
+    };
+  }
+
   resetPeak(): boolean {
     return resetPeakRss(this.pid);
   }
@@ -166,7 +181,11 @@ export interface FulcrumProcessOptions {
   /** Raise the soft open-files limit of the process to this. */
   readonly openFiles?: number;
   readonly timeoutMs?: number;
+  /** Start with helpers/collect-on-signal.ts preloaded, for `collect()`. */
+  readonly collectable?: boolean;
 }
+
+const COLLECT_FLAGS = ["--expose-gc", `--import=${new URL("./collect-on-signal.js", import.meta.url).href}`];
 
 export async function startFulcrumProcess(options: FulcrumProcessOptions): Promise<FulcrumProcess> {
   const dir = mkdtempSync(join(tmpdir(), "fulcrum-reliability-"));
@@ -175,7 +194,7 @@ export async function startFulcrumProcess(options: FulcrumProcessOptions): Promi
   const channel = new ChildChannel(
     spawnNode(CLI, ["run", "--config", configFile, ...(options.args ?? [])], {
       openFiles: options.openFiles,
-      nodeFlags: NODE_FLAGS,
+      nodeFlags: options.collectable ? [...NODE_FLAGS, ...COLLECT_FLAGS] : NODE_FLAGS,
     }),
     "fulcrum",
   );
