@@ -203,7 +203,7 @@ export class TcpRelay {
   private closed(gone: Socket, other: Socket): void {
     if (++this.closedCount === 2) this.hooks?.released();
     if (other.destroyed) return;
-    if (!gone.readableEnded || other.writableLength === 0) return void other.destroy();
+    if (!gone.readableEnded || flushed(other)) return void other.destroy();
     if (!other.writableEnded) other.end();
     other.once("finish", () => other.destroy());
   }
