@@ -51,8 +51,19 @@ async function startTritonFleet(own: Teardown, specs: readonly SimTritonWorkerOp
   return { workers, addresses, metricsPort };
 }
 
-function loadMetricsLine(port: number, intervalMs = 100): string {
-  return `load_metrics: { port: ${port}, path: /metrics, interval: ${intervalMs}ms }`;
+/** Fulcrum with `least_loaded` over `fleet`, scraping the workers' metrics every 100 ms. */
+async function startLeastLoaded(own: Teardown, fleet: Fleet, threads: number) {
+  return own.add(
+    await startFulcrum(
+      `threads: ${threads}\n` +
+        grpcConfig({
+          policy: "least_loaded",
+          endpoints: fleet.addresses,
+          extra: [`load_metrics: { port: ${fleet.metricsPort}, path: /metrics, interval: 100ms }`],
+        }),
+    ),
+    (x) => x.fulcrum.stop(0),
+  );
 }
 
 describe("inference health dialects and least_loaded", { timeout: 120_000 }, () => {
@@ -210,17 +221,7 @@ describe("inference health dialects and least_loaded", { timeout: 120_000 }, () 
           { name: "slow", baseLatencyMs: 20, speed: 6 },
           { name: "fast2", baseLatencyMs: 20 },
         ]);
-        const f = own.add(
-          await startFulcrum(
-            `threads: ${threads}\n` +
-              grpcConfig({
-                policy: "least_loaded",
-                endpoints: fleet.addresses,
-                extra: [loadMetricsLine(fleet.metricsPort)],
-              }),
-          ),
-          (x) => x.fulcrum.stop(0),
-        );
+        const f = await startLeastLoaded(own, fleet, threads);
         const client = own.add(clientOf(tritonService(), f), (c) => c.close());
         // Two calls in flight: active counts alone hardly tell the workers apart (least_connections and
         // p2c give the slow one 22–25 of 150 here, round robin 50); its latency does.
@@ -249,17 +250,7 @@ describe("inference health dialects and least_loaded", { timeout: 120_000 }, () 
         // Requests other clients queued at b (another Fulcrum replica, say): invisible to this Fulcrum's
         // active counts and, with equal service times, to its latency estimates.
         b.setExternalPending("simple", 40);
-        const f = own.add(
-          await startFulcrum(
-            `threads: ${threads}\n` +
-              grpcConfig({
-                policy: "least_loaded",
-                endpoints: fleet.addresses,
-                extra: [loadMetricsLine(fleet.metricsPort)],
-              }),
-          ),
-          (x) => x.fulcrum.stop(0),
-        );
+        const f = await startLeastLoaded(own, fleet, threads);
         await waitFor(
           () => fleet.workers.every((w) => w.metricsScrapes >= 2),
           5000,
