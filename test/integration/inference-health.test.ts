@@ -212,7 +212,7 @@ describe("inference health dialects and least_loaded", { timeout: 120_000 }, () 
   for (const threads of [1, 2]) {
     // threads: 2 was a todo from 2026-11 (then 150 calls; the slow worker got 14–24 of them in one run
     // of three on a loaded machine). With 300 calls and this bound it has not come near failing: 27
-    // runs on 2 cores, alone and beside 2 or 4 busy loops, both engines: the slow worker got 2–9.
+    // runs on 2 cores, alone and beside 2 or 6 busy loops, both engines: the slow worker got 2–9.
     it(`least_loaded (threads: ${threads}): a worker 6× slower gets almost nothing, where counting active streams gives it ~15 %`, async () => {
       const own = new Teardown();
       try {
