@@ -1,6 +1,6 @@
 #!/usr/bin/env -S node --min-semi-space-size=8 --max-semi-space-size=8
 /**
- * The command line of DESIGN.md: `fulcrum [run] --config FILE`, `fulcrum check --config FILE`,
+ * The command line of docs/architecture.md: `fulcrum [run] --config FILE`, `fulcrum check --config FILE`,
  * `fulcrum demo`. The only module that reads argv, env and signals.
  * Exit codes: 0 normal, 1 invalid config or a port that cannot be bound, 2 usage error.
  */

@@ -1,5 +1,5 @@
 /**
- * The `/status` document of DESIGN.md: every listener with its bound address and activity, every
+ * The `/status` document of docs/architecture.md: every listener with its bound address and activity, every
  * cluster with its endpoints' health, weight, drain flag and counters. Counts are read from the
  * endpoint sets (shared with worker threads), so they are global and the ones the policies see;
  * listener activity is summed over worker threads.

@@ -10,7 +10,7 @@ import { RandomPicker } from "./policy-random.js";
 import { RoundRobinPicker } from "./policy-round-robin.js";
 import { WeightedRoundRobinPicker } from "./policy-weighted-round-robin.js";
 
-/** The `clusters[].policy` values; see DESIGN.md "Semantics that outside tools rely on". */
+/** The `clusters[].policy` values; see docs/architecture.md "Semantics that outside tools rely on". */
 export type PolicyName =
   | "round_robin"
   | "weighted_round_robin"

@@ -1,5 +1,5 @@
 /**
- * The config contract of DESIGN.md as one zod schema: the single source of validation, defaults, the
+ * The config contract of docs/architecture.md as one zod schema: the single source of validation, defaults, the
  * TypeScript types and `fulcrum.schema.json`. Durations and sizes stay strings here (so the JSON
  * Schema can express them); `config-units.ts` converts them where they are used.
  */

@@ -3,7 +3,7 @@
  * connection, forward header blocks, DATA (views of the received bytes, never copied) and trailers
  * both ways, give each side's flow-control window back only as the other side takes the bytes,
  * enforce `grpc-timeout`, pass cancellation both ways, and retry on another endpoint while nothing of
- * the response arrived and the request so far fits the 64 KiB retry buffer (DESIGN.md "Retries").
+ * the response arrived and the request so far fits the 64 KiB retry buffer (docs/architecture.md "Retries").
  * Every outcome ends as one gRPC status, reported once: the same contract as the `http2` engine.
  */
 import type { Endpoint } from "../balancer/endpoint-set.js";

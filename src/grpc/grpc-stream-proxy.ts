@@ -21,7 +21,7 @@ import { InferenceRouting, ROUTE_TRAILER } from "./inference-routing.js";
 import type { ClusterPools } from "./cluster-pools.js";
 import type { UpstreamPool, UpstreamSession } from "./upstream-pool.js";
 
-/** Request bytes kept for a retry; past it a stream is no longer retried (DESIGN.md). */
+/** Request bytes kept for a retry; past it a stream is no longer retried (docs/architecture.md). */
 export const RETRY_BUFFER_BYTES = 64 * 1024;
 
 export interface StreamRoute {

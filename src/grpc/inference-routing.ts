@@ -126,7 +126,7 @@ export type SequenceDecision =
   | { readonly kind: "unavailable"; readonly message: string };
 
 /**
- * A sequence's endpoint (DESIGN.md: Triton sequence pins): a pinned sequence stays on its endpoint
+ * A sequence's endpoint (docs/architecture.md: Triton sequence pins): a pinned sequence stays on its endpoint
  * while that endpoint is healthy, whatever else changed in the cluster (drained included: running
  * sequences finish there); if it is not, the request gets UNAVAILABLE and the sequence is never
  * moved (its state lives on that instance). A new sequence, or a `sequence_start`, is placed by

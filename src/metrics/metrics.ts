@@ -1,6 +1,6 @@
 /**
  * Every Fulcrum metric, defined once against an injected prom-client Registry (tests get their own).
- * Names and labels follow DESIGN.md's table: `fulcrum_` prefix, bounded labels, names never renamed.
+ * Names and labels follow docs/architecture.md's table: `fulcrum_` prefix, bounded labels, names never renamed.
  */
 import { Counter, Gauge, collectDefaultMetrics, type Registry } from "prom-client";
 import { TalliedHistogram, TallyBook, type CounterTally } from "./metrics-tally.js";

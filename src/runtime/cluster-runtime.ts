@@ -3,7 +3,7 @@
  * `health_check.type`, and passive outlier detection. Listeners ask it for an endpoint and report
  * what happened; it keeps the counters, metrics and ejections in step.
  *
- * Roles (DESIGN.md "threads"): with one thread a runtime does everything (`all`). With worker
+ * Roles (docs/architecture.md "threads"): with one thread a runtime does everything (`all`). With worker
  * threads the main thread's runtime (`control`) probes, owns membership and ejections and serves no
  * traffic, and each worker thread's runtime (`data`) serves traffic on a mirror of the main thread's
  * endpoint set, sharing its counters, and asks the main thread to eject an outlier.

@@ -142,7 +142,7 @@ export class Fulcrum {
   }
 
   /**
-   * Applies a new config without dropping traffic (DESIGN.md "Reload"): clusters take the new
+   * Applies a new config without dropping traffic (docs/architecture.md "Reload"): clusters take the new
    * endpoints (added ones start healthy; removed ones take no new work while theirs finishes, up to
    * `drain_timeout`), policies and health settings; listeners are reconfigured in place, or removed
    * and added when their socket changes. Throws a ConfigError, and changes nothing, when the new

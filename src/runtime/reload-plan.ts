@@ -1,5 +1,5 @@
 /**
- * What a reload may change and how (DESIGN.md "Reload"): `threads` and `admin.listen` cannot change;
+ * What a reload may change and how (docs/architecture.md "Reload"): `threads` and `admin.listen` cannot change;
  * a listener whose socket-level settings changed (`listen`, `protocol`, and for grpc `engine`, `tls`,
  * `max_header_list_size`) is removed and added; any other listener change applies in place.
  */

@@ -1,5 +1,5 @@
 /**
- * The main thread's side of `threads: N` (DESIGN.md "Multi-core"): N worker threads, each running
+ * The main thread's side of `threads: N` (docs/architecture.md "Multi-core"): N worker threads, each running
  * every listener with `reusePort` so the kernel spreads connections over them (like Envoy's
  * workers, or HAProxy's threads with one listener each). The main thread keeps config, health
  * checks, DNS discovery, ejections and the admin API; it pushes each cluster's endpoint state to the

@@ -1,5 +1,5 @@
 /**
- * The admin API of DESIGN.md over real HTTP: probes, /status, drain / undrain / weight with their
+ * The admin API of docs/architecture.md over real HTTP: probes, /status, drain / undrain / weight with their
  * effect on real TCP and gRPC traffic, the bearer token, and the error statuses.
  */
 import { grpcEngine } from "../helpers/grpc-client.js";

@@ -1,5 +1,5 @@
 /**
- * The CLI contract of DESIGN.md, driven as an outside tool would: the built `fulcrum` binary as a
+ * The CLI contract of docs/architecture.md, driven as an outside tool would: the built `fulcrum` binary as a
  * child process, exit codes, `check` output, the `listening` line, signals, and the demo.
  */
 import assert from "node:assert/strict";

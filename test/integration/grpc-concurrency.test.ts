@@ -1,6 +1,6 @@
 /**
  * A worker's SETTINGS_MAX_CONCURRENT_STREAMS is a per-session limit, not a queue: Fulcrum opens more
- * upstream sessions instead of letting node:http2 queue streams above the limit (DESIGN.md, gRPC mode).
+ * upstream sessions instead of letting node:http2 queue streams above the limit (docs/architecture.md, gRPC mode).
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";

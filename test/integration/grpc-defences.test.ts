@@ -271,7 +271,7 @@ describe("grpc listener: defences", { timeout: 60_000 }, () => {
   it("a header list over max_header_list_size is refused; one under it is served", () =>
     withRig(async (r) => {
       const c = await r.connect();
-      // DESIGN.md: explicit header-size limits; RFC 9113 §6.5.2 makes advertising the limit advisory,
+      // docs/architecture.md: explicit header-size limits; RFC 9113 §6.5.2 makes advertising the limit advisory,
       // Fulcrum advertises it so that clients fail fast.
       assert.equal(c.serverSettings?.get(SETTING.MAX_HEADER_LIST_SIZE), 1024, "advertised limit");
       await assertServes(c, r);

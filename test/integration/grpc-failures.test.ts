@@ -1,6 +1,6 @@
 /**
  * Failures become gRPC statuses, never hangs: a worker killed with calls in flight, every worker
- * down, no endpoint to pick, an upstream that refuses or resets streams. DESIGN.md's retry rule: a
+ * down, no endpoint to pick, an upstream that refuses or resets streams. docs/architecture.md's retry rule: a
  * stream is retried only if no response byte arrived and its forwarded request fits the 64 KiB retry
  * buffer (REFUSED_STREAM, connect failure, GOAWAY below its id); otherwise UNAVAILABLE.
  */

@@ -2,7 +2,7 @@
  * Faithful forwarding through gRPC mode: every streaming kind with 10,000 messages complete and in
  * order, 64 MiB messages both ways, metadata (`-bin` included), custom trailers, statuses with unicode
  * messages, the worker's own UNIMPLEMENTED, trailers-only responses kept trailers-only, and
- * DESIGN.md's "no upstream trailers → status 13".
+ * docs/architecture.md's "no upstream trailers → status 13".
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";

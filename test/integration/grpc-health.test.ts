@@ -1,6 +1,6 @@
 /**
  * Active health (grpc.health.v1 Check) and passive outlier detection in gRPC mode, asserted the way
- * DESIGN.md's "Health timing" says: by the deadline `(threshold + 1) × interval + timeout + 1s` and by
+ * docs/architecture.md's "Health timing" says: by the deadline `(threshold + 1) × interval + timeout + 1s` and by
  * counting probes at the worker.
  */
 import assert from "node:assert/strict";
@@ -24,7 +24,7 @@ const HEALTHY = 2;
 const UNHEALTHY = 2;
 const HEALTH_CHECK = `{ type: grpc, interval: ${INTERVAL_MS}ms, timeout: ${TIMEOUT_MS}ms, healthy_threshold: ${HEALTHY}, unhealthy_threshold: ${UNHEALTHY} }`;
 
-/** DESIGN.md's deadline for a state change after `threshold` consecutive probe results. */
+/** docs/architecture.md's deadline for a state change after `threshold` consecutive probe results. */
 function deadlineMs(threshold: number): number {
   return (threshold + 1) * INTERVAL_MS + TIMEOUT_MS + 1000;
 }

@@ -1,7 +1,7 @@
 /**
  * Inference awareness, part 1, through Fulcrum with real grpc-js clients speaking the Triton and
  * TorchServe protos to simulated workers: the triton and torchserve health dialects (readiness flips
- * move traffic by DESIGN.md's deadline `(threshold + 1) × interval + timeout + 1s`; per-model readiness
+ * move traffic by docs/architecture.md's deadline `(threshold + 1) × interval + timeout + 1s`; per-model readiness
  * is recorded per endpoint), and `policy: least_loaded` under bounded load (a slow worker and a worker
  * reporting a deep queue get less), with one and with two worker threads.
  *
@@ -23,7 +23,7 @@ const TIMEOUT_MS = 200;
 const THRESHOLD = 2;
 const thresholds = `interval: ${INTERVAL_MS}ms, timeout: ${TIMEOUT_MS}ms, healthy_threshold: ${THRESHOLD}, unhealthy_threshold: ${THRESHOLD}`;
 
-/** DESIGN.md's deadline for a state change after `threshold` consecutive probe results. */
+/** docs/architecture.md's deadline for a state change after `threshold` consecutive probe results. */
 const DEADLINE_MS = (THRESHOLD + 1) * INTERVAL_MS + TIMEOUT_MS + 1000;
 
 interface Fleet {

@@ -1,5 +1,5 @@
 /**
- * /metrics after a known TCP and gRPC load: every metric of DESIGN.md's table is registered, and the
+ * /metrics after a known TCP and gRPC load: every metric of docs/architecture.md's table is registered, and the
  * ones whose feature exists carry the right values (streams by grpc_code, bytes, active back to 0).
  */
 import { grpcEngine } from "../helpers/grpc-client.js";
@@ -10,7 +10,7 @@ import * as grpc from "@grpc/grpc-js";
 import { SimGrpcWorker, simWorkerClient } from "../../src/sim/sim-grpc-worker.js";
 import type { SimTcpWorker } from "../../src/sim/sim-tcp-worker.js";
 import { adminGet } from "../helpers/admin-client.js";
-import { DESIGN_METRICS } from "../helpers/design-metrics.js";
+import { CONTRACT_METRICS } from "../helpers/contract-metrics.js";
 import {
   closeAll,
   endpointsYaml,
@@ -54,7 +54,7 @@ ${endpointsYaml(tcpWorkers)}
     await grpcWorker?.close();
   });
 
-  it("has every metric of DESIGN.md and the right values after a known load", async () => {
+  it("has every metric of docs/architecture.md and the right values after a known load", async () => {
     const started = f as StartedFulcrum;
     // TCP: 4 connections, each sends 1000 bytes and reads the greeting ("a\n"/"b\n") plus the echo.
     for (let i = 0; i < 4; i++) {
@@ -84,7 +84,7 @@ ${endpointsYaml(tcpWorkers)}
     const res = await adminGet(started.fulcrum.adminAddress ?? "", "/metrics");
     assert.equal(res.status, 200);
     const text = res.text;
-    for (const name of DESIGN_METRICS)
+    for (const name of CONTRACT_METRICS)
       assert.match(text, new RegExp(`^# TYPE ${name} `, "m"), `${name} missing`);
     assert.match(text, /^process_cpu_seconds_total /m, "process metrics");
     const all = samples(text);

@@ -1,7 +1,7 @@
 /**
  * A worker process killed while connections are being opened: every connection opened after the
  * kill succeeds (a connect that hits the dead worker is retried elsewhere), only connections already
- * on it close, health checking marks it unhealthy by DESIGN.md's deadline, and it returns when it
+ * on it close, health checking marks it unhealthy by docs/architecture.md's deadline, and it returns when it
  * comes back.
  */
 import assert from "node:assert/strict";

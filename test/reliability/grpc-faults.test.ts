@@ -4,7 +4,7 @@
  * so Fulcrum balances streams, not connections). A worker SIGKILLed, one SIGSTOPped, one that accepts
  * and never speaks HTTP/2, one that resets every tenth stream, and a slow one. Only the streams that
  * were on the failed worker fail, with the status that says what happened; the grpc.health.v1 probe
- * (or outlier detection) takes the worker out within DESIGN.md's health deadline
+ * (or outlier detection) takes the worker out within docs/architecture.md's health deadline
  * `(threshold + 1) × interval + timeout + 1s`; no call outlives its deadline; a healed worker returns.
  */
 import assert from "node:assert/strict";
@@ -219,7 +219,7 @@ for (const engine of ENGINES) {
           unhealthy_after_ms: unhealthyAt - startedAt,
           ...summarize(records),
         });
-        // Endpoints start healthy (DESIGN.md), so the deadline counts from the start.
+        // Endpoints start healthy (docs/architecture.md), so the deadline counts from the start.
         assert.ok(unhealthyAt - startedAt <= DEADLINE_MS, `unhealthy after ${unhealthyAt - startedAt} ms`);
         for (const r of records.filter((x) => x.code !== 0))
           assert.ok(

@@ -1,7 +1,7 @@
 /**
  * TCP worker faults under load, with Fulcrum, the workers and the load client each in their own
  * process. A worker SIGKILLed (connects refused), SIGSTOPped (the kernel still completes handshakes
- * for it), one that accepts and never replies, and a slow one. DESIGN.md's health deadline is
+ * for it), one that accepts and never replies, and a slow one. docs/architecture.md's health deadline is
  * `(threshold + 1) × interval + timeout + 1s`. A TCP connect probe proves only that the port accepts:
  * a killed worker is caught by it within the deadline, while a stopped or silent one passes every
  * probe, stays healthy, and its connections end only by idle_timeout. These tests assert exactly that.

@@ -142,7 +142,7 @@ clusters:
       errors: ['threads: expected a whole number ≥ 1 or "auto", got "many"'],
     },
     {
-      name: "0 is not a duration where DESIGN does not say 0 = never",
+      name: "0 is not a duration where the contract does not say 0 = never",
       yaml: VALID.replace("cluster: c }", "cluster: c, handshake_timeout: 0 }"),
       errors: ['listeners[0].handshake_timeout: expected a duration like "2s", got 0'],
     },

@@ -27,7 +27,7 @@ clusters:
 `;
 
 describe("config loading", { timeout: 30_000 }, () => {
-  it("fills in the defaults of DESIGN.md", () => {
+  it("fills in the defaults of docs/architecture.md", () => {
     const c = parseConfig(VALID, { baseDir: "/" });
     assert.equal(c.threads, 1);
     assert.equal(c.drain_timeout, "30s");

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Registry } from "prom-client";
 import { createMetrics } from "../../src/metrics/metrics.js";
-import { DESIGN_METRICS } from "../helpers/design-metrics.js";
+import { CONTRACT_METRICS } from "../helpers/contract-metrics.js";
 import { repoRoot } from "../helpers/repo-root.js";
 
 interface Panel {
@@ -39,9 +39,9 @@ describe("grafana dashboard", { timeout: 10_000 }, () => {
     }
   });
 
-  it("covers every metric of DESIGN.md's table", () => {
+  it("covers every metric of docs/architecture.md's table", () => {
     const text = JSON.stringify(dashboard);
-    for (const name of DESIGN_METRICS) {
+    for (const name of CONTRACT_METRICS) {
       assert.ok(text.includes(name), `${name} is on no panel`);
     }
   });

@@ -1,5 +1,5 @@
 /**
- * DESIGN.md's config contract as a table for the config-fault tests: what each key accepts, by path
+ * docs/architecture.md's config contract as a table for the config-fault tests: what each key accepts, by path
  * pattern, written out independently of the zod schema that implements it, so that the schema is
  * what is tested. Walking a config with it gives every place a mutation can hit.
  */
@@ -125,7 +125,7 @@ export const KNOWN_KEYS = new Set([
   "sequence_idle_timeout",
 ]);
 
-/** `["clusters", 0, "name"]` → `clusters[0].name` (DESIGN.md's path form). */
+/** `["clusters", 0, "name"]` → `clusters[0].name` (docs/architecture.md's path form). */
 export function dotted(path: Path): string {
   let out = "";
   for (const part of path) out += typeof part === "number" ? `[${part}]` : out === "" ? part : `.${part}`;

@@ -296,7 +296,7 @@ export function mutationsOf(base: Json): Map<MutationKind, fc.Arbitrary<Mutation
   return out;
 }
 
-/** Keys valid in the contract but not where they are put (the cross-key rules of DESIGN.md). */
+/** Keys valid in the contract but not where they are put (the cross-key rules of docs/architecture.md). */
 function misplaced(base: Json, yamlOf: (c: Json) => string): fc.Arbitrary<Mutation> | undefined {
   const options: { path: Path; value: Json }[] = [];
   const listeners = getAt(base, ["listeners"]) as Record<string, Json>[];

@@ -1,5 +1,5 @@
-/** DESIGN.md's metric table: the names outside tools rely on (may be added to, never renamed). */
-export const DESIGN_METRICS = [
+/** docs/architecture.md's metric table: the names outside tools rely on (may be added to, never renamed). */
+export const CONTRACT_METRICS = [
   "fulcrum_downstream_connections_active",
   "fulcrum_downstream_connections_total",
   "fulcrum_downstream_connections_refused_total",
