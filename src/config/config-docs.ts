@@ -26,8 +26,11 @@ export type SchemaNode = {
 
 /** One key of the reference: its dotted path and what the schema says about it. */
 type Row = { path: string; node: SchemaNode; required: boolean };
-/** A group of rows: the keys directly inside one mapping (the root, or e.g. `clusters[].health_check`). */
-type Section = { path: string; node: SchemaNode; rows: Row[] };
+/**
+ * A group of rows: the keys directly inside one mapping (the root, or e.g. `clusters[].health_check`).
+ * `optional`: the mapping itself may be left out, so its required keys are required only with it.
+ */
+type Section = { path: string; node: SchemaNode; rows: Row[]; optional: boolean };
 
 /** Patterns of the config's value formats, named as the contract names them (unknown ones show as is). */
 const FORMATS: Record<string, string> = {
@@ -69,22 +72,24 @@ function childPath(parent: string, key: string): string {
 /** Walks the schema depth first: one section per mapping, in the schema's key order. */
 function sections(root: SchemaNode): Section[] {
   const out: Section[] = [];
-  const visit = (path: string, node: SchemaNode): void => {
-    const section: Section = { path, node, rows: [] };
+  const visit = (path: string, node: SchemaNode, optional: boolean): void => {
+    const section: Section = { path, node, rows: [], optional };
     out.push(section);
-    const nested: [string, SchemaNode][] = [];
+    const nested: [string, SchemaNode, boolean][] = [];
     const required = new Set(node.required ?? []);
     for (const [key, child] of Object.entries(node.properties ?? {})) {
       const p = childPath(path, key);
-      section.rows.push({ path: p, node: child, required: required.has(key) });
-      if (isObject(child)) nested.push([p, child]);
+      const row: Row = { path: p, node: child, required: required.has(key) };
+      section.rows.push(row);
+      const absentable = !row.required && child.default === undefined;
+      if (isObject(child)) nested.push([p, child, absentable]);
       else if (child.type === "array" && child.items !== undefined && isObject(child.items)) {
-        nested.push([`${p}[]`, child.items]);
+        nested.push([`${p}[]`, child.items, false]);
       }
     }
-    for (const [p, child] of nested) visit(p, child);
+    for (const [p, child, absentable] of nested) visit(p, child, absentable);
   };
-  visit("", root);
+  visit("", root, false);
   return out;
 }
 
@@ -139,7 +144,7 @@ export function allowedOf(node: SchemaNode): string {
 }
 
 /** The default column: the default as YAML would spell it, or whether the key is required. */
-export function defaultOf(row: Row): string {
+export function defaultOf(row: Row, within?: Section): string {
   const { node } = row;
   if (node.default !== undefined) {
     const d = node.default;
@@ -148,7 +153,8 @@ export function defaultOf(row: Row): string {
     }
     return code(typeof d === "string" && d !== "" ? d : JSON.stringify(d));
   }
-  return row.required ? "**required**" : "absent";
+  if (!row.required) return "absent";
+  return within?.optional === true ? `**required** with ${code(within.path)}` : "**required**";
 }
 
 function sectionTitle(section: Section): string {
@@ -203,7 +209,7 @@ export function buildConfigDocs(schema: SchemaNode = buildJsonSchema()): string 
     parts.push(anchorNote(section, all));
     parts.push("| key | type | allowed values | default | description |\n|---|---|---|---|---|\n");
     for (const row of section.rows) {
-      const columns = [code(row.path), typeOf(row.node), allowedOf(row.node), defaultOf(row)];
+      const columns = [code(row.path), typeOf(row.node), allowedOf(row.node), defaultOf(row, section)];
       columns.push(cell(row.node.description ?? ""));
       parts.push(`| ${columns.map((c) => c.replaceAll("\n", " ")).join(" | ")} |\n`);
     }
