@@ -7,7 +7,7 @@
  * regrows: RSS drops by 20–25 MiB a minute or two into a load and climbs back to its ceiling over
  * the next minute, which a leak check cannot tell from growth. With fixed 8 MiB semi-spaces only the
  * old generation moves (a dip of about 14 MiB at the first full GC, back within a minute), RSS stays
- * 15–35 MiB lower (`npm run soak`, README "Reliability"), and the CPU per RPC or connection is the
+ * 15–35 MiB lower (`npm run soak`, docs/reliability.md "Soak"), and the CPU per RPC or connection is the
  * default's within what the bench can resolve (bench/RESULTS.md, "Fixed young generation").
  *
  * These flags cannot be set after start (`v8.setFlagsFromString` does not resize a heap that exists)
