@@ -20,7 +20,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   h2 { font-size: 1.05rem; margin: 1.5rem 0 .5rem; }
   .meta { color: #5b6472; font-size: .85rem; }
   table { border-collapse: collapse; background: #fff; min-width: 40rem; box-shadow: 0 1px 2px #0001; }
-  th, td { padding: .35rem .6rem; text-align: left; border-bottom: 1px solid #e5e8ec; font-variant-numeric: tabular-nums; vertical-align: middle; }
+  th, td { padding: .35rem .55rem; text-align: left; border-bottom: 1px solid #e5e8ec; font-variant-numeric: tabular-nums; vertical-align: middle; }
   th { background: #eef1f5; font-weight: 600; font-size: .8rem; white-space: nowrap; }
   td.num { text-align: right; }
   td.name { font-weight: 600; white-space: nowrap; }
@@ -40,6 +40,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   svg.spark .p99 { fill: none; stroke: #c4541a; stroke-width: 1.3; }
   .legend { font-size: .75rem; color: #5b6472; margin-top: .4rem; }
   .legend i { display: inline-block; width: .7rem; height: .5rem; margin: 0 .25rem 0 .6rem; }
+  .scroll { overflow-x: auto; padding-bottom: 2px; }
   body.stale #content { opacity: .45; filter: grayscale(1); }
 </style>
 </head>
@@ -147,9 +148,9 @@ export const STATUS_PAGE_HTML = `<!doctype html>
       const heads = ["endpoint" + (hasModels ? " · models" : ""), "name", "health", "last health change", "drained", "weight", "active", "req/s", "total", "errors", "statuses", "p50 ms", "p99 ms", "last 5 min"];
       return el("section", { "data-cluster": c.name },
         el("h2", {}, "Cluster " + c.name + " · " + c.policy),
-        el("table", {},
+        el("div", { class: "scroll" }, el("table", {},
           el("thead", {}, el("tr", {}, ...heads.map((h) => el("th", {}, h)))),
-          el("tbody", {}, ...rows)));
+          el("tbody", {}, ...rows))));
     });
     document.getElementById("clusters").replaceChildren(...clusters);
     last = next;
