@@ -35,6 +35,7 @@ import type { CounterTally, HistogramTally } from "../metrics/metrics-tally.js";
 import type { EndpointCounters } from "../balancer/endpoint-counters.js";
 import { SequencePins, type SequencePinBuffers } from "../balancer/sequence-pins.js";
 import { ClusterStats } from "../metrics/endpoint-stats.js";
+import { coarseNow } from "../metrics/coarse-clock.js";
 import { HealthChanges } from "../health/health-changes.js";
 
 export type ClusterRole = "all" | "control" | "data";
@@ -275,7 +276,7 @@ export class ClusterRuntime {
    */
   streamFinished(endpoint: Endpoint, latencyMs: number, grpcStatus: number): void {
     this.costs?.record(endpoint.address, latencyMs, grpcStatus);
-    this.stats.of(endpoint.address).stream(Date.now(), latencyMs, grpcStatus);
+    this.stats.of(endpoint.address).stream(coarseNow(), latencyMs, grpcStatus);
   }
 
   /** This thread's endpoint stats of the current members, for `/status` (endpoints that left are forgotten). */
@@ -286,7 +287,7 @@ export class ClusterRuntime {
 
   /** A TCP connection relayed to `endpoint` closed after `durationMs` (the status page's latency). */
   connectionFinished(endpoint: Endpoint, durationMs: number): void {
-    this.stats.of(endpoint.address).connection(Date.now(), durationMs);
+    this.stats.of(endpoint.address).connection(coarseNow(), durationMs);
   }
 
   upstreamReset(endpoint: Endpoint): void {
