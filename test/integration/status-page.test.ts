@@ -163,7 +163,8 @@ ${workers.map((w) => `      - { address: "${w.address}", name: gpu-${w.name} }`)
     for (const w of workers) assert.equal(await cell(w, "name").innerText(), `gpu-${w.name}`);
     const p50 = Number(await cell(a, "p50").innerText());
     const p99 = Number(await cell(a, "p99").innerText());
-    assert.ok(p50 >= 20 && p99 >= p50, `a: p50 ${p50} p99 ${p99} (the worker waits 20 ms)`);
+    // The worker waits 20 ms; a histogram bin spans ±13 % of its middle.
+    assert.ok(p50 >= 16 && p99 >= p50, `a: p50 ${p50} p99 ${p99}`);
     assert.ok(Number.isFinite(Number(await cell(b, "p50").innerText())), "b has a latency");
     assert.equal(await cell(a, "statuses").locator("[data-status]").count(), 0);
     assert.equal(
