@@ -98,11 +98,18 @@ export class AdminServer {
       case "/endpoints/undrain": {
         const { cluster, address } = endpointOf(await readJson(req));
         const set = this.endpointSet(cluster, address);
-        set.setDrained(address, path === "/endpoints/drain");
-        this.log.info(
-          { cluster, endpoint: address },
-          path === "/endpoints/drain" ? "endpoint drained" : "endpoint undrained",
-        );
+        const drain = path === "/endpoints/drain";
+        if (set.setDrained(address, drain)) {
+          this.fulcrum.clusters
+            .get(cluster)
+            ?.healthChanges.record(
+              address,
+              drain ? "drained" : "undrained",
+              drain ? "drained by admin API" : "undrained by admin API",
+              Date.now(),
+            );
+        }
+        this.log.info({ cluster, endpoint: address }, drain ? "endpoint drained" : "endpoint undrained");
         return sendJson(res, 200, await statusOf(this.fulcrum));
       }
       case "/endpoints/weight": {

@@ -2,9 +2,20 @@
  * The `/status` document of docs/architecture.md: every listener with its bound address and activity, every
  * cluster with its endpoints' health, weight, drain flag and counters. Counts are read from the
  * endpoint sets (shared with worker threads), so they are global and the ones the policies see;
- * listener activity is summed over worker threads.
+ * listener activity, latency windows and status counts are summed over worker threads.
+ *
+ * Fields are only ever added (tools outside the project read this document): the endpoint `name`,
+ * `latency_ms` over the last minute, `statuses` (streams by non-OK gRPC status), the
+ * `last_health_change`, `models` readiness and a 5-minute `history` per endpoint; the process's
+ * `version` and `uptime_seconds`.
  */
+import { readFileSync } from "node:fs";
+import { statusName } from "../grpc/grpc-status.js";
+import type { HistoryBucket } from "../metrics/latency-window.js";
+import { LatencyWindow, SUMMARY_BUCKETS, WINDOW_BUCKET_MS } from "../metrics/latency-window.js";
+import type { EndpointStats } from "../metrics/endpoint-stats.js";
 import type { Fulcrum } from "../runtime/fulcrum.js";
+import { endpointNames } from "./admin-gauges.js";
 
 export interface EndpointStatus {
   readonly address: string;
@@ -13,7 +24,25 @@ export interface EndpointStatus {
   readonly drained: boolean;
   readonly active: number;
   readonly total: number;
+  /** Data-path failures: connect failures and resets (not answers with an error status: `statuses`). */
   readonly failures: number;
+  /** `endpoints[].name`, or null. */
+  readonly name: string | null;
+  /** Durations of the streams (grpc) or connections (tcp) that ended in the last `window_seconds`. */
+  readonly latency_ms: {
+    readonly p50: number | null;
+    readonly p99: number | null;
+    readonly calls: number;
+    readonly window_seconds: number;
+  };
+  /** Streams that ended with each non-OK gRPC status, by status name, since the endpoint joined. */
+  readonly statuses: Readonly<Record<string, number>>;
+  /** The endpoint's last health change (probes, ejection, admin drain), or null when none yet. */
+  readonly last_health_change: { readonly to: string; readonly reason: string; readonly at: string } | null;
+  /** Readiness of each of `clusters[].models` on this endpoint (empty without models). */
+  readonly models: readonly { model: string; version: string; ready: boolean }[];
+  /** 10-second buckets of the last 5 minutes, oldest first. */
+  readonly history: readonly HistoryBucket[];
 }
 
 export interface StatusDocument {
@@ -26,10 +55,15 @@ export interface StatusDocument {
   }[];
   readonly clusters: readonly { name: string; policy: string; endpoints: readonly EndpointStatus[] }[];
   readonly draining: boolean;
+  /** Fulcrum's version (package.json). */
+  readonly version: string;
+  readonly uptime_seconds: number;
+  /** Width of one `history` bucket. */
+  readonly history_bucket_seconds: number;
 }
 
-export async function statusOf(fulcrum: Fulcrum): Promise<StatusDocument> {
-  const listeners = await fulcrum.listenerStatus();
+export async function statusOf(fulcrum: Fulcrum, nowMs = Date.now()): Promise<StatusDocument> {
+  const [listeners, stats] = await Promise.all([fulcrum.listenerStatus(), fulcrum.endpointStats()]);
   return {
     listeners: listeners.map((l) => ({
       name: l.name,
@@ -40,20 +74,73 @@ export async function statusOf(fulcrum: Fulcrum): Promise<StatusDocument> {
     })),
     clusters: [...fulcrum.clusters.values()].map((c) => {
       const set = c.endpoints;
+      const names = endpointNames(c);
+      const clusterStats = stats.get(c.name);
       return {
         name: c.name,
         policy: c.config.policy,
-        endpoints: set.endpoints.map((e) => ({
-          address: e.address,
-          weight: e.weight,
-          health: e.health === "unhealthy" ? "unhealthy" : e.ejected ? "ejected" : "healthy",
-          drained: e.drained,
-          active: set.activeOf(e),
-          total: set.totalOf(e),
-          failures: set.failuresOf(e),
-        })),
+        endpoints: set.endpoints.map((e): EndpointStatus => {
+          const s = clusterStats?.get(e.address);
+          const latency = s?.window.summary(nowMs);
+          const change = c.healthChanges.lastOf(e.address);
+          return {
+            address: e.address,
+            weight: e.weight,
+            health: e.health === "unhealthy" ? "unhealthy" : e.ejected ? "ejected" : "healthy",
+            drained: e.drained,
+            active: set.activeOf(e),
+            total: set.totalOf(e),
+            failures: set.failuresOf(e),
+            name: names.get(e.address) ?? null,
+            latency_ms: {
+              p50: latency?.p50_ms ?? null,
+              p99: latency?.p99_ms ?? null,
+              calls: latency?.calls ?? 0,
+              window_seconds: (SUMMARY_BUCKETS * WINDOW_BUCKET_MS) / 1000,
+            },
+            statuses: s ? errorStatuses(s) : {},
+            last_health_change: change
+              ? { to: change.to, reason: change.reason, at: new Date(change.at).toISOString() }
+              : null,
+            models: c.models
+              .stateOf(e.address)
+              .map((m) => ({ model: m.name, version: m.version, ready: m.ready })),
+            history: s ? s.window.history(nowMs) : emptyHistory(nowMs),
+          };
+        }),
       };
     }),
     draining: fulcrum.draining,
+    version: VERSION,
+    uptime_seconds: Math.round(process.uptime()),
+    history_bucket_seconds: WINDOW_BUCKET_MS / 1000,
   };
 }
+
+function errorStatuses(s: EndpointStats): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (let code = 1; code < s.statuses.length; code++) {
+    const n = s.statuses[code] ?? 0;
+    if (n > 0) out[statusName(code)] = n;
+  }
+  return out;
+}
+
+/** An endpoint nothing ended on yet (in any thread) has an all-zero history. */
+const EMPTY_WINDOW = new LatencyWindow();
+
+function emptyHistory(nowMs: number): HistoryBucket[] {
+  return EMPTY_WINDOW.history(nowMs);
+}
+
+/** package.json's version (dist/src/admin/ → the repository's root). */
+const VERSION = ((): string => {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
+      version?: unknown;
+    };
+    return typeof pkg.version === "string" ? pkg.version : "unknown";
+  } catch {
+    return "unknown";
+  }
+})();

@@ -115,8 +115,18 @@ function crossChecks(raw: unknown, add: (path: readonly PropertyKey[], message: 
       );
     else clusterNames.set(c.name, i);
     const addresses = new Map<string, number>();
+    const endpointNames = new Map<string, number>();
     arrayOf(c.endpoints).forEach((e, j) => {
-      if (!isObject(e) || typeof e.address !== "string") return;
+      if (!isObject(e)) return;
+      if (typeof e.name === "string") {
+        if (endpointNames.has(e.name))
+          add(
+            ["clusters", i, "endpoints", j, "name"],
+            `duplicate endpoint name "${e.name}" (also endpoints[${endpointNames.get(e.name)}])`,
+          );
+        else endpointNames.set(e.name, j);
+      }
+      if (typeof e.address !== "string") return;
       if (addresses.has(e.address))
         add(
           ["clusters", i, "endpoints", j, "address"],

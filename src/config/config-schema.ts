@@ -162,6 +162,10 @@ const listener = object({
 const endpoint = object({
   address: address(1).describe("host:port or [v6]:port of the worker"),
   weight: int(1, 1000, 1).describe("Integer 1–1000; ignored by round_robin"),
+  name: text()
+    .min(1, { error: "expected a non-empty name" })
+    .optional()
+    .describe("Shown next to the address in /status and on the status page; unique within the cluster"),
 });
 
 export const healthCheckSchema = object({

@@ -9,6 +9,7 @@ import type { EndpointSet, Endpoint } from "../balancer/endpoint-set.js";
 import type { ModelReadiness } from "../balancer/model-readiness.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
+import { probeReason, type HealthChanges } from "./health-changes.js";
 import { HealthThresholds, type Thresholds } from "./health-thresholds.js";
 import type { ProbeOutcome, Prober } from "./prober.js";
 
@@ -38,6 +39,8 @@ export class HealthChecker {
     private readonly metrics: Metrics,
     /** Where per-model probe results are counted; absent: they are ignored. */
     private readonly models?: ModelReadiness,
+    /** Where each transition is recorded with its reason (the status page); absent: nowhere. */
+    private readonly changes?: HealthChanges,
   ) {}
 
   /** Starts probing every current endpoint; call again after membership changes. */
@@ -101,6 +104,13 @@ export class HealthChecker {
       const labels = { cluster: this.endpoints.cluster, endpoint: e.address };
       this.metrics.healthTransitions.inc({ ...labels, to: transition.to });
       this.metrics.endpointHealthy.set(labels, transition.to === "healthy" ? 1 : 0);
+      const threshold = transition.to === "healthy" ? this.settings.healthy : this.settings.unhealthy;
+      this.changes?.record(
+        e.address,
+        transition.to,
+        probeReason(transition.to, threshold, outcome.reason),
+        Date.now(),
+      );
       const line = {
         cluster: this.endpoints.cluster,
         endpoint: e.address,

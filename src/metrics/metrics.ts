@@ -26,6 +26,10 @@ export interface Metrics {
   readonly outlierEjections: Counter<"cluster" | "endpoint">;
   readonly configReloads: Counter<"result">;
   readonly routeDecisions: Counter<"cluster" | "reason">;
+  /** Always 1: joins `endpoints[].name` onto the address-labelled series (filled at scrape time). */
+  readonly endpointInfo: Gauge<"cluster" | "endpoint" | "name">;
+  /** 1 when the model (`clusters[].models`) is ready on the endpoint, else 0 (filled at scrape time). */
+  readonly modelReady: Gauge<"cluster" | "endpoint" | "model" | "version">;
   /** Hot-path handles of `upstreamRequests`, `grpcStreams` and `bytes` (see metrics-tally.ts). */
   upstreamRequestsTally(labels: { cluster: string; endpoint: string }): CounterTally<"cluster" | "endpoint">;
   grpcStreamsTally(labels: {
@@ -75,7 +79,10 @@ export function createMetrics(registry: Registry, options: { processMetrics?: bo
       labelNames: ["cluster", "endpoint"],
       registers: r,
       collect() {
+        // The scrape-time gauges registered after this one are refilled by the same collectors.
         this.reset();
+        metrics.endpointInfo.reset();
+        metrics.modelReady.reset();
         for (const fn of collectors) fn();
       },
     }),
@@ -156,6 +163,18 @@ export function createMetrics(registry: Registry, options: { processMetrics?: bo
       labelNames: ["cluster", "reason"],
       registers: r,
       collect: () => routeBook.flush(),
+    }),
+    endpointInfo: new Gauge({
+      name: "fulcrum_endpoint_info",
+      help: "Always 1 for an endpoint with a name (endpoints[].name): join it onto endpoint-labelled series.",
+      labelNames: ["cluster", "endpoint", "name"],
+      registers: r,
+    }),
+    modelReady: new Gauge({
+      name: "fulcrum_model_ready",
+      help: "1 when a configured model (clusters[].models) is ready on the endpoint, else 0.",
+      labelNames: ["cluster", "endpoint", "model", "version"],
+      registers: r,
     }),
     upstreamRequestsTally: (labels) => requestsBook.tally(labels),
     grpcStreamsTally: (labels) => streamsBook.tally(labels),

@@ -34,6 +34,9 @@ import type { Metrics } from "../metrics/metrics.js";
 import type { CounterTally, HistogramTally } from "../metrics/metrics-tally.js";
 import type { EndpointCounters } from "../balancer/endpoint-counters.js";
 import { SequencePins, type SequencePinBuffers } from "../balancer/sequence-pins.js";
+import { ClusterStats } from "../metrics/endpoint-stats.js";
+import { coarseNow } from "../metrics/coarse-clock.js";
+import { HealthChanges } from "../health/health-changes.js";
 
 export type ClusterRole = "all" | "control" | "data";
 
@@ -66,6 +69,13 @@ export class ClusterRuntime {
   readonly pins: SequencePins | undefined;
   /** `least_loaded` only: this thread's latency estimates and the shared queue depths. */
   readonly costs: LoadCosts | undefined;
+  /**
+   * This thread's per-endpoint latency windows and status counts (the status page), from the
+   * outcome reports below; kept across reloads. With worker threads the main thread's stay empty.
+   */
+  readonly stats: ClusterStats;
+  /** Each endpoint's last health change and why (main thread only); kept across reloads. */
+  readonly healthChanges: HealthChanges;
   private readonly scraper: LoadMetricsScraper | undefined;
   private readonly requestEjection: ClusterRuntimeDeps["requestEjection"];
   private readonly health: HealthChecker | undefined;
@@ -101,6 +111,8 @@ export class ClusterRuntime {
       unhealthy: hc?.unhealthy_threshold ?? 3,
     };
     this.models = previous?.models ?? new ModelReadiness(thresholds, config.models);
+    this.stats = previous?.stats ?? new ClusterStats();
+    this.healthChanges = previous?.healthChanges ?? new HealthChanges();
     this.pins = sequencePinsOf(config, previous?.pins?.buffers ?? deps.pins);
     if (previous) this.models.configure(config.models, thresholds);
     this.costs = config.policy === "least_loaded" ? this.loadCosts(previous) : undefined;
@@ -135,6 +147,7 @@ export class ClusterRuntime {
             this.log.child({ component: "health" }),
             this.metrics,
             this.models,
+            this.healthChanges,
           )
         : undefined;
     const lm = config.load_metrics;
@@ -181,6 +194,7 @@ export class ClusterRuntime {
         this.metrics.endpointHealthy.set({ cluster: this.name, endpoint: e.address }, 1);
     }
     this.health?.sync();
+    this.healthChanges.keepOnly(after);
     const added = [...after].filter((a) => !before.has(a));
     const removed = [...before].filter((a) => !after.has(a));
     if (added.length + removed.length > 0) this.log.info({ added, removed }, "endpoints changed");
@@ -262,6 +276,18 @@ export class ClusterRuntime {
    */
   streamFinished(endpoint: Endpoint, latencyMs: number, grpcStatus: number): void {
     this.costs?.record(endpoint.address, latencyMs, grpcStatus);
+    this.stats.of(endpoint.address).stream(coarseNow(), latencyMs, grpcStatus);
+  }
+
+  /** This thread's endpoint stats of the current members, for `/status` (endpoints that left are forgotten). */
+  statsSnapshot(): ReturnType<ClusterStats["snapshot"]> {
+    this.stats.keepOnly(new Set(this.endpoints.endpoints.map((e) => e.address)));
+    return this.stats.snapshot();
+  }
+
+  /** A TCP connection relayed to `endpoint` closed after `durationMs` (the status page's latency). */
+  connectionFinished(endpoint: Endpoint, durationMs: number): void {
+    this.stats.of(endpoint.address).connection(coarseNow(), durationMs);
   }
 
   upstreamReset(endpoint: Endpoint): void {
@@ -292,11 +318,20 @@ export class ClusterRuntime {
     }
     this.metrics.outlierEjections.inc({ cluster: this.name, endpoint: address });
     this.log.warn({ endpoint: address, ejection_ms: durationMs }, "endpoint ejected");
+    const failures = this.config.outlier_detection.consecutive_failures;
+    this.healthChanges.record(
+      address,
+      "ejected",
+      `${failures} consecutive failures (for ${Math.round(durationMs / 1000)}s)`,
+      Date.now(),
+    );
     const timer = setTimeout(() => {
       this.ejectionTimers.delete(address);
       this.outliers.uneject(address);
       if (this.endpoints.setEjected(address, false)) {
         this.log.info({ endpoint: address }, "endpoint ejection ended");
+        const health = this.endpoints.get(address)?.health ?? "healthy";
+        this.healthChanges.record(address, health, "ejection ended", Date.now());
       }
     }, durationMs);
     timer.unref();

@@ -13,6 +13,8 @@ import type { FulcrumConfig, ListenerConfig } from "../config/config-schema.js";
 import { durationMs } from "../config/config-units.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
+import { mergeStatsReports, type EndpointStats } from "../metrics/endpoint-stats.js";
+import { collectEndpointGauges } from "../admin/admin-gauges.js";
 import { BindError, DataPlane, type DataPlaneHost, type ListenerStatus } from "./data-plane.js";
 import { reloadRefusals, sameSocket } from "./reload-plan.js";
 import { ThreadsHost } from "./threads-host.js";
@@ -122,6 +124,15 @@ export class Fulcrum {
       return AggregatorRegistry.aggregate([own, ...theirs]).metrics();
     }
     return this.deps.metrics.registry.metrics();
+  }
+
+  /** Each cluster's endpoint stats (latency windows, status counts), merged over worker threads. */
+  async endpointStats(): Promise<Map<string, Map<string, EndpointStats>>> {
+    if (this.plane instanceof ThreadsHost)
+      return mergeStatsReports((await this.plane.endpointStats()).flat());
+    return mergeStatsReports(
+      [...this.clusters.values()].map((c) => ({ name: c.name, endpoints: c.statsSnapshot() })),
+    );
   }
 
   /** True once a stop began: `/readyz` answers 503 and listeners refuse new work. */
@@ -404,6 +415,7 @@ export class Fulcrum {
       for (const e of c.endpoints.endpoints)
         gauge.set({ cluster: c.name, endpoint: e.address }, c.endpoints.activeOf(e));
     }
+    collectEndpointGauges(this.deps.metrics, this.clusters.values());
   }
 
   private async doStop(drainMs: number): Promise<void> {

@@ -16,6 +16,7 @@ import type { FulcrumConfig } from "../config/config-schema.js";
 import type { Logger } from "../log/logger.js";
 import type { ClusterRuntime } from "./cluster-runtime.js";
 import { BindError, type DataPlaneHost, type ListenerStatus, type PortOverrides } from "./data-plane.js";
+import type { ClusterStatsReport } from "../metrics/endpoint-stats.js";
 import type { ClusterState, FromThread, ThreadInit, ThreadReplyValue, ToThread } from "./threads-messages.js";
 
 export interface ThreadsHostDeps {
@@ -109,6 +110,12 @@ export class ThreadsHost implements DataPlaneHost {
   async metricsJson(): Promise<unknown[][]> {
     const replies = await Promise.all(this.workers.map((w) => this.request(w, { type: "metrics" })));
     return replies.flatMap((r) => (r.kind === "metrics" ? [r.metrics] : []));
+  }
+
+  /** Every worker thread's endpoint stats (latency windows, status counts), for the main thread to merge. */
+  async endpointStats(): Promise<ClusterStatsReport[][]> {
+    const replies = await Promise.all(this.workers.map((w) => this.request(w, { type: "endpoint-stats" })));
+    return replies.flatMap((r) => (r.kind === "endpoint-stats" ? [[...r.clusters]] : []));
   }
 
   async stop(drainMs: number): Promise<void> {

@@ -9,6 +9,7 @@ import type { EndpointHealth } from "../balancer/endpoint-set.js";
 import type { ModelRef } from "../balancer/model-readiness.js";
 import type { SequencePinBuffers } from "../balancer/sequence-pins.js";
 import type { FulcrumConfig } from "../config/config-schema.js";
+import type { ClusterStatsReport } from "../metrics/endpoint-stats.js";
 import type { ListenerStatus, PortOverrides } from "./data-plane.js";
 
 /** One endpoint as the main thread's set holds it. */
@@ -51,6 +52,7 @@ export type ToThread =
   | { readonly type: "abort" }
   | { readonly type: "status"; readonly id: number }
   | { readonly type: "metrics"; readonly id: number }
+  | { readonly type: "endpoint-stats"; readonly id: number }
   | { readonly type: "stop"; readonly id: number; readonly drainMs: number }
   | { readonly type: "close-now" };
 
@@ -75,4 +77,5 @@ export type ThreadReplyValue =
   | { readonly kind: "addresses"; readonly addresses: readonly (string | undefined)[] }
   | { readonly kind: "status"; readonly listeners: readonly ListenerStatus[] }
   | { readonly kind: "metrics"; readonly metrics: unknown[] }
+  | { readonly kind: "endpoint-stats"; readonly clusters: readonly ClusterStatsReport[] }
   | { readonly kind: "stopped" };

@@ -105,6 +105,11 @@ async function answer(message: ToThread): Promise<ThreadReplyValue | undefined> 
       return { kind: "status", listeners: plane.status() };
     case "metrics":
       return { kind: "metrics", metrics: await metrics.registry.getMetricsAsJSON() };
+    case "endpoint-stats":
+      return {
+        kind: "endpoint-stats",
+        clusters: [...clusters.values()].map((c) => ({ name: c.name, endpoints: c.statsSnapshot() })),
+      };
     case "stop":
       await plane.stop(message.drainMs);
       for (const c of clusters.values()) c.stop();

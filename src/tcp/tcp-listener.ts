@@ -165,6 +165,7 @@ export class TcpListener implements Listener {
       relay.start(upstream, {
         released: () => {
           cluster.release(endpoint);
+          cluster.connectionFinished(endpoint, performance.now() - started);
           tallies.bytesIn.add(client.bytesRead);
           tallies.bytesOut.add(client.bytesWritten);
           tallies.duration(cluster.name).observe((performance.now() - started) / 1000);

@@ -114,6 +114,24 @@ clusters:
       ],
     },
     {
+      name: "endpoint names: unique within a cluster (other clusters may reuse one), not empty",
+      yaml: `
+listeners:
+  - { name: in, protocol: tcp, listen: "127.0.0.1:1", cluster: c }
+clusters:
+  - name: c
+    endpoints:
+      - { address: "127.0.0.1:9", name: gpu-a }
+      - { address: "127.0.0.1:10", name: gpu-a }
+      - { address: "127.0.0.1:11", name: "" }
+  - { name: d, endpoints: [{ address: "127.0.0.1:9", name: gpu-a }] }
+`,
+      errors: [
+        'clusters[0].endpoints[1].name: duplicate endpoint name "gpu-a" (also endpoints[0])',
+        "clusters[0].endpoints[2].name: expected a non-empty name",
+      ],
+    },
+    {
       name: "a listener naming a missing cluster",
       yaml: VALID.replace("cluster: c }", "cluster: d }"),
       errors: ['listeners[0].cluster: no cluster named "d"'],
