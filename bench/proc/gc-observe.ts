@@ -5,7 +5,7 @@
  * JSON to the file named by `FULCRUM_GC_STATS`. Loaded through the bench's `--node-flags`, e.g.
  *
  *   FULCRUM_GC_STATS=gc.json npm run bench -- overhead --rows grpc-unary-8x16 \
- *     --targets fulcrum-frames --node-flags="--import=./dist/bench/proc/gc-observe.js \
+ *     --targets fulcrum --node-flags="--import=./dist/bench/proc/gc-observe.js \
  *     --min-semi-space-size=8 --max-semi-space-size=8"
  *
  * (the product's NODE_FLAGS repeated, since --node-flags replaces them). Scavenges that take

@@ -47,7 +47,7 @@ export function overheadMarkdown(ms: readonly OverheadMeasurement[]): string {
   const parts = [
     mdTable(["row", "target", "throughput", "vs direct", "p50 ms", "p99 ms", "proxy CPU", "errors"], table),
   ];
-  for (const fulcrum of ["fulcrum", "fulcrum-frames"] as const) {
+  for (const fulcrum of ["fulcrum", "fulcrum-http2", "fulcrum-frames"] as const) {
     if (!targets.includes(fulcrum) || !targets.includes("haproxy")) continue;
     const ratios = rowsOf(ms).map((row) => {
       const r = (key: Key): string => {

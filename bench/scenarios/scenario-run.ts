@@ -40,7 +40,7 @@ export interface ScenarioReport {
 export async function runScenario(name: ScenarioName, o: ScenarioOptions): Promise<ScenarioReport> {
   if (name === "overhead") {
     const ms = await runOverhead({
-      targets: o.targets ?? ["direct", "fulcrum", "fulcrum-frames", "haproxy", "nginx"],
+      targets: o.targets ?? ["direct", "fulcrum", "fulcrum-http2", "haproxy", "nginx"],
       rows: o.rows,
       repeat: o.repeat,
       seconds: o.seconds ?? (o.quick ? 1 : 8),

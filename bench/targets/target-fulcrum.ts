@@ -1,5 +1,6 @@
 /**
- * Fulcrum as a target: its CLI as a child process (`process.execPath dist/src/cli.js --config FILE`,
+ * Fulcrum as a target: `fulcrum` runs the default config (no `engine` key: gRPC on `frames`),
+ * `fulcrum-http2` and `fulcrum-frames` name the engine explicitly. Its CLI as a child process (`process.execPath dist/src/cli.js --config FILE`,
  * the Node 22 of the npm script), one listener per spec on port 0, the ports read from its
  * `listening` log lines. With `cpuProfDir` it runs under `--cpu-prof`; the profile is written when it
  * exits after SIGTERM (it drains, then exits 0).
@@ -10,14 +11,17 @@ import { NODE_FLAGS } from "../../src/runtime/node-flags.js";
 import { listeningAddress, portOf, startChild } from "../proc/proc-children.js";
 import { childTarget, repoRoot, type ListenerSpec, type RunningTarget, type StartOptions } from "./target.js";
 
+/** The gRPC engine a Fulcrum target names; undefined = the config's default. */
+export type FulcrumEngine = "http2" | "frames" | undefined;
+
 export function fulcrumConfig(
   listeners: readonly ListenerSpec[],
-  engine: "http2" | "frames" = "http2",
+  engine: FulcrumEngine = undefined,
   threads = 1,
 ): string {
   const lines = ["log: { level: info }", "drain_timeout: 2s", `threads: ${threads}`, "listeners:"];
   for (const l of listeners) {
-    const grpc = l.protocol === "grpc" ? `, engine: ${engine}` : "";
+    const grpc = l.protocol === "grpc" && engine !== undefined ? `, engine: ${engine}` : "";
     lines.push(
       `  - { name: ${l.name}, protocol: ${l.protocol}${grpc}, listen: "127.0.0.1:0", cluster: ${l.name}, idle_timeout: "0" }`,
     );
@@ -41,9 +45,10 @@ export function fulcrumConfig(
 export async function startFulcrum(
   listeners: readonly ListenerSpec[],
   options: StartOptions,
-  engine: "http2" | "frames" = "http2",
+  engine: FulcrumEngine = undefined,
 ): Promise<RunningTarget> {
-  const config = join(options.dir, `fulcrum-${engine}.yaml`);
+  const name = engine === undefined ? "fulcrum" : (`fulcrum-${engine}` as const);
+  const config = join(options.dir, `${name}.yaml`);
   writeFileSync(config, fulcrumConfig(listeners, engine, options.threads));
   const cli = join(repoRoot(), "dist", "src", "cli.js");
   const prof = options.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", options.cpuProfDir] : [];
@@ -57,5 +62,5 @@ export async function startFulcrum(
     ports.set(name, portOf(address));
     return ports.size === listeners.length ? true : undefined;
   });
-  return childTarget(engine === "frames" ? "fulcrum-frames" : "fulcrum", child, ports, 10_000);
+  return childTarget(name, child, ports, 10_000);
 }

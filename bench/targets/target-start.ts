@@ -20,6 +20,8 @@ export async function startTarget(
       return startDirect(listeners);
     case "fulcrum":
       return startFulcrum(listeners, options);
+    case "fulcrum-http2":
+      return startFulcrum(listeners, options, "http2");
     case "fulcrum-frames":
       return startFulcrum(listeners, options, "frames");
     case "haproxy":

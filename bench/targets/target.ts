@@ -1,6 +1,7 @@
 /**
  * A target is what the load goes through: `direct` (no proxy: the worker itself), `fulcrum` (its CLI,
- * 1 thread, gRPC on the default `http2` engine), `fulcrum-frames` (the same on `engine: frames`),
+ * 1 thread, the default config: gRPC on the `frames` engine), `fulcrum-http2` (the same on
+ * `engine: http2`, the node:http2 fallback), `fulcrum-frames` (`engine: frames` written out),
  * `haproxy` (1 thread), `nginx` (1 worker process) or, asked for by name, `node-net` (a bare `pipe()`
  * proxy: the floor of any Node TCP relay; TCP listeners only, its port is 0 for others). Each is
  * started with one listener per `ListenerSpec` on a loopback port and stopped at the end;
@@ -14,7 +15,15 @@ import { fileURLToPath } from "node:url";
 import type { Child } from "../proc/proc-children.js";
 import { treeCpuSeconds } from "../proc/proc-cpu.js";
 
-export const TARGETS = ["direct", "fulcrum", "fulcrum-frames", "haproxy", "nginx", "node-net"] as const;
+export const TARGETS = [
+  "direct",
+  "fulcrum",
+  "fulcrum-http2",
+  "fulcrum-frames",
+  "haproxy",
+  "nginx",
+  "node-net",
+] as const;
 export type TargetName = (typeof TARGETS)[number];
 
 /** Fulcrum's policy names (HAProxy and NGINX get the nearest equivalent, or refuse). */

@@ -4,15 +4,23 @@
  * collected and thrown together as one ConfigError, in the order the keys appear in the file.
  */
 import { readFileSync } from "node:fs";
+import { BlockList, isIPv4, isIPv6 } from "node:net";
 import { dirname, resolve } from "node:path";
 import { parseDocument, type Document } from "yaml";
 import type { z } from "zod";
 import { ConfigError, formatPath, type ConfigIssue } from "./config-error.js";
+import { fileIssues, namedFiles } from "./config-files.js";
 import { configSchema, healthCheckSchema, type ClusterConfig, type FulcrumConfig } from "./config-schema.js";
+import { closestKey, keysAt } from "./config-suggest.js";
 
 export interface ParseOptions {
   /** Directory that relative file paths in the config are resolved against. */
   readonly baseDir: string;
+  /**
+   * Read and parse every file the config names (TLS certificates, keys, CAs) and report each
+   * problem by path, with the others. `loadConfigFile` does (so `check`, `run` and reload do).
+   */
+  readonly readFiles?: boolean;
 }
 
 export function loadConfigFile(file: string): FulcrumConfig {
@@ -27,7 +35,7 @@ export function loadConfigFile(file: string): FulcrumConfig {
       },
     ]);
   }
-  return parseConfig(text, { baseDir: dirname(resolve(file)) });
+  return parseConfig(text, { baseDir: dirname(resolve(file)), readFiles: true });
 }
 
 export function parseConfig(yamlText: string, options: ParseOptions): FulcrumConfig {
@@ -53,6 +61,14 @@ export function parseConfig(yamlText: string, options: ParseOptions): FulcrumCon
   crossChecks(raw, (path, message) => {
     if (!rejected.has(formatPath(path))) add(path, message);
   });
+  if (options.readFiles) {
+    // A file whose key (or the block holding it) was already rejected is not read: that error says it.
+    const refused = issues.map((i) => i.path);
+    const under = (path: string): boolean =>
+      refused.some((r) => path === r || path.startsWith(`${r}.`) || path.startsWith(`${r}[`));
+    for (const issue of fileIssues(namedFiles(raw), options.baseDir))
+      if (!under(issue.path)) add(issue.at.path, issue.message);
+  }
 
   if (issues.length > 0 || !parsed.success) {
     // Stable: issues at the same place keep the schema's key order.
@@ -67,7 +83,10 @@ function addZodIssue(
   add: (path: readonly PropertyKey[], message: string) => void,
 ): void {
   if (issue.code === "unrecognized_keys") {
-    for (const key of issue.keys) add([...issue.path, key], "unknown key");
+    for (const key of issue.keys) {
+      const near = closestKey(key, keysAt(configSchema, issue.path));
+      add([...issue.path, key], near === undefined ? "unknown key" : `unknown key (did you mean "${near}"?)`);
+    }
     return;
   }
   add(issue.path, issue.message);
@@ -103,6 +122,7 @@ const arrayOf = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
  */
 function crossChecks(raw: unknown, add: (path: readonly PropertyKey[], message: string) => void): void {
   if (!isObject(raw)) return;
+  adminChecks(raw.admin, add);
   const clusters = arrayOf(raw.clusters);
   const listeners = arrayOf(raw.listeners);
   const clusterNames = new Map<string, number>();
@@ -147,6 +167,8 @@ function crossChecks(raw: unknown, add: (path: readonly PropertyKey[], message: 
   });
   const listenerNames = new Map<string, number>();
   const protocolsOfCluster = new Map<string, Set<unknown>>();
+  /** cluster name → the first tcp listener it serves */
+  const tcpListenerOf = new Map<string, string>();
   listeners.forEach((l, i) => {
     if (!isObject(l)) return;
     if (typeof l.name === "string") {
@@ -162,6 +184,8 @@ function crossChecks(raw: unknown, add: (path: readonly PropertyKey[], message: 
       const set = protocolsOfCluster.get(l.cluster) ?? new Set();
       set.add(l.protocol);
       protocolsOfCluster.set(l.cluster, set);
+      if (l.protocol === "tcp" && !tcpListenerOf.has(l.cluster))
+        tcpListenerOf.set(l.cluster, typeof l.name === "string" ? l.name : `listeners[${i}]`);
     }
     if (l.protocol === "tcp") {
       for (const key of ["engine", "tls", "max_header_list_size"]) {
@@ -174,6 +198,13 @@ function crossChecks(raw: unknown, add: (path: readonly PropertyKey[], message: 
   });
   clusters.forEach((c, i) => {
     if (!isObject(c) || typeof c.name !== "string") return;
+    // The tcp relay pipes plain bytes: a cluster's tls there would silently send cleartext.
+    const tcpListener = tcpListenerOf.get(c.name);
+    if (c.tls !== undefined && tcpListener !== undefined)
+      add(
+        ["clusters", i, "tls"],
+        `upstream TLS is for grpc listeners; cluster "${c.name}" serves tcp listener "${tcpListener}"`,
+      );
     const protocols = protocolsOfCluster.get(c.name);
     if (protocols?.has("tcp") && isObject(c.affinity) && typeof c.affinity.key === "string") {
       if (c.affinity.key !== "source_ip" && !protocols.has("grpc")) {
@@ -184,6 +215,37 @@ function crossChecks(raw: unknown, add: (path: readonly PropertyKey[], message: 
       }
     }
   });
+}
+
+/**
+ * The admin token that examples/kubernetes.yaml and the image ship: refused wherever admin is
+ * reachable from outside the host, so that nobody exposes the runtime API with a published token.
+ */
+export const PLACEHOLDER_TOKEN = "replace-me";
+const DEFAULT_ADMIN_LISTEN = "127.0.0.1:9901";
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet("127.0.0.0", 8, "ipv4");
+LOOPBACK.addAddress("::1", "ipv6");
+
+/** True for 127.0.0.0/8, ::1 and localhost (the host of `host:port` or `[v6]:port`). */
+export function isLoopbackAddress(address: string): boolean {
+  let host = address.slice(0, address.lastIndexOf(":"));
+  if (host.startsWith("[")) host = host.slice(1, -1).replace(/%.*$/, "");
+  if (host.toLowerCase() === "localhost") return true;
+  if (isIPv4(host)) return LOOPBACK.check(host, "ipv4");
+  if (isIPv6(host)) return LOOPBACK.check(host, "ipv6");
+  return false;
+}
+
+function adminChecks(admin: unknown, add: (path: readonly PropertyKey[], message: string) => void): void {
+  if (!isObject(admin) || admin.token !== PLACEHOLDER_TOKEN) return;
+  const listen = typeof admin.listen === "string" ? admin.listen : DEFAULT_ADMIN_LISTEN;
+  if (isLoopbackAddress(listen)) return;
+  add(
+    ["admin", "token"],
+    `"${PLACEHOLDER_TOKEN}" is the shipped placeholder; set a real token before exposing admin.listen ${listen}`,
+  );
 }
 
 /** Defaults that depend on other keys, and file paths made absolute. */

@@ -153,8 +153,10 @@ const listener = object({
     .default("none")
     .describe("tcp only: PROXY protocol header written to the upstream connection"),
   engine: oneOf(["http2", "frames"])
-    .default("http2")
-    .describe("grpc only: http2 (node:http2) | frames (frame-level engine)"),
+    .default("frames")
+    .describe(
+      "grpc only: frames (Fulcrum's own HTTP/2, the default) | http2 (node:http2: the conservative fallback)",
+    ),
   max_header_list_size: size("16KiB").describe("grpc only; the same limit is used towards upstream"),
   tls: listenerTls.optional().describe("grpc only: serve TLS; absent = cleartext (h2c)"),
 });

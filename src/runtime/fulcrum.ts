@@ -356,6 +356,7 @@ export class Fulcrum {
           listener: lc.name,
           address: addresses[i],
           protocol: lc.protocol,
+          ...(lc.protocol === "grpc" ? { engine: lc.engine } : {}),
           cluster: lc.cluster,
           threads: this.threads,
         },

@@ -11,6 +11,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, describe, it } from "node:test";
 import { simWorkerClient } from "../../src/sim/sim-grpc-worker.js";
+import { runnableExample } from "../helpers/examples.js";
+import { makeTestCerts } from "../helpers/grpc-certs.js";
 import { connectAndGreet, closeSocket, waitFor } from "../helpers/harness.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -93,15 +95,20 @@ describe("cli", { timeout: 60_000 }, () => {
     }
   });
 
-  it("check exits 0 with the resolved config for every example", async () => {
+  it("check exits 0 with the resolved config for every example (with its TLS files and a real token)", async () => {
     const files = readdirSync(EXAMPLES).filter((f) => f.endsWith(".yaml"));
     assert.ok(files.length >= 3);
-    for (const f of files) {
-      const r = await runCli(["check", "--config", join(EXAMPLES, f)]);
-      assert.equal(r.code, 0, `${f}: ${r.stderr}`);
-      const resolved = JSON.parse(r.stdout) as { listeners: unknown[]; drain_timeout: string };
-      assert.ok(Array.isArray(resolved.listeners));
-      assert.equal(typeof resolved.drain_timeout, "string");
+    const certs = makeTestCerts();
+    try {
+      for (const f of files) {
+        const r = await runCli(["check", "--config", runnableExample(f, dir, certs)]);
+        assert.equal(r.code, 0, `${f}: ${r.stderr}`);
+        const resolved = JSON.parse(r.stdout) as { listeners: unknown[]; drain_timeout: string };
+        assert.ok(Array.isArray(resolved.listeners));
+        assert.equal(typeof resolved.drain_timeout, "string");
+      }
+    } finally {
+      certs.remove();
     }
   });
 

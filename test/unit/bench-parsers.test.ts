@@ -16,6 +16,7 @@ import { summariseProfile } from "../../bench/report/report-cpu-profile.js";
 import { fmtSpread, num, spread } from "../../bench/report/report-stats.js";
 import { fulcrumConfig } from "../../bench/targets/target-fulcrum.js";
 import { haproxyBalance } from "../../bench/targets/target-haproxy.js";
+import { TARGETS } from "../../bench/targets/target.js";
 import { grpcFrame, parseH2load } from "../../bench/tools/tool-h2load.js";
 import { parseWrk } from "../../bench/tools/tool-wrk.js";
 import { parseConfig } from "../../src/config/config-load.js";
@@ -142,6 +143,17 @@ describe("bench parsers and helpers", { timeout: 120_000 }, () => {
     assert.equal(config.listeners.length, 2);
     assert.equal(config.clusters[1]?.policy, "p2c");
     assert.equal(config.clusters[1]?.endpoints.length, 2);
+  });
+
+  it("the fulcrum target runs the default config (frames); fulcrum-http2 and fulcrum-frames name the engine", () => {
+    const grpc = [{ name: "g", protocol: "grpc", upstreams: ["127.0.0.1:9001"] }] as const;
+    const engineOf = (yaml: string): string | undefined =>
+      parseConfig(yaml, { baseDir: process.cwd() }).listeners[0]?.engine;
+    assert.doesNotMatch(fulcrumConfig(grpc), /engine/, "no engine key: Fulcrum's default");
+    assert.equal(engineOf(fulcrumConfig(grpc)), "frames");
+    assert.equal(engineOf(fulcrumConfig(grpc, "http2")), "http2");
+    assert.equal(engineOf(fulcrumConfig(grpc, "frames")), "frames");
+    assert.ok(TARGETS.includes("fulcrum-http2") && TARGETS.includes("fulcrum-frames"));
   });
 
   it("maps policies to HAProxy's balance algorithms and refuses those it lacks", () => {

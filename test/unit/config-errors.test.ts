@@ -217,7 +217,10 @@ clusters:
     {
       name: "an unknown key deep inside, one error per key",
       yaml: VALID.replace('"127.0.0.1:9101" }', '"127.0.0.1:9101", wieght: 2, zone: a }'),
-      errors: ["clusters[0].endpoints[0].wieght: unknown key", "clusters[0].endpoints[0].zone: unknown key"],
+      errors: [
+        'clusters[0].endpoints[0].wieght: unknown key (did you mean "weight"?)',
+        "clusters[0].endpoints[0].zone: unknown key",
+      ],
     },
     {
       name: "an unknown key in a listener",
@@ -369,6 +372,69 @@ clusters:
       name: "a YAML duplicate key",
       yaml: VALID.replace("clusters:", "threads: 1\nthreads: 2\nclusters:"),
       errors: ["(yaml line 5): Map keys must be unique"],
+    },
+    {
+      name: "a cluster's tls behind a tcp listener (its bytes would go out in cleartext)",
+      yaml: VALID.replace("  - name: c\n", "  - name: c\n    tls: { server_name: w.local }\n"),
+      errors: ['clusters[0].tls: upstream TLS is for grpc listeners; cluster "c" serves tcp listener "in"'],
+    },
+    {
+      name: "a cluster's tls behind a tcp and a grpc listener: the tcp one is named",
+      yaml: `
+listeners:
+  - { name: g, protocol: grpc, listen: "127.0.0.1:1", cluster: c }
+  - { name: t1, protocol: tcp, listen: "127.0.0.1:2", cluster: c }
+  - { name: t2, protocol: tcp, listen: "127.0.0.1:3", cluster: c }
+clusters:
+  - { name: c, tls: { insecure_skip_verify: true }, endpoints: [{ address: "127.0.0.1:9" }] }
+`,
+      errors: ['clusters[0].tls: upstream TLS is for grpc listeners; cluster "c" serves tcp listener "t1"'],
+    },
+    {
+      name: "a cluster's tls behind grpc listeners only",
+      yaml: GRPC.replace("  - name: c\n", "  - name: c\n    tls: { server_name: w.local }\n"),
+      errors: [],
+    },
+    {
+      name: "a listener tls on a tcp listener",
+      yaml: VALID.replace("cluster: c }", "cluster: c, tls: { cert: a.pem, key: b.pem } }"),
+      errors: ["listeners[0].tls: applies only to grpc listeners"],
+    },
+    {
+      name: "the shipped placeholder admin token on 0.0.0.0",
+      yaml: `admin: { listen: "0.0.0.0:9901", token: "replace-me" }\n${VALID}`,
+      errors: [
+        'admin.token: "replace-me" is the shipped placeholder; set a real token before exposing admin.listen 0.0.0.0:9901',
+      ],
+    },
+    {
+      name: "the placeholder admin token on [::]",
+      yaml: `admin: { listen: "[::]:9901", token: "replace-me" }\n${VALID}`,
+      errors: [
+        'admin.token: "replace-me" is the shipped placeholder; set a real token before exposing admin.listen [::]:9901',
+      ],
+    },
+    {
+      name: "the placeholder admin token on a host name",
+      yaml: `admin: { listen: "fulcrum.internal:9901", token: "replace-me" }\n${VALID}`,
+      errors: [
+        'admin.token: "replace-me" is the shipped placeholder; set a real token before exposing admin.listen fulcrum.internal:9901',
+      ],
+    },
+    ...["127.0.0.1:9901", "127.1.2.3:0", "[::1]:9901", "localhost:9901"].map((listen) => ({
+      name: `the placeholder admin token on loopback ${listen}`,
+      yaml: `admin: { listen: "${listen}", token: "replace-me" }\n${VALID}`,
+      errors: [],
+    })),
+    {
+      name: "the placeholder admin token on the default admin.listen (loopback)",
+      yaml: `admin: { token: "replace-me" }\n${VALID}`,
+      errors: [],
+    },
+    {
+      name: "a real admin token on 0.0.0.0",
+      yaml: `admin: { listen: "0.0.0.0:9901", token: "0b1c8e2f" }\n${VALID}`,
+      errors: [],
     },
     {
       name: "a YAML syntax error",

@@ -4,13 +4,18 @@
  * and load with the real loader.
  */
 import assert from "node:assert/strict";
-import { readFileSync, readdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { parse } from "yaml";
 import { buildJsonSchema } from "../../src/config/config-json-schema.js";
+import { ConfigError } from "../../src/config/config-error.js";
+import { namedFiles } from "../../src/config/config-files.js";
 import { loadConfigFile } from "../../src/config/config-load.js";
+import { runnableExample } from "../helpers/examples.js";
+import { makeTestCerts } from "../helpers/grpc-certs.js";
 import { repoRoot } from "../helpers/repo-root.js";
 
 const ROOT = repoRoot();
@@ -24,11 +29,26 @@ describe("json schema", { timeout: 30_000 }, () => {
   const examples = readdirSync(join(ROOT, "examples")).filter((f) => f.endsWith(".yaml"));
   it("there are examples", () => assert.ok(examples.length >= 4));
   const validate = new Ajv2020({ allErrors: true, strict: false }).compile(buildJsonSchema());
+  const certs = makeTestCerts();
+  const dir = mkdtempSync(join(tmpdir(), "fulcrum-examples-"));
+  after(() => {
+    certs.remove();
+    rmSync(dir, { recursive: true, force: true });
+  });
   for (const f of examples) {
-    it(`examples/${f} validates against the schema and loads`, () => {
+    it(`examples/${f} validates against the schema and loads (with its files and a real token)`, () => {
       const doc: unknown = parse(readFileSync(join(ROOT, "examples", f), "utf8"));
       assert.ok(validate(doc), JSON.stringify(validate.errors));
-      loadConfigFile(join(ROOT, "examples", f));
+      loadConfigFile(runnableExample(f, dir, certs));
+      // As shipped, the only complaints are the files it names (not in the repository) and the
+      // placeholder admin token.
+      const allowed = new Set([...namedFiles(doc).map((n) => n.path.join(".")), "admin.token"]);
+      try {
+        loadConfigFile(join(ROOT, "examples", f));
+      } catch (err) {
+        assert.ok(err instanceof ConfigError, String(err));
+        for (const i of err.issues) assert.ok(allowed.has(i.path.replace(/\[(\d+)\]/g, ".$1")), i.path);
+      }
     });
   }
 

@@ -2,13 +2,14 @@
  * Config loading: defaults, resolution (health_check, file paths), freezing, redaction, units.
  */
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { ConfigError } from "../../src/config/config-error.js";
 import { loadConfigFile, parseConfig, redactConfig } from "../../src/config/config-load.js";
 import { durationMs, sizeBytes } from "../../src/config/config-units.js";
+import { makeTestCerts } from "../helpers/grpc-certs.js";
 
 const VALID = `
 listeners:
@@ -43,7 +44,7 @@ describe("config loading", { timeout: 30_000 }, () => {
         l?.engine,
         l?.max_header_list_size,
       ],
-      [10000, "10m", "10s", "none", "http2", "16KiB"],
+      [10000, "10m", "10s", "none", "frames", "16KiB"],
     );
     const cl = c.clusters[0];
     assert.equal(cl?.policy, "least_connections");
@@ -57,6 +58,12 @@ describe("config loading", { timeout: 30_000 }, () => {
     });
     assert.equal(cl?.peek_max_bytes, "64KiB");
     assert.ok(Object.isFrozen(c) && Object.isFrozen(c.clusters[0]?.endpoints));
+  });
+
+  it("a grpc listener without engine gets frames; http2 stays available", () => {
+    assert.equal(parseConfig(GRPC, { baseDir: "/" }).listeners[0]?.engine, "frames");
+    const http2 = parseConfig(GRPC.replace("cluster: c }", "cluster: c, engine: http2 }"), { baseDir: "/" });
+    assert.equal(http2.listeners[0]?.engine, "http2");
   });
 
   it("health_check defaults to tcp for clusters of tcp listeners and none otherwise", () => {
@@ -135,6 +142,15 @@ clusters:
   - { name: a, endpoints: [{ address: "127.0.0.1:9" }] }
 `,
       );
+      const certs = makeTestCerts();
+      try {
+        mkdirSync(join(dir, "conf", "tls"));
+        copyFileSync(certs.server.certPath, join(dir, "conf", "tls", "crt.pem"));
+        copyFileSync(certs.server.keyPath, join(dir, "key.pem"));
+        copyFileSync(certs.ca.certPath, join(dir, "conf", "ca.pem"));
+      } finally {
+        certs.remove();
+      }
       const c = loadConfigFile(file);
       assert.deepEqual(c.listeners[0]?.tls, {
         cert: join(dir, "conf", "tls", "crt.pem"),

