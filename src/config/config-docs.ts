@@ -195,6 +195,22 @@ Value formats:
 Paths: \`listeners[].name\` means the key \`name\` of every entry of the list \`listeners\`; error messages
 name the entry, as in \`listeners[0].name\`. Relative file paths (certificates, keys, CAs) are relative to
 the config file. "absent" in the default column means the key may be left out and has no default value.
+
+Checks beyond each key's own value:
+
+- Every file the config names (\`listeners[].tls.cert\`, \`key\`, \`client_ca\`, \`clusters[].tls.ca\`) is read
+  and parsed by \`check\`, \`run\` and every reload, and a key must match its certificate; a problem names
+  the key and the absolute path tried: \`listeners[0].tls.cert: cannot read "/etc/fulcrum/tls.crt": no such
+  file\`. \`check\` prints the resolved paths.
+- \`listeners[].tls\` and \`clusters[].tls\` are for gRPC listeners only: a cluster that serves a
+  \`protocol: tcp\` listener may not set \`tls\` (the TCP relay forwards bytes as they are, so TLS to the
+  workers would silently not happen).
+- \`admin.token: "replace-me"\`, the placeholder the image and examples/kubernetes.yaml ship, is refused
+  unless \`admin.listen\` is a loopback address (127.0.0.0/8, \`[::1]\`, \`localhost\`).
+- Names are unique: listeners, clusters, and endpoint \`name\`s within a cluster; a listener's
+  \`cluster\` must name a cluster.
+- An unknown key within two edits of a valid key at that place gets a suggestion:
+  \`clusters[0].polcy: unknown key (did you mean "policy"?)\`.
 `;
 
 /** The whole of `docs/configuration.md`. */
