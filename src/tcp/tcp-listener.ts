@@ -59,12 +59,11 @@ export class TcpListener implements Listener {
     this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) =>
       this.accept(socket),
     );
-    this.server.on("error", (err) => this.log.error({ err }, "listener error"));
   }
 
   /** Binds `listen`; resolves with the bound address (`host:port`), rejects when it cannot bind. */
   listen(host: string, port: number, options?: BindOptions): Promise<string> {
-    return bindServer(this.server, host, port, options);
+    return bindServer(this.server, host, port, options, (err) => this.log.error({ err }, "listener error"));
   }
 
   address(): string {
