@@ -34,6 +34,7 @@ export class HealthChecker {
     private readonly endpoints: EndpointSet,
     private readonly prober: Prober,
     private readonly settings: HealthCheckSettings,
+    /** Carries the cluster's name (`child({ component, cluster })`): lines name only the endpoint. */
     private readonly log: Logger,
     private readonly metrics: Metrics,
     /** Where per-model probe results are counted; absent: they are ignored. */
@@ -102,7 +103,6 @@ export class HealthChecker {
       this.metrics.healthTransitions.inc({ ...labels, to: transition.to });
       this.metrics.endpointHealthy.set(labels, transition.to === "healthy" ? 1 : 0);
       const line = {
-        cluster: this.endpoints.cluster,
         endpoint: e.address,
         to: transition.to,
         reason: outcome.reason,
@@ -110,10 +110,7 @@ export class HealthChecker {
       if (transition.to === "healthy") this.log.info(line, "endpoint healthy");
       else this.log.warn(line, "endpoint unhealthy");
     } else if (outcome.result === "failure") {
-      this.log.debug(
-        { cluster: this.endpoints.cluster, endpoint: e.address, reason: outcome.reason },
-        "probe failed",
-      );
+      this.log.debug({ endpoint: e.address, reason: outcome.reason }, "probe failed");
     }
     const interval = this.settings.intervalMs * (1 - JITTER * Math.random());
     this.arm(e, s, Math.max(0, started + interval - Date.now()));
@@ -124,7 +121,6 @@ export class HealthChecker {
       const t = this.models?.observe(e.address, m.model, m.result);
       if (t?.kind !== "changed") continue;
       const line = {
-        cluster: this.endpoints.cluster,
         endpoint: e.address,
         model: m.model.name,
         model_version: m.model.version,
