@@ -22,7 +22,8 @@ import { RateLimitedWarning } from "../log/rate-limited-warning.js";
 import { LiveSet, type LiveSetMember } from "../runtime/live-set.js";
 
 /** Why a downstream connection was closed without being served; also the metric's `reason` label. */
-export type RefusalReason = "max_connections" | "no_healthy_endpoint" | "connect_failed" | "draining";
+export type RefusalReason =
+  "max_connections" | "no_healthy_endpoint" | "drained" | "connect_failed" | "draining";
 
 export interface TcpListenerDeps {
   readonly log: Logger;
@@ -176,8 +177,7 @@ export class TcpListener implements Listener {
   }
 
   private refused(failure: ConnectFailure, cluster: string): void {
-    const reason: RefusalReason =
-      failure.reason === "no_healthy_endpoint" ? "no_healthy_endpoint" : "connect_failed";
+    const reason: RefusalReason = failure.reason;
     this.deps.metrics.downstreamConnectionsRefused.inc({ listener: this.config.name, reason });
     this.refusedWarning.warn(reason, { cluster, reason, detail: failure.detail }, "connection refused");
   }
