@@ -132,6 +132,7 @@ export class ClusterRuntime {
               timeoutMs: durationMs(hc.timeout),
               healthy: hc.healthy_threshold,
               unhealthy: hc.unhealthy_threshold,
+              watch: hc.watch,
             },
             deps.log.child({ component: "health", cluster: config.name }),
             this.metrics,

@@ -81,6 +81,7 @@ clusters:
           timeout: "1s",
           healthy_threshold: 2,
           unhealthy_threshold: 3,
+          watch: false,
         },
         {
           type: "none",
@@ -89,6 +90,7 @@ clusters:
           timeout: "1s",
           healthy_threshold: 2,
           unhealthy_threshold: 3,
+          watch: false,
         },
       ],
     );
