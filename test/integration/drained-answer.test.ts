@@ -21,6 +21,10 @@ import {
   type StartedFulcrum,
 } from "../helpers/harness.js";
 import { connect } from "node:net";
+import * as grpc from "@grpc/grpc-js";
+import { tritonService } from "../../src/health/inference-protos.js";
+import { SimTritonWorker } from "../../src/sim/sim-triton-worker.js";
+import { call, clientOf } from "../helpers/inference-client.js";
 
 const ADMIN = 'admin: { listen: "127.0.0.1:0" }\n';
 /** A port nothing listens on: with the fast health check below it turns unhealthy at once. */
@@ -72,6 +76,36 @@ describe("the answer when every endpoint is drained", { timeout: 60_000 }, () =>
       assert.equal(drained.trailersOnly, true);
       assert.equal(drained.grpcStatus, "14");
       assert.equal(drained.grpcMessage, 'every endpoint of cluster "w" is drained');
+    } finally {
+      await own.run();
+    }
+  });
+
+  it("a Triton sequence that cannot be placed says every endpoint is drained", async () => {
+    const own = new Teardown();
+    try {
+      const w = own.add(new SimTritonWorker({ name: "a", baseLatencyMs: 1 }), (x) => x.close());
+      await w.listen("127.0.0.1", 0);
+      const address = `127.0.0.1:${w.port}`;
+      const f = own.add(
+        await startFulcrum(
+          ADMIN + grpcConfig({ name: "triton", affinity: "{ key: triton_sequence }", endpoints: [address] }),
+        ),
+        (x) => x.fulcrum.stop(0),
+      );
+      const client = own.add(clientOf(tritonService(), f), (c) => c.close());
+      await drain(f, "triton", address);
+      const r = await call(client, "ModelInfer", {
+        model_name: "simple",
+        id: "7",
+        parameters: { sequence_id: { int64_param: "7" }, sequence_start: { bool_param: true } },
+      });
+      assert.equal(r.ok, false);
+      assert.equal(r.ok ? undefined : r.code, grpc.status.UNAVAILABLE);
+      assert.equal(
+        r.ok ? undefined : r.details,
+        'every endpoint of cluster "triton" is drained for sequence 7',
+      );
     } finally {
       await own.run();
     }
