@@ -54,7 +54,7 @@ export class AdminServer {
   }
 
   listen(host: string, port: number): Promise<string> {
-    return bindServer(this.server, host, port);
+    return bindServer(this.server, host, port, {}, (err) => this.log.error({ err }, "admin listener error"));
   }
 
   address(): string {

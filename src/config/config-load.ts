@@ -154,6 +154,9 @@ function crossChecks(raw: unknown, add: (path: readonly PropertyKey[], message: 
         );
       else addresses.set(e.address, j);
     });
+    if (isObject(c.health_check) && c.health_check.watch === true && c.health_check.type !== "grpc") {
+      add(["clusters", i, "health_check", "watch"], "true applies only to type: grpc");
+    }
     if (c.load_metrics !== undefined && c.policy !== "least_loaded") {
       add(["clusters", i, "load_metrics"], "applies only to policy: least_loaded");
     }

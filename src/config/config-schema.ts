@@ -181,6 +181,9 @@ export const healthCheckSchema = object({
   unhealthy_threshold: int(1, 1000, 3).describe(
     "Consecutive failures that make a healthy endpoint unhealthy",
   ),
+  watch: bool(false).describe(
+    "grpc only: true = one grpc.health.v1 Watch stream per endpoint, each update one probe result (Check if unimplemented)",
+  ),
 });
 
 const outlierDetection = object({

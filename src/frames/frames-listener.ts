@@ -91,11 +91,10 @@ export class FramesListener implements Listener {
         this.onSocket(socket),
       );
     }
-    this.server.on("error", (err) => this.log.error({ err }, "listener error"));
   }
 
   listen(host: string, port: number, options?: BindOptions): Promise<string> {
-    return bindServer(this.server, host, port, options);
+    return bindServer(this.server, host, port, options, (err) => this.log.error({ err }, "listener error"));
   }
 
   address(): string {

@@ -110,11 +110,10 @@ export class GrpcListener implements Listener {
       this.log.debug({ err: err.message }, "TLS handshake failed"),
     );
     this.server.on("unknownProtocol", (socket: { destroy(): void }) => socket.destroy());
-    this.server.on("error", (err) => this.log.error({ err }, "listener error"));
   }
 
   listen(host: string, port: number, options?: BindOptions): Promise<string> {
-    return bindServer(this.server, host, port, options);
+    return bindServer(this.server, host, port, options, (err) => this.log.error({ err }, "listener error"));
   }
 
   address(): string {

@@ -7,6 +7,7 @@
  * and `fulcrum_route_decisions_total{cluster,reason}`.
  */
 import type { Endpoint } from "../balancer/endpoint-set.js";
+import { endpointShortage } from "../balancer/endpoint-shortage.js";
 import type { ModelRef } from "../balancer/model-readiness.js";
 import { sizeBytes } from "../config/config-units.js";
 import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
@@ -159,7 +160,7 @@ export function routeSequence(
   if (picked.kind === "unavailable") {
     return {
       kind: "unavailable",
-      message: `no healthy endpoint in cluster "${cluster.name}" for sequence ${label}`,
+      message: `${endpointShortage(cluster.name, cluster.endpoints.endpoints).message} for sequence ${label}`,
     };
   }
   if (!sequence.end) pins.pin(sequence.key, picked.endpoint.slot, nowSeconds);

@@ -6,6 +6,7 @@
  * the decision. One object per stream; the engine reports connect failures and refusals to it.
  */
 import type { Endpoint } from "../balancer/endpoint-set.js";
+import { endpointShortage } from "../balancer/endpoint-shortage.js";
 import type { PickResult } from "../balancer/picker.js";
 import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
 import {
@@ -78,7 +79,7 @@ export class StreamEndpointChoice {
         this.attempts === 0 && filter.kind === "only"
           ? `no healthy endpoint of cluster "${cluster.name}" has model "${filter.model}" ready`
           : this.attempts === 0 && picked.reason === "no_healthy_endpoint"
-            ? `no healthy endpoint in cluster "${cluster.name}"`
+            ? endpointShortage(cluster.name, cluster.endpoints.endpoints).message
             : `no endpoint of cluster "${cluster.name}" could take the stream: ${this.lastError}`;
       return { kind: "unavailable", message };
     }

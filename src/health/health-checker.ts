@@ -4,6 +4,10 @@
  * of `timeout`; a probe never overlaps the previous one to the same endpoint. State changes go to the
  * endpoint set, one log line at info and the health metrics. Per-model results (triton) go to the
  * cluster's model readiness record, counted with the same thresholds.
+ *
+ * With `watch` (grpc.health.v1 `Watch`) an endpoint gets one stream instead of polls: each update is
+ * one result through the same thresholds; a stream that fails or ends is one failed result and is
+ * reopened after `interval`; a worker without `Watch` (UNIMPLEMENTED) is polled with `Check`.
  */
 import type { EndpointSet, Endpoint } from "../balancer/endpoint-set.js";
 import type { ModelReadiness } from "../balancer/model-readiness.js";
@@ -11,11 +15,13 @@ import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { probeReason, type HealthChanges } from "./health-changes.js";
 import { HealthThresholds, type Thresholds } from "./health-thresholds.js";
-import type { ProbeOutcome, Prober } from "./prober.js";
+import type { ProbeOutcome, Prober, WatchStream } from "./prober.js";
 
 export interface HealthCheckSettings extends Thresholds {
   readonly intervalMs: number;
   readonly timeoutMs: number;
+  /** Stream results with the prober's `watch` where it has one (default false: poll `probe`). */
+  readonly watch?: boolean | undefined;
 }
 
 interface Schedule {
@@ -23,6 +29,8 @@ interface Schedule {
   timer: NodeJS.Timeout | undefined;
   running: boolean;
   stopped: boolean;
+  /** The open watch stream (watch mode; undefined between a stream's end and its reopening). */
+  stream: WatchStream | undefined;
 }
 
 const JITTER = 0.1;
@@ -30,11 +38,14 @@ const JITTER = 0.1;
 export class HealthChecker {
   private readonly schedules = new Map<string, Schedule>();
   private stopped = false;
+  /** The fallback from Watch to Check polling is logged once per cluster, not once per endpoint. */
+  private fallbackLogged = false;
 
   constructor(
     private readonly endpoints: EndpointSet,
     private readonly prober: Prober,
     private readonly settings: HealthCheckSettings,
+    /** Carries the cluster's name (`child({ component, cluster })`): lines name only the endpoint. */
     private readonly log: Logger,
     private readonly metrics: Metrics,
     /** Where per-model probe results are counted; absent: they are ignored. */
@@ -74,14 +85,39 @@ export class HealthChecker {
       timer: undefined,
       running: false,
       stopped: false,
+      stream: undefined,
     };
     this.schedules.set(e.address, s);
     this.metrics.endpointHealthy.set(
       { cluster: this.endpoints.cluster, endpoint: e.address },
       e.health === "healthy" ? 1 : 0,
     );
+    if (this.settings.watch === true && this.prober.watch) return this.openWatch(e, s);
     // The first probe goes out within one interval, spread so endpoints are not probed in lockstep.
     this.arm(e, s, Math.random() * this.settings.intervalMs);
+  }
+
+  private openWatch(e: Endpoint, s: Schedule): void {
+    if (s.stopped || !this.prober.watch) return;
+    s.stream = this.prober.watch(e, {
+      result: (outcome) => {
+        if (!s.stopped) this.record(e, s, outcome);
+      },
+      ended: (end) => {
+        s.stream = undefined;
+        if (s.stopped) return;
+        if (end.unimplemented) {
+          if (!this.fallbackLogged) {
+            this.fallbackLogged = true;
+            this.log.warn({ endpoint: e.address }, "grpc health Watch unimplemented: polling Check instead");
+          }
+          return this.arm(e, s, 0);
+        }
+        this.record(e, s, { result: "failure", reason: end.reason });
+        s.timer = setTimeout(() => this.openWatch(e, s), this.settings.intervalMs);
+        s.timer.unref();
+      },
+    });
   }
 
   private arm(e: Endpoint, s: Schedule, delayMs: number): void {
@@ -97,6 +133,13 @@ export class HealthChecker {
     const outcome = await this.prober.probe(e, this.settings.timeoutMs);
     s.running = false;
     if (s.stopped) return;
+    this.record(e, s, outcome);
+    const interval = this.settings.intervalMs * (1 - JITTER * Math.random());
+    this.arm(e, s, Math.max(0, started + interval - Date.now()));
+  }
+
+  /** One probe result through the thresholds: a transition, its log line and metrics. */
+  private record(e: Endpoint, s: Schedule, outcome: ProbeOutcome): void {
     const transition = s.thresholds.observe(outcome.result);
     if (outcome.models) this.observeModels(e, outcome);
     if (transition.kind === "changed") {
@@ -112,7 +155,6 @@ export class HealthChecker {
         Date.now(),
       );
       const line = {
-        cluster: this.endpoints.cluster,
         endpoint: e.address,
         to: transition.to,
         reason: outcome.reason,
@@ -120,13 +162,8 @@ export class HealthChecker {
       if (transition.to === "healthy") this.log.info(line, "endpoint healthy");
       else this.log.warn(line, "endpoint unhealthy");
     } else if (outcome.result === "failure") {
-      this.log.debug(
-        { cluster: this.endpoints.cluster, endpoint: e.address, reason: outcome.reason },
-        "probe failed",
-      );
+      this.log.debug({ endpoint: e.address, reason: outcome.reason }, "probe failed");
     }
-    const interval = this.settings.intervalMs * (1 - JITTER * Math.random());
-    this.arm(e, s, Math.max(0, started + interval - Date.now()));
   }
 
   private observeModels(e: Endpoint, outcome: ProbeOutcome): void {
@@ -134,7 +171,6 @@ export class HealthChecker {
       const t = this.models?.observe(e.address, m.model, m.result);
       if (t?.kind !== "changed") continue;
       const line = {
-        cluster: this.endpoints.cluster,
         endpoint: e.address,
         model: m.model.name,
         model_version: m.model.version,
@@ -149,5 +185,7 @@ export class HealthChecker {
   private cancel(s: Schedule): void {
     s.stopped = true;
     if (s.timer) clearTimeout(s.timer);
+    s.stream?.close();
+    s.stream = undefined;
   }
 }

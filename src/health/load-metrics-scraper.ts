@@ -40,6 +40,7 @@ export class LoadMetricsScraper {
   constructor(
     private readonly endpoints: EndpointSet,
     private readonly settings: LoadMetricsSettings,
+    /** Carries the cluster's name (`child({ component, cluster })`): lines name only the endpoint. */
     private readonly log: Logger,
   ) {
     this.warning = new RateLimitedWarning(log, WARN_PERIOD_MS);
@@ -76,7 +77,7 @@ export class LoadMetricsScraper {
     if (!result.ok) {
       this.warning.warn(
         e.address,
-        { cluster: this.endpoints.cluster, endpoint: e.address, reason: result.reason },
+        { endpoint: e.address, reason: result.reason },
         "load metrics scrape failed",
       );
       return;

@@ -1,7 +1,8 @@
 /**
  * gRPC health checking protocol v1 prober (grpc/grpc doc/health-checking.md): calls
  * `grpc.health.v1.Health/Check` with the configured service and a deadline of the probe timeout;
- * only SERVING passes. It is the standard readiness signal of gRPC workers (and Triton's `Check`),
+ * only SERVING passes. With `health_check.watch` the health checker uses `watch` instead: one
+ * `Health/Watch` stream per endpoint, whose every update is one result. It is the standard readiness signal of gRPC workers (and Triton's `Check`),
  * so one prober covers most fleets. One grpc-js client is kept per endpoint and reused, so probing
  * every interval rides one HTTP/2 connection instead of opening a TCP connection per probe.
  */
@@ -10,7 +11,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import type { ProbeOutcome, ProbeTarget, Prober } from "./prober.js";
+import type { ProbeOutcome, ProbeTarget, Prober, WatchListener, WatchStream } from "./prober.js";
 
 export interface GrpcHealthProberOptions {
   /** Service name sent in `HealthCheckRequest.service`; `""` asks about the whole server. */
@@ -34,11 +35,17 @@ interface HealthClient extends grpc.Client {
     options: grpc.CallOptions,
     callback: (err: grpc.ServiceError | null, response?: { status?: string }) => void,
   ): grpc.ClientUnaryCall;
+  Watch(
+    request: { service: string },
+    options: grpc.CallOptions,
+  ): grpc.ClientReadableStream<{ status?: string }>;
 }
 
 interface PooledClient {
   readonly client: HealthClient;
   lastUsed: number;
+  /** Open Watch streams on this client: it is in use however long they stay quiet. */
+  watching: number;
 }
 
 /** Grace after the deadline before the prober gives up on grpc-js and answers "timeout" itself. */
@@ -156,6 +163,47 @@ export class GrpcHealthProber implements Prober {
     });
   }
 
+  watch(target: ProbeTarget, listener: WatchListener): WatchStream {
+    let over = false;
+    const end = (reason: string, unimplemented: boolean): void => {
+      if (over) return;
+      over = true;
+      if (pooled) pooled.watching--;
+      listener.ended({ reason, unimplemented });
+    };
+    let pooled: PooledClient | undefined;
+    let call: grpc.ClientReadableStream<{ status?: string }> | undefined;
+    try {
+      if (this.closed) throw new Error("prober closed");
+      pooled = this.pooledFor(target);
+      pooled.watching++;
+      call = pooled.client.Watch({ service: this.options.service }, {});
+    } catch (err) {
+      // Reported on the next turn, as a stream's end would be: the caller has its handle by then.
+      const reason = errorReason(err);
+      setImmediate(() => end(reason, false));
+      return { close: () => (over = true) };
+    }
+    call.on("data", (response: { status?: string }) => {
+      if (over) return;
+      const status = response.status ?? "UNKNOWN";
+      listener.result(status === "SERVING" ? { result: "success" } : { result: "failure", reason: status });
+    });
+    call.on("error", () => {}); // the status below says what happened
+    call.on("status", (status: grpc.StatusObject) => {
+      if (status.code === grpc.status.OK) return end("Watch ended", false);
+      end(statusReason(status), status.code === grpc.status.UNIMPLEMENTED);
+    });
+    return {
+      close: () => {
+        if (over) return;
+        over = true;
+        if (pooled) pooled.watching--;
+        call?.cancel();
+      },
+    };
+  }
+
   close(): void {
     this.closed = true;
     for (const { client } of this.clients.values()) client.close();
@@ -163,6 +211,10 @@ export class GrpcHealthProber implements Prober {
   }
 
   private clientFor(target: ProbeTarget): HealthClient {
+    return this.pooledFor(target).client;
+  }
+
+  private pooledFor(target: ProbeTarget): PooledClient {
     const now = Date.now();
     if (now - this.lastSweep > IDLE_CLIENT_MS) this.sweep(now);
     const address = target.host.includes(":")
@@ -172,17 +224,17 @@ export class GrpcHealthProber implements Prober {
     if (!pooled) {
       const Health = healthService();
       const client = new Health(address, this.credentials, this.channelOptions) as unknown as HealthClient;
-      pooled = { client, lastUsed: now };
+      pooled = { client, lastUsed: now, watching: 0 };
       this.clients.set(address, pooled);
     }
     pooled.lastUsed = now;
-    return pooled.client;
+    return pooled;
   }
 
   private sweep(now: number): void {
     this.lastSweep = now;
     for (const [address, pooled] of this.clients) {
-      if (now - pooled.lastUsed > IDLE_CLIENT_MS) {
+      if (pooled.watching === 0 && now - pooled.lastUsed > IDLE_CLIENT_MS) {
         pooled.client.close();
         this.clients.delete(address);
       }
@@ -191,7 +243,7 @@ export class GrpcHealthProber implements Prober {
 }
 
 /** `NOT_FOUND` (status 5: the server does not know the service), `UNAVAILABLE: ECONNREFUSED`, … */
-export function statusReason(err: grpc.ServiceError): string {
+export function statusReason(err: Pick<grpc.StatusObject, "code" | "details">): string {
   const name =
     (grpc.status as unknown as Record<number, string | undefined>)[err.code] ?? `status ${err.code}`;
   if (err.code !== grpc.status.UNAVAILABLE) return name;

@@ -32,6 +32,23 @@ export interface ProbeTarget {
 
 export interface Prober {
   probe(target: ProbeTarget, timeoutMs: number): Promise<ProbeOutcome>;
+  /**
+   * Probers that can also stream results (grpc.health.v1 `Watch`): opens one stream to `target`;
+   * every update it brings is one result, and it ends exactly once (`listener.ended`) unless closed.
+   */
+  watch?(target: ProbeTarget, listener: WatchListener): WatchStream;
   /** Releases pooled resources (gRPC channels). */
+  close(): void;
+}
+
+/** What an open watch reports: each update one result; then, once, how the stream ended. */
+export interface WatchListener {
+  result(outcome: ProbeOutcome): void;
+  /** The stream failed or ended; `unimplemented`: the worker has no `Watch` (poll `Check` instead). */
+  ended(end: { readonly reason: string; readonly unimplemented: boolean }): void;
+}
+
+export interface WatchStream {
+  /** Ends the stream; `ended` is not called afterwards. */
   close(): void;
 }

@@ -98,6 +98,7 @@ export class ClusterRuntime {
     deps: ClusterRuntimeDeps,
     previous?: ClusterRuntime,
   ) {
+    // Each component's logger is a child of the root one: a child of this one would repeat its keys.
     this.log = deps.log.child({ component: "cluster", cluster: config.name });
     this.metrics = deps.metrics;
     this.role = deps.role ?? "all";
@@ -143,8 +144,9 @@ export class ClusterRuntime {
               timeoutMs: durationMs(hc.timeout),
               healthy: hc.healthy_threshold,
               unhealthy: hc.unhealthy_threshold,
+              watch: hc.watch,
             },
-            this.log.child({ component: "health" }),
+            deps.log.child({ component: "health", cluster: config.name }),
             this.metrics,
             this.models,
             this.healthChanges,
@@ -156,7 +158,7 @@ export class ClusterRuntime {
         ? new LoadMetricsScraper(
             this.endpoints,
             { port: lm.port, path: lm.path, metric: lm.metric, intervalMs: durationMs(lm.interval) },
-            this.log.child({ component: "load-metrics" }),
+            deps.log.child({ component: "load-metrics", cluster: config.name }),
           )
         : undefined;
     if (this.role === "data") return;

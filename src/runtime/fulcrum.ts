@@ -8,14 +8,15 @@ import { AggregatorRegistry } from "prom-client";
 import { EndpointCounters } from "../balancer/endpoint-counters.js";
 import { splitAddress } from "../balancer/endpoint-set.js";
 import type { RandomSource } from "../balancer/picker.js";
-import { ConfigError, type ConfigIssue } from "../config/config-error.js";
+import { ConfigError } from "../config/config-error.js";
 import type { FulcrumConfig, ListenerConfig } from "../config/config-schema.js";
 import { durationMs } from "../config/config-units.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { mergeStatsReports, type EndpointStats } from "../metrics/endpoint-stats.js";
 import { collectEndpointGauges } from "../admin/admin-gauges.js";
-import { BindError, DataPlane, type DataPlaneHost, type ListenerStatus } from "./data-plane.js";
+import { DataPlane, type DataPlaneHost, type ListenerStatus } from "./data-plane.js";
+import { bindFailureMessage, bindIssue } from "./bind-issue.js";
 import { reloadRefusals, sameSocket } from "./reload-plan.js";
 import { ThreadsHost } from "./threads-host.js";
 import { loadConfigFile } from "../config/config-load.js";
@@ -350,6 +351,8 @@ export class Fulcrum {
       throw new ConfigError([bindIssue(err, this.config)]);
     }
     this.bound = this.config.listeners.map((lc, i) => ({ config: lc, address: addresses[i] ?? "" }));
+    const admin = this.config.admin ? await this.bindAdmin(this.config.admin) : undefined;
+    // Only now that every socket is bound: a tool waiting for these lines never sees a start that fails.
     for (const [i, lc] of this.config.listeners.entries()) {
       this.log.info(
         {
@@ -363,7 +366,7 @@ export class Fulcrum {
         "listening",
       );
     }
-    if (this.config.admin) await this.bindAdmin(this.config.admin);
+    if (admin !== undefined) this.log.info({ listener: "admin", address: admin }, "listening");
   }
 
   /**
@@ -386,7 +389,8 @@ export class Fulcrum {
     );
   }
 
-  private async bindAdmin(config: NonNullable<FulcrumConfig["admin"]>): Promise<void> {
+  /** Binds the admin listener; resolves with its address, throws a ConfigError naming `admin.listen`. */
+  private async bindAdmin(config: NonNullable<FulcrumConfig["admin"]>): Promise<string> {
     const admin = new AdminServer(
       config,
       this,
@@ -398,15 +402,13 @@ export class Fulcrum {
     );
     this.admin = admin;
     const { host, port } = splitAddress(config.listen) as { host: string; port: number };
-    let address: string;
     try {
-      address = await admin.listen(host, port);
+      return await admin.listen(host, port);
     } catch (err) {
       this.admin = undefined;
       const code = (err as NodeJS.ErrnoException).code ?? String(err);
-      throw new ConfigError([{ path: "admin.listen", message: `cannot bind ${config.listen}: ${code}` }]);
+      throw new ConfigError([{ path: "admin.listen", message: bindFailureMessage(config.listen, code) }]);
     }
-    this.log.info({ listener: "admin", address }, "listening");
   }
 
   /** Copies active counts into `fulcrum_upstream_active` at scrape time (no work per stream). */
@@ -433,11 +435,4 @@ export class Fulcrum {
 /** `threads: auto` is one worker thread per core. */
 export function threadCount(threads: FulcrumConfig["threads"]): number {
   return threads === "auto" ? availableParallelism() : threads;
-}
-
-/** A BindError as the config path it names; anything else is a bug and rethrown. */
-function bindIssue(err: unknown, config: FulcrumConfig): ConfigIssue {
-  if (!(err instanceof BindError)) throw err;
-  const lc = config.listeners[err.index];
-  return { path: `listeners[${err.index}].listen`, message: `cannot bind ${lc?.listen ?? "?"}: ${err.code}` };
 }

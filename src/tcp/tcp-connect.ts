@@ -6,12 +6,16 @@
  */
 import { connect, type OnReadOpts, type Socket } from "node:net";
 import type { Endpoint } from "../balancer/endpoint-set.js";
+import { endpointShortage } from "../balancer/endpoint-shortage.js";
 import type { PickContext, PickFailureReason } from "../balancer/picker.js";
 import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
 
 export interface ConnectFailure {
-  /** `no_healthy_endpoint`: nothing to try at all; `connect_failed`: every attempt failed. */
-  readonly reason: "no_healthy_endpoint" | "connect_failed";
+  /**
+   * `drained`: every endpoint is drained; `no_healthy_endpoint`: nothing else to try at all;
+   * `connect_failed`: every attempt failed.
+   */
+  readonly reason: "drained" | "no_healthy_endpoint" | "connect_failed";
   readonly detail: string;
 }
 
@@ -43,7 +47,7 @@ export function connectUpstream(
       return done({ kind: "failure", failure: { reason: "connect_failed", detail: "client closed" } });
     const picked = cluster.pick(exclude ? { ...base, exclude } : base);
     if (picked.kind === "unavailable")
-      return done({ kind: "failure", failure: failureOf(picked.reason, lastError) });
+      return done({ kind: "failure", failure: failureOf(cluster, picked.reason, lastError) });
     const endpoint = picked.endpoint;
     attempts++;
     cluster.acquire(endpoint);
@@ -87,11 +91,11 @@ export function connectUpstream(
   attempt();
 }
 
-function failureOf(reason: PickFailureReason, lastError: string): ConnectFailure {
-  if (reason === "all_endpoints_tried") return { reason: "connect_failed", detail: lastError };
-  return lastError === ""
-    ? { reason: "no_healthy_endpoint", detail: "no healthy endpoint" }
-    : { reason: "connect_failed", detail: lastError };
+function failureOf(cluster: ClusterRuntime, reason: PickFailureReason, lastError: string): ConnectFailure {
+  if (reason === "all_endpoints_tried" || lastError !== "")
+    return { reason: "connect_failed", detail: lastError };
+  const shortage = endpointShortage(cluster.name, cluster.endpoints.endpoints);
+  return { reason: shortage.reason, detail: shortage.message };
 }
 
 function noop(): void {}

@@ -22,7 +22,8 @@ import { RateLimitedWarning } from "../log/rate-limited-warning.js";
 import { LiveSet, type LiveSetMember } from "../runtime/live-set.js";
 
 /** Why a downstream connection was closed without being served; also the metric's `reason` label. */
-export type RefusalReason = "max_connections" | "no_healthy_endpoint" | "connect_failed" | "draining";
+export type RefusalReason =
+  "max_connections" | "no_healthy_endpoint" | "drained" | "connect_failed" | "draining";
 
 export interface TcpListenerDeps {
   readonly log: Logger;
@@ -59,12 +60,11 @@ export class TcpListener implements Listener {
     this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) =>
       this.accept(socket),
     );
-    this.server.on("error", (err) => this.log.error({ err }, "listener error"));
   }
 
   /** Binds `listen`; resolves with the bound address (`host:port`), rejects when it cannot bind. */
   listen(host: string, port: number, options?: BindOptions): Promise<string> {
-    return bindServer(this.server, host, port, options);
+    return bindServer(this.server, host, port, options, (err) => this.log.error({ err }, "listener error"));
   }
 
   address(): string {
@@ -178,8 +178,7 @@ export class TcpListener implements Listener {
   }
 
   private refused(failure: ConnectFailure, cluster: string): void {
-    const reason: RefusalReason =
-      failure.reason === "no_healthy_endpoint" ? "no_healthy_endpoint" : "connect_failed";
+    const reason: RefusalReason = failure.reason;
     this.deps.metrics.downstreamConnectionsRefused.inc({ listener: this.config.name, reason });
     this.refusedWarning.warn(reason, { cluster, reason, detail: failure.detail }, "connection refused");
   }

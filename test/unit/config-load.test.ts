@@ -88,6 +88,7 @@ clusters:
           timeout: "1s",
           healthy_threshold: 2,
           unhealthy_threshold: 3,
+          watch: false,
         },
         {
           type: "none",
@@ -96,6 +97,7 @@ clusters:
           timeout: "1s",
           healthy_threshold: 2,
           unhealthy_threshold: 3,
+          watch: false,
         },
       ],
     );
