@@ -1,7 +1,8 @@
 #!/usr/bin/env -S node --min-semi-space-size=8 --max-semi-space-size=8
 /**
  * The command line of docs/architecture.md: `fulcrum [run] --config FILE`, `fulcrum check --config FILE`,
- * `fulcrum demo`. The only module that reads argv, env and signals.
+ * `fulcrum demo`, and the tools `fulcrum sim` (cli-sim.ts) and `fulcrum call` (cli-call.ts). These cli
+ * modules are the only ones that read argv, env and signals.
  * Exit codes: 0 normal, 1 invalid config or a port that cannot be bound, 2 usage error.
  */
 import { readFileSync } from "node:fs";
@@ -13,6 +14,8 @@ import type { FulcrumConfig } from "./config/config-schema.js";
 import { createLogger, type LogLevel, type Logger } from "./log/logger.js";
 import { createMetrics } from "./metrics/metrics.js";
 import { Fulcrum } from "./runtime/fulcrum.js";
+import { callCommand } from "./cli-call.js";
+import { simCommand } from "./cli-sim.js";
 import { startDemo } from "./demo.js";
 
 const LOG_LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warn", "error"];
@@ -20,8 +23,15 @@ const LOG_LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warn", "erro
 const HELP = `Usage:
   fulcrum [run] --config FILE   run until SIGTERM/SIGINT (graceful drain; a second signal stops at once)
   fulcrum check --config FILE   validate; print the resolved config as JSON (exit 0) or every error (exit 1)
-  fulcrum demo [--listen HOST:PORT] [--grpc-listen HOST:PORT]
-                                simulated workers behind a built-in config (what \`npm start\` runs)
+  fulcrum demo [--listen HOST:PORT] [--grpc-listen HOST:PORT] [--admin-listen HOST:PORT] [--no-traffic]
+                                simulated workers behind a built-in config, the status page and a
+                                gentle built-in load (what \`npm start\` runs)
+  fulcrum sim grpc|triton|torchserve|tcp --name NAME --listen HOST:PORT [--latency 20ms] [--slots 4]
+              [--speed 1] [--models a,b]
+                                one simulated worker in the foreground (--speed 2: twice as slow)
+  fulcrum call --address HOST:PORT [--method /pkg.Service/Method] [--count N] [--concurrency C]
+               [--metadata k=v ...] [--data JSON] [--model NAME] [--deadline 5s] [--tcp]
+                                N calls over one HTTP/2 connection: which worker answered, and the status
 
 Options:
   --config FILE        the YAML config (see examples/ and fulcrum.schema.json)
@@ -47,6 +57,15 @@ function nodeIsSupported(): boolean {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // `sim` and `call` have options of their own.
+  const own = argv[0] === "sim" ? simCommand : argv[0] === "call" ? callCommand : undefined;
+  if (own) {
+    if (!nodeIsSupported()) {
+      process.stderr.write(`fulcrum needs Node.js >= 22.12; this is ${process.version}\n`);
+      return 1;
+    }
+    return own(argv.slice(1));
+  }
   let parsed;
   try {
     parsed = parseArgs({
@@ -57,6 +76,8 @@ async function main(argv: string[]): Promise<number> {
         "log-level": { type: "string" },
         listen: { type: "string" },
         "grpc-listen": { type: "string" },
+        "admin-listen": { type: "string" },
+        "no-traffic": { type: "boolean" },
         version: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -90,8 +111,12 @@ async function main(argv: string[]): Promise<number> {
       return check(requireConfig(values.config));
     case "demo":
       return demo(
-        values.listen ?? "127.0.0.1:9000",
-        values["grpc-listen"] ?? "127.0.0.1:9001",
+        {
+          listen: values.listen ?? "127.0.0.1:9000",
+          grpcListen: values["grpc-listen"] ?? "127.0.0.1:9001",
+          adminListen: values["admin-listen"] ?? "127.0.0.1:9901",
+          traffic: values["no-traffic"] !== true,
+        },
         (level as LogLevel | undefined) ?? "info",
       );
     default:
@@ -154,27 +179,43 @@ async function run(file: string, levelOverride: LogLevel | undefined): Promise<n
   return waitForSignals(log, fulcrum);
 }
 
-async function demo(listen: string, grpcListen: string, level: LogLevel): Promise<number> {
+async function demo(
+  where: { listen: string; grpcListen: string; adminListen: string; traffic: boolean },
+  level: LogLevel,
+): Promise<number> {
   const log = createLogger({ level });
   const metrics = createMetrics(new Registry());
   try {
-    const running = await startDemo({ log, metrics, listen, grpcListen });
+    const running = await startDemo({ log, metrics, ...where });
+    const grpc = running.listeners.find((l) => l.protocol === "grpc");
+    const tcp = running.listeners.find((l) => l.protocol === "tcp");
     const lines = [
       "",
       "Fulcrum demo is running.",
+      `  status page: ${running.statusPage}   (also ${running.statusPage}status and ${running.statusPage}metrics)`,
       ...running.listeners.map(
         (l) =>
           `  ${l.protocol} listener "${l.name}": ${l.address}` +
-          (l.protocol === "tcp" ? `   (try: nc ${l.address.replace(/:(\d+)$/, " $1")})` : ""),
+          (l.protocol === "grpc"
+            ? "   (every call balanced on its own: least connections, Triton health checks)"
+            : "   (each connection greeted with the name of the worker it reached, then echoed)"),
       ),
-      ...running.workers.map((w) => `  simulated worker ${w.name}: ${w.address}`),
-      "TCP: each connection is greeted with the name of the worker it reached, then echoed.",
-      "gRPC: fulcrum.sim.Worker/Infer (raw bytes) answers with the worker's name; every call of one",
-      "  connection is balanced on its own (least connections). Ctrl-C stops.",
+      ...running.workers.map((w) => `  simulated worker ${w.name}: ${w.address}, ${w.description}`),
+      running.traffic
+        ? "  built-in load: ModelInfer at up to 100 calls/s, 8 at once, over one HTTP/2 connection (--no-traffic: none)"
+        : "  built-in load: off (--no-traffic)",
+      "Send calls by hand (another terminal, in this directory):",
+      ...(grpc
+        ? [
+            `  npx fulcrum call --address ${grpc.address} --method /inference.GRPCInferenceService/ModelInfer --count 10`,
+          ]
+        : []),
+      ...(tcp ? [`  npx fulcrum call --address ${tcp.address} --tcp --data hello --count 3`] : []),
+      "Ctrl-C stops.",
       "",
     ];
     process.stderr.write(lines.join("\n") + "\n");
-    return await waitForSignals(log, running.fulcrum, () => running.stopWorkers());
+    return await waitForSignals(log, running.fulcrum, () => running.stop());
   } catch (err) {
     if (err instanceof ConfigError) {
       printConfigError(err);
@@ -184,8 +225,11 @@ async function demo(listen: string, grpcListen: string, level: LogLevel): Promis
   }
 }
 
-/** Runs until SIGTERM/SIGINT: drain, then resolve 0; a second signal closes everything at once. */
-function waitForSignals(log: Logger, fulcrum: Fulcrum, after?: () => Promise<void>): Promise<number> {
+/**
+ * Runs until SIGTERM/SIGINT: `stop` (default: drain), then resolve 0; a second signal closes everything
+ * at once.
+ */
+function waitForSignals(log: Logger, fulcrum: Fulcrum, stop = () => fulcrum.stop()): Promise<number> {
   return new Promise((resolve) => {
     let signals = 0;
     const onStop = (signal: NodeJS.Signals): void => {
@@ -197,10 +241,7 @@ function waitForSignals(log: Logger, fulcrum: Fulcrum, after?: () => Promise<voi
         return;
       }
       log.info({ signal }, "draining");
-      void fulcrum
-        .stop()
-        .then(() => after?.())
-        .then(() => resolve(0));
+      void stop().then(() => resolve(0));
     };
     process.on("SIGTERM", onStop);
     process.on("SIGINT", onStop);

@@ -12,7 +12,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 
 /** Decoding as the simulated workers and probers expect it: field names as written, int64 as strings. */
-const LOAD_OPTIONS: protoLoader.Options = {
+export const LOAD_OPTIONS: protoLoader.Options = {
   keepCase: true,
   longs: String,
   enums: String,
@@ -50,7 +50,8 @@ function load(relative: string): unknown {
   return grpc.loadPackageDefinition(definition);
 }
 
-function protosDir(): string {
+/** The package's `protos/` folder. */
+export function protosDir(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, "package.json"))) {
     const up = dirname(dir);

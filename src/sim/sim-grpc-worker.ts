@@ -1,14 +1,16 @@
 /**
  * A simulated GPU inference worker on grpc-js for the demo, the tests and the bench. `Infer` queues for
  * one of `slots` (a GPU's batch capacity) and takes `baseLatencyMs × speed`, so balancing policies can
- * be compared on queueing, not just on spread; `Echo` and three streaming methods move raw bytes for
- * proxy tests; grpc.health.v1 `Check`/`Watch` answer the health checker. Failures (a status, or a
- * reset stream) are injected on demand, and counters let tests assert what the worker saw.
+ * be compared on queueing, not just on spread, then answers with the worker's name; `Echo` and three
+ * streaming methods move raw bytes for proxy tests (protos/fulcrum/sim/worker.proto describes both);
+ * grpc.health.v1 `Check`/`Watch` answer the health checker. Failures (a status, or a reset stream) are
+ * injected on demand, and counters let tests assert what the worker saw.
  */
 import { bindSimServer, shutdownSimServer } from "./sim-grpc-server.js";
 import { constants as h2, type ServerHttp2Stream } from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { healthService } from "../health/prober-grpc-health.js";
+import { decodeInferReply, encodeInferReply } from "./sim-worker-proto.js";
 
 export interface SimGrpcWorkerOptions {
   readonly name: string;
@@ -37,9 +39,18 @@ const rawMethod = (name: string, requestStream: boolean, responseStream: boolean
   originalName: name,
 });
 
-/** `fulcrum.sim.Worker`: raw-bytes methods, no proto needed on either side. */
+/**
+ * `fulcrum.sim.Worker` (protos/fulcrum/sim/worker.proto) on raw bytes, no proto needed on either side:
+ * every method but Infer moves the bytes it was given, which is what the proto's messages encode to.
+ * Infer's answer is the worker's name: its serializer encodes it as the proto's `InferReply` and its
+ * deserializer decodes that back, so a handler and a client of this definition see the bare name.
+ */
 export const simWorkerService = {
-  Infer: rawMethod("Infer", false, false),
+  Infer: {
+    ...rawMethod("Infer", false, false),
+    responseSerialize: (name: Buffer) => encodeInferReply(name.toString()),
+    responseDeserialize: (reply: Buffer) => Buffer.from(decodeInferReply(reply)),
+  },
   Echo: rawMethod("Echo", false, false),
   ServerStream: rawMethod("ServerStream", false, true),
   ClientStream: rawMethod("ClientStream", true, false),

@@ -5,7 +5,8 @@
  * `setHealth` / `setPingBody` say, so a prober's parsing can be tested), `Predictions` with the same
  * service-time model as the Triton-shaped worker (sim-service-queue.ts), and `StreamPredictions`
  * answering in `streamChunks` parts. A prediction echoes the request's inputs in input-name order,
- * prefixed with the worker's name and a colon, so a test can tell who answered.
+ * prefixed with the worker's name and a colon, so a test can tell who answered; unary answers also
+ * carry an `x-worker` header naming it.
  */
 import * as grpc from "@grpc/grpc-js";
 import { torchserveService } from "../health/inference-protos.js";
@@ -54,8 +55,9 @@ export class SimTorchServeWorker {
     );
     this.server = new grpc.Server();
     this.server.addService(torchserveService().service, {
-      Ping: (_call: unknown, callback: grpc.sendUnaryData<unknown>) => {
+      Ping: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         this.pings++;
+        call.sendMetadata(this.workerMetadata());
         callback(null, { health: this.pingBody });
       },
       Predictions: (
@@ -63,8 +65,9 @@ export class SimTorchServeWorker {
         callback: grpc.sendUnaryData<unknown>,
       ) => {
         this.predict(call.request, (err, prediction) => {
-          if (err) callback(err);
-          else callback(null, { prediction });
+          if (err) return callback(err);
+          call.sendMetadata(this.workerMetadata());
+          callback(null, { prediction });
         });
       },
       StreamPredictions: (call: grpc.ServerWritableStream<PredictionsRequest, unknown>) => {
@@ -122,6 +125,13 @@ export class SimTorchServeWorker {
   /** Ping answers exactly `body` (e.g. text that is not JSON). */
   setPingBody(body: string): void {
     this.pingBody = body;
+  }
+
+  /** The simulated workers' `x-worker` response header (real TorchServe sends none). */
+  private workerMetadata(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    md.set("x-worker", this.options.name);
+    return md;
   }
 
   private predict(

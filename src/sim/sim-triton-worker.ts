@@ -15,7 +15,7 @@
  *   test sees a sequence that reached the wrong instance; `sequence_end` ends it.
  *
  * A response echoes the request's `raw_input_contents` as `raw_output_contents` and names the worker
- * in its `worker` parameter; requests per `sequence_id` are counted so tests can check that sequences
+ * in its `worker` parameter (and, like every unary answer here, in an `x-worker` header); requests per `sequence_id` are counted so tests can check that sequences
  * stick.
  */
 import * as grpc from "@grpc/grpc-js";
@@ -110,8 +110,10 @@ export class SimTritonWorker {
     this.server = new grpc.Server(options.serverOptions);
     const unary =
       <Req>(answer: (request: Req) => unknown) =>
-      (call: grpc.ServerUnaryCall<Req, unknown>, callback: grpc.sendUnaryData<unknown>): void =>
+      (call: grpc.ServerUnaryCall<Req, unknown>, callback: grpc.sendUnaryData<unknown>): void => {
+        call.sendMetadata(this.workerMetadata());
         callback(null, answer(call.request));
+      };
     this.server.addService(tritonService().service, {
       ServerLive: unary(() => ({ live: true })),
       ServerReady: unary(() => {
@@ -123,7 +125,10 @@ export class SimTritonWorker {
         return { ready: this.ready && this.modelReady(r.name) };
       }),
       ModelInfer: (call: grpc.ServerUnaryCall<ModelInferRequest, unknown>, callback: Reply) =>
-        this.infer(call.request, callback),
+        this.infer(call.request, (err, response) => {
+          if (!err) call.sendMetadata(this.workerMetadata());
+          callback(err, response);
+        }),
       ModelStreamInfer: (call: grpc.ServerDuplexStream<ModelInferRequest, unknown>) => {
         let pending = 0;
         let ended = false;
@@ -228,6 +233,13 @@ export class SimTritonWorker {
       lines.push(`${PENDING_METRIC}{model="${model}",version="1"} ${pending}`);
     }
     return lines.join("\n") + "\n";
+  }
+
+  /** The simulated workers' `x-worker` response header (real Triton sends none). */
+  private workerMetadata(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    md.set("x-worker", this.options.name);
+    return md;
   }
 
   private modelReady(model: string): boolean {

@@ -10,7 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, describe, it } from "node:test";
-import { simWorkerClient } from "../../src/sim/sim-grpc-worker.js";
+import * as grpc from "@grpc/grpc-js";
+import { tritonService } from "../../src/health/inference-protos.js";
 import { runnableExample } from "../helpers/examples.js";
 import { makeTestCerts } from "../helpers/grpc-certs.js";
 import { connectAndGreet, closeSocket, waitFor } from "../helpers/harness.js";
@@ -18,6 +19,17 @@ import { connectAndGreet, closeSocket, waitFor } from "../helpers/harness.js";
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const CLI = join(ROOT, "dist/src/cli.js");
 const EXAMPLES = join(ROOT, "examples");
+
+/** The demo's gRPC workers are Triton-shaped: each names itself in its answer's `worker` parameter. */
+interface TritonInferClient extends grpc.Client {
+  ModelInfer(
+    request: { model_name: string },
+    callback: (
+      err: grpc.ServiceError | null,
+      reply?: { parameters: Record<string, { string_param?: string }> },
+    ) => void,
+  ): grpc.ClientUnaryCall;
+}
 
 interface Result {
   code: number | null;
@@ -197,18 +209,32 @@ clusters:
 
   it("demo starts simulated workers behind a balancer and says where to connect", async () => {
     const { child, lines, stderr } = await startCli(
-      ["demo", "--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0"],
-      2,
+      [
+        "demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--grpc-listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--no-traffic",
+      ],
+      3,
     );
     children.push(child);
     const listening = lines.find((l) => l.msg === "listening" && l.listener === "demo-tcp");
     const grpcListening = lines.find((l) => l.msg === "listening" && l.listener === "demo-grpc");
-    const grpcClient = simWorkerClient(String(grpcListening?.address));
+    const grpcClient = new (tritonService())(
+      String(grpcListening?.address),
+      grpc.credentials.createInsecure(),
+    ) as unknown as TritonInferClient;
     const grpcNames = new Set<string>();
     for (let i = 0; i < 6; i++) {
       grpcNames.add(
         await new Promise<string>((resolve, reject) =>
-          grpcClient.Infer(Buffer.from("x"), (err, reply) => (err ? reject(err) : resolve(String(reply)))),
+          grpcClient.ModelInfer({ model_name: "simple" }, (err, reply) =>
+            err ? reject(err) : resolve(String(reply?.parameters.worker?.string_param)),
+          ),
         ),
       );
     }
