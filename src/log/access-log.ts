@@ -27,7 +27,7 @@ const MAX_WRITE = 4096;
 /** Pending bytes that start a write (below MAX_WRITE, as sonic-boom requires). */
 const MIN_WRITE = 3584;
 /** Pending lines are written at least this often. */
-const FLUSH_EVERY_MS = 500;
+const FLUSH_EVERY_MS = 1000;
 
 /**
  * One thread's access-log output. Over stdout it buffers (see the file comment); over an injected
