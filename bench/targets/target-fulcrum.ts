@@ -2,7 +2,9 @@
  * Fulcrum as a target: its CLI as a child process (`process.execPath dist/src/cli.js --config FILE`,
  * the Node 22 of the npm script), one listener per spec on port 0, the ports read from its
  * `listening` log lines. With `cpuProfDir` it runs under `--cpu-prof`; the profile is written when it
- * exits after SIGTERM (it drains, then exits 0).
+ * exits after SIGTERM (it drains, then exits 0). `fulcrum-access-log` is `fulcrum-frames` with every
+ * listener's access log on at sample 1.0: its lines go to the child's stdout, which the bench reads
+ * (proc-children.ts keeps the tail), so the pipe never fills.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -14,12 +16,14 @@ export function fulcrumConfig(
   listeners: readonly ListenerSpec[],
   engine: "http2" | "frames" = "http2",
   threads = 1,
+  accessLog = false,
 ): string {
   const lines = ["log: { level: info }", "drain_timeout: 2s", `threads: ${threads}`, "listeners:"];
   for (const l of listeners) {
     const grpc = l.protocol === "grpc" ? `, engine: ${engine}` : "";
+    const log = accessLog ? ", access_log: { enabled: true, sample: 1.0 }" : "";
     lines.push(
-      `  - { name: ${l.name}, protocol: ${l.protocol}${grpc}, listen: "127.0.0.1:0", cluster: ${l.name}, idle_timeout: "0" }`,
+      `  - { name: ${l.name}, protocol: ${l.protocol}${grpc}, listen: "127.0.0.1:0", cluster: ${l.name}, idle_timeout: "0"${log} }`,
     );
   }
   lines.push("clusters:");
@@ -42,9 +46,10 @@ export async function startFulcrum(
   listeners: readonly ListenerSpec[],
   options: StartOptions,
   engine: "http2" | "frames" = "http2",
+  accessLog = false,
 ): Promise<RunningTarget> {
-  const config = join(options.dir, `fulcrum-${engine}.yaml`);
-  writeFileSync(config, fulcrumConfig(listeners, engine, options.threads));
+  const config = join(options.dir, `fulcrum-${engine}${accessLog ? "-access-log" : ""}.yaml`);
+  writeFileSync(config, fulcrumConfig(listeners, engine, options.threads, accessLog));
   const cli = join(repoRoot(), "dist", "src", "cli.js");
   const prof = options.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", options.cpuProfDir] : [];
   const flags = options.nodeFlags ?? NODE_FLAGS;
@@ -57,5 +62,6 @@ export async function startFulcrum(
     ports.set(name, portOf(address));
     return ports.size === listeners.length ? true : undefined;
   });
-  return childTarget(engine === "frames" ? "fulcrum-frames" : "fulcrum", child, ports, 10_000);
+  const name = accessLog ? "fulcrum-access-log" : engine === "frames" ? "fulcrum-frames" : "fulcrum";
+  return childTarget(name, child, ports, 10_000);
 }

@@ -22,6 +22,8 @@ export async function startTarget(
       return startFulcrum(listeners, options);
     case "fulcrum-frames":
       return startFulcrum(listeners, options, "frames");
+    case "fulcrum-access-log":
+      return startFulcrum(listeners, options, "frames", true);
     case "haproxy":
       return startHaproxy(listeners, options);
     case "nginx":

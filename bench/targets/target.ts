@@ -14,7 +14,15 @@ import { fileURLToPath } from "node:url";
 import type { Child } from "../proc/proc-children.js";
 import { treeCpuSeconds } from "../proc/proc-cpu.js";
 
-export const TARGETS = ["direct", "fulcrum", "fulcrum-frames", "haproxy", "nginx", "node-net"] as const;
+export const TARGETS = [
+  "direct",
+  "fulcrum",
+  "fulcrum-frames",
+  "haproxy",
+  "nginx",
+  "node-net",
+  "fulcrum-access-log",
+] as const;
 export type TargetName = (typeof TARGETS)[number];
 
 /** Fulcrum's policy names (HAProxy and NGINX get the nearest equivalent, or refuse). */

@@ -1,31 +1,23 @@
 /**
  * Access logs (`listeners[].access_log`): one JSON line per gRPC stream or TCP connection when it
- * ends, `"msg":"access"`, sampled per listener. The data path pays for building the line and nothing
- * else: lines go to a per-thread buffer (sonic-boom, asynchronous) that is written to stdout once a
- * few KiB are pending, on a timer and at shutdown, never with a synchronous write per line.
- *
- * Lines never interleave mid-line with the ordinary log, which writes whole lines synchronously: every
- * write of the buffer holds whole lines and at most PIPE_BUF (4096) bytes, which a pipe writes
- * atomically, and writes to a regular file do not interleave either. Each worker thread has its own
- * buffer on the same stdout.
+ * ends, `"msg":"access"`, sampled per listener. The data path pays for building the line and little
+ * else: lines go to a per-thread buffer that is written to stdout asynchronously in chunks of whole
+ * lines (access-log-output.ts: never interleaved mid-line with the ordinary log), on a timer and at
+ * shutdown, never with a synchronous write per line. Each worker thread has its own buffer.
  */
-import { pino } from "pino";
 import type { RandomSource } from "../balancer/picker.js";
 import type { ListenerConfig } from "../config/config-schema.js";
 import type { StreamOutcome } from "../grpc/grpc-stream-proxy.js";
 import { statusName } from "../grpc/grpc-status.js";
-
-type SonicBoom = ReturnType<typeof pino.destination>;
+import { ChunkedFdWriter } from "./access-log-output.js";
 
 /** Where access lines go: whole lines, each ending with "\n". */
 export interface AccessLogDestination {
   write(line: string): unknown;
 }
 
-/** Most bytes of one write: PIPE_BUF on Linux, so a write to a pipe is atomic. */
-const MAX_WRITE = 4096;
-/** Pending bytes that start a write (below MAX_WRITE, as sonic-boom requires). */
-const MIN_WRITE = 3584;
+/** Most quoted values an AccessLog keeps. */
+const MAX_QUOTED = 256;
 /** Pending lines are written at least this often. */
 const FLUSH_EVERY_MS = 1000;
 
@@ -34,9 +26,8 @@ const FLUSH_EVERY_MS = 1000;
  * destination (tests) each line is handed on at once.
  */
 export class AccessLogSink {
-  private boom: SonicBoom | undefined;
+  private out: ChunkedFdWriter | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private pending = false;
 
   /** `destination` absent: stdout, opened at the first line. */
   constructor(private readonly destination?: AccessLogDestination) {}
@@ -46,20 +37,12 @@ export class AccessLogSink {
       this.destination.write(line);
       return;
     }
-    (this.boom ??= this.open()).write(line);
-    this.pending = true;
+    (this.out ??= this.open()).write(line);
   }
 
   /** Writes what is pending now (shutdown, the end of a worker thread). */
   flush(): void {
-    const boom = this.boom;
-    if (!boom || !this.pending) return;
-    this.pending = false;
-    try {
-      boom.flushSync();
-    } catch {
-      // stdout closed or busy beyond retries: the lines are lost, the shutdown goes on.
-    }
+    this.out?.flushSync();
   }
 
   /** Flushes and stops the timer; a later line opens the buffer again. */
@@ -67,18 +50,14 @@ export class AccessLogSink {
     this.flush();
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    this.out = undefined;
   }
 
-  private open(): SonicBoom {
-    const boom = pino.destination({ dest: 1, sync: false, minLength: MIN_WRITE, maxWrite: MAX_WRITE });
-    boom.on("error", noop);
-    this.timer = setInterval(() => {
-      if (!this.pending) return;
-      this.pending = false;
-      boom.flush();
-    }, FLUSH_EVERY_MS);
+  private open(): ChunkedFdWriter {
+    const out = new ChunkedFdWriter(1);
+    this.timer = setInterval(() => out.flush(), FLUSH_EVERY_MS);
     this.timer.unref();
-    return boom;
+    return out;
   }
 }
 
@@ -103,6 +82,8 @@ export class AccessLog {
   private enabled = false;
   private sample = 1;
   private head = "";
+  /** JSON strings of the values lines repeat (clients, methods, clusters, endpoints), bounded. */
+  private readonly quoted = new Map<string, string>();
 
   constructor(
     config: ListenerConfig,
@@ -118,6 +99,16 @@ export class AccessLog {
     this.head = `","pid":${process.pid},"msg":"access","listener":${JSON.stringify(config.name)},"protocol":"${config.protocol}"`;
   }
 
+  private quote(value: string): string {
+    let q = this.quoted.get(value);
+    if (q === undefined) {
+      if (this.quoted.size >= MAX_QUOTED) this.quoted.clear();
+      q = JSON.stringify(value);
+      this.quoted.set(value, q);
+    }
+    return q;
+  }
+
   /** True when the stream or connection now ending (or starting, for tcp) is to be logged. */
   take(): boolean {
     if (!this.enabled) return false;
@@ -126,11 +117,11 @@ export class AccessLog {
 
   /** The line of a gRPC stream of `cluster` that ended with `a`. */
   stream(cluster: string, a: StreamOutcome): void {
-    let line = `{"level":"info","time":"${new Date().toISOString()}${this.head}`;
-    if (a.client !== undefined) line += `,"client":${JSON.stringify(a.client)}`;
-    if (a.method !== undefined) line += `,"method":${JSON.stringify(a.method)}`;
-    line += `,"cluster":${JSON.stringify(cluster)}`;
-    if (a.endpoint !== undefined) line += `,"endpoint":${JSON.stringify(a.endpoint)}`;
+    let line = `{"level":"info","time":"${isoNow()}${this.head}`;
+    if (a.client !== undefined) line += `,"client":${this.quote(a.client)}`;
+    if (a.method !== undefined) line += `,"method":${this.quote(a.method)}`;
+    line += `,"cluster":${this.quote(cluster)}`;
+    if (a.endpoint !== undefined) line += `,"endpoint":${this.quote(a.endpoint)}`;
     line += `,"grpc_status":${a.status},"grpc_code":"${statusName(a.status)}","duration_ms":${ms(a.seconds)}`;
     line += `,"bytes_in":${a.bytesIn},"bytes_out":${a.bytesOut},"retries":${a.retries}`;
     if (a.route !== undefined) line += `,"route":"${a.route}"`;
@@ -139,10 +130,10 @@ export class AccessLog {
 
   /** The line of a TCP connection that ended. */
   connection(a: ConnectionAccess): void {
-    let line = `{"level":"info","time":"${new Date().toISOString()}${this.head}`;
-    if (a.client !== undefined) line += `,"client":${JSON.stringify(a.client)}`;
-    line += `,"cluster":${JSON.stringify(a.cluster)}`;
-    if (a.endpoint !== undefined) line += `,"endpoint":${JSON.stringify(a.endpoint)}`;
+    let line = `{"level":"info","time":"${isoNow()}${this.head}`;
+    if (a.client !== undefined) line += `,"client":${this.quote(a.client)}`;
+    line += `,"cluster":${this.quote(a.cluster)}`;
+    if (a.endpoint !== undefined) line += `,"endpoint":${this.quote(a.endpoint)}`;
     line += `,"close_reason":"${a.closeReason}","duration_ms":${ms(a.seconds)}`;
     line += `,"bytes_in":${a.bytesIn},"bytes_out":${a.bytesOut},"retries":${a.retries}`;
     if (a.route !== undefined) line += `,"route":"${a.route}"`;
@@ -150,9 +141,20 @@ export class AccessLog {
   }
 }
 
+let isoMs = 0;
+let iso = "";
+
+/** The time now as ISO 8601, formatted once per millisecond (many lines share one under load). */
+function isoNow(): string {
+  const now = Date.now();
+  if (now !== isoMs) {
+    isoMs = now;
+    iso = new Date(now).toISOString();
+  }
+  return iso;
+}
+
 /** Seconds as milliseconds to the microsecond. */
 function ms(seconds: number): number {
   return Math.round(seconds * 1e6) / 1000;
 }
-
-function noop(): void {}
