@@ -28,11 +28,18 @@ export function startChild(
 ): Child {
   const proc = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], ...options });
   children.add(proc);
-  let out = "";
+  // The last 32–64 KB of output, kept as the chunks that came: a target writing access logs sends
+  // megabytes a second, and decoding them all would load the cores the measurement shares.
+  const tail: Buffer[] = [];
+  let tailBytes = 0;
+  let errors = "";
   const keep = (d: Buffer): void => {
-    out += d.toString();
-    if (out.length > 64_000) out = out.slice(-32_000);
+    tail.push(d);
+    tailBytes += d.length;
+    while (tail.length > 1 && tailBytes - (tail[0] as Buffer).length >= 32_000)
+      tailBytes -= (tail.shift() as Buffer).length;
   };
+  const output = (): string => Buffer.concat(tail).toString() + errors;
   proc.stdout?.on("data", keep);
   proc.stderr?.on("data", keep);
   const exit = new Promise<number | null>((resolve) => {
@@ -41,7 +48,7 @@ export function startChild(
       resolve(code);
     });
     proc.once("error", (err) => {
-      out += `\n${String(err)}`;
+      errors += `\n${String(err)}`;
       children.delete(proc);
       resolve(-1);
     });
@@ -50,7 +57,7 @@ export function startChild(
     process: proc,
     pid: proc.pid ?? -1,
     name,
-    output: () => out,
+    output,
     exited: () => exit,
     line<T>(match: (line: string) => T | undefined, timeoutMs = 15_000): Promise<T> {
       return new Promise<T>((resolve, reject) => {
@@ -71,7 +78,7 @@ export function startChild(
           }
         };
         const onExit = (code: number | null): void =>
-          fail(new Error(`${name} exited (${code}) before it was ready:\n${out.slice(-2000)}`));
+          fail(new Error(`${name} exited (${code}) before it was ready:\n${output().slice(-2000)}`));
         const cleanup = (): void => {
           clearTimeout(timer);
           proc.stdout?.off("data", onData);

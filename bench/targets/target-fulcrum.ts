@@ -3,7 +3,9 @@
  * `fulcrum-http2` and `fulcrum-frames` name the engine explicitly. Its CLI as a child process (`process.execPath dist/src/cli.js --config FILE`,
  * the Node 22 of the npm script), one listener per spec on port 0, the ports read from its
  * `listening` log lines. With `cpuProfDir` it runs under `--cpu-prof`; the profile is written when it
- * exits after SIGTERM (it drains, then exits 0).
+ * exits after SIGTERM (it drains, then exits 0). `fulcrum-access-log` is `fulcrum` (the default config) with every
+ * listener's access log on at sample 1.0: its lines go to the child's stdout, which the bench reads
+ * (proc-children.ts keeps the tail), so the pipe never fills.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -18,12 +20,14 @@ export function fulcrumConfig(
   listeners: readonly ListenerSpec[],
   engine: FulcrumEngine = undefined,
   threads = 1,
+  accessLog = false,
 ): string {
   const lines = ["log: { level: info }", "drain_timeout: 2s", `threads: ${threads}`, "listeners:"];
   for (const l of listeners) {
     const grpc = l.protocol === "grpc" && engine !== undefined ? `, engine: ${engine}` : "";
+    const log = accessLog ? ", access_log: { enabled: true, sample: 1.0 }" : "";
     lines.push(
-      `  - { name: ${l.name}, protocol: ${l.protocol}${grpc}, listen: "127.0.0.1:0", cluster: ${l.name}, idle_timeout: "0" }`,
+      `  - { name: ${l.name}, protocol: ${l.protocol}${grpc}, listen: "127.0.0.1:0", cluster: ${l.name}, idle_timeout: "0"${log} }`,
     );
   }
   lines.push("clusters:");
@@ -46,10 +50,15 @@ export async function startFulcrum(
   listeners: readonly ListenerSpec[],
   options: StartOptions,
   engine: FulcrumEngine = undefined,
+  accessLog = false,
 ): Promise<RunningTarget> {
-  const name = engine === undefined ? "fulcrum" : (`fulcrum-${engine}` as const);
+  const name = accessLog
+    ? "fulcrum-access-log"
+    : engine === undefined
+      ? "fulcrum"
+      : (`fulcrum-${engine}` as const);
   const config = join(options.dir, `${name}.yaml`);
-  writeFileSync(config, fulcrumConfig(listeners, engine, options.threads));
+  writeFileSync(config, fulcrumConfig(listeners, engine, options.threads, accessLog));
   const cli = join(repoRoot(), "dist", "src", "cli.js");
   const prof = options.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", options.cpuProfDir] : [];
   const flags = options.nodeFlags ?? NODE_FLAGS;

@@ -24,6 +24,8 @@ export async function startTarget(
       return startFulcrum(listeners, options, "http2");
     case "fulcrum-frames":
       return startFulcrum(listeners, options, "frames");
+    case "fulcrum-access-log":
+      return startFulcrum(listeners, options, undefined, true);
     case "haproxy":
       return startHaproxy(listeners, options);
     case "nginx":

@@ -23,6 +23,7 @@ export const TARGETS = [
   "haproxy",
   "nginx",
   "node-net",
+  "fulcrum-access-log",
 ] as const;
 export type TargetName = (typeof TARGETS)[number];
 

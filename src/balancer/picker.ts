@@ -19,7 +19,12 @@ export interface PickContext {
 export type PickFailureReason = "no_healthy_endpoint" | "all_endpoints_tried";
 
 export type PickResult =
-  | { readonly kind: "complete"; readonly endpoint: Endpoint }
+  | {
+      readonly kind: "complete";
+      readonly endpoint: Endpoint;
+      /** "cost": least_loaded compared two candidates and their costs decided (explain, access log). */
+      readonly decidedBy?: "cost";
+    }
   | { readonly kind: "unavailable"; readonly reason: PickFailureReason };
 
 export interface Picker {

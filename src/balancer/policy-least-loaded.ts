@@ -16,6 +16,8 @@ import { WeightedDraw } from "./policy-random.js";
 export class LeastLoadedPicker implements Picker {
   private readonly draws: WeightedDraw;
   private readonly results: readonly PickResult[];
+  /** The same results marked `decidedBy: "cost"`, for picks the costs decided. */
+  private readonly costResults: readonly PickResult[];
   private readonly states: readonly LoadState[];
 
   constructor(
@@ -26,6 +28,9 @@ export class LeastLoadedPicker implements Picker {
   ) {
     this.draws = new WeightedDraw(eligible, random);
     this.results = completeResults(eligible);
+    this.costResults = eligible.map(
+      (endpoint) => Object.freeze({ kind: "complete", endpoint, decidedBy: "cost" }) as PickResult,
+    );
     this.states = costs.track(eligible);
   }
 
@@ -39,6 +44,7 @@ export class LeastLoadedPicker implements Picker {
     const eb = this.eligible[b] as Endpoint;
     const ca = this.costs.cost(ea, this.states[a] as LoadState, this.load.activeOf(ea), now);
     const cb = this.costs.cost(eb, this.states[b] as LoadState, this.load.activeOf(eb), now);
-    return this.results[cb < ca ? b : a] as PickResult;
+    if (ca === cb) return this.results[a] as PickResult;
+    return this.costResults[cb < ca ? b : a] as PickResult;
   }
 }

@@ -139,6 +139,16 @@ const listenerTls = object({
     ),
 });
 
+const accessLog = object({
+  enabled: bool(false).describe('true: write access log lines (msg "access") on stdout'),
+  sample: z
+    .number({ error: msg("a number from 0 to 1") })
+    .min(0, { error: msg("a number from 0 to 1") })
+    .max(1, { error: msg("a number from 0 to 1") })
+    .default(1)
+    .describe("Fraction of streams / connections logged, 0 to 1"),
+});
+
 const listener = object({
   name: name().describe("Unique listener name"),
   protocol: oneOf(["grpc", "tcp"]).describe("tcp: byte stream per connection; grpc: balanced per stream"),
@@ -159,6 +169,7 @@ const listener = object({
     ),
   max_header_list_size: size("16KiB").describe("grpc only; the same limit is used towards upstream"),
   tls: listenerTls.optional().describe("grpc only: serve TLS; absent = cleartext (h2c)"),
+  access_log: accessLog.prefault({}).describe("One JSON line per gRPC stream or TCP connection when it ends"),
 });
 
 const endpoint = object({

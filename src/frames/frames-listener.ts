@@ -12,6 +12,7 @@ import type { ListenerConfig } from "../config/config-schema.js";
 import { durationMs, sizeBytes } from "../config/config-units.js";
 import type { StreamOutcome } from "../grpc/grpc-stream-proxy.js";
 import { GrpcStreamMetrics } from "../grpc/grpc-stream-metrics.js";
+import { AccessLog, type AccessLogSink } from "../log/access-log.js";
 import type { Logger } from "../log/logger.js";
 import { RateLimitedWarning } from "../log/rate-limited-warning.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -30,6 +31,8 @@ export interface FramesListenerDeps {
   /** Resolved per stream, so a reload can swap the cluster under a running listener. */
   readonly cluster: () => ClusterRuntime;
   readonly pools: () => FramesClusterPools;
+  /** This thread's access-log output. */
+  readonly accessLog: AccessLogSink;
 }
 
 interface ConnectionState {
@@ -50,6 +53,7 @@ export class FramesListener implements Listener {
   private readonly maxHeaderListSize: number;
   private activeStreams = 0;
   private readonly streamMetrics: GrpcStreamMetrics;
+  private readonly accessLog: AccessLog;
   private draining = false;
 
   constructor(
@@ -60,6 +64,7 @@ export class FramesListener implements Listener {
     this.refusedWarning = new RateLimitedWarning(this.log, 10_000);
     this.labels = { listener: config.name, thread: deps.thread };
     this.streamMetrics = new GrpcStreamMetrics(deps.metrics, config.name);
+    this.accessLog = new AccessLog(config, deps.accessLog);
     this.idleMs = durationMs(config.idle_timeout);
     this.handshakeMs = durationMs(config.handshake_timeout);
     this.maxHeaderListSize = sizeBytes(config.max_header_list_size);
@@ -114,6 +119,7 @@ export class FramesListener implements Listener {
   reconfigure(config: ListenerConfig): void {
     this.config = config;
     this.idleMs = durationMs(config.idle_timeout);
+    this.accessLog.configure(config);
   }
 
   /** Streams on removed endpoints end with their upstream pools; nothing is tracked per listener. */
@@ -204,6 +210,7 @@ export class FramesListener implements Listener {
     const state = this.conns.get(conn);
     if (state && conn.active === 0) this.armIdle(conn, state);
     this.streamMetrics.report(cluster, outcome);
+    if (this.accessLog.take()) this.accessLog.stream(cluster, outcome);
   }
 }
 

@@ -57,6 +57,7 @@ export class FramesStream implements StreamHandler {
   private bytesIn = 0;
   private bytesOut = 0;
   private readonly started = performance.now();
+  private readonly method: string | undefined;
 
   constructor(
     private readonly down: StreamEnd,
@@ -70,7 +71,8 @@ export class FramesStream implements StreamHandler {
     const timeoutMs = parseGrpcTimeout(request.get("grpc-timeout"));
     if (timeoutMs !== undefined) this.deadline = setTimeout(() => this.onDeadline(), Math.max(0, timeoutMs));
     // An inference call to a cluster with models waits for the head of its first message.
-    this.routing = InferenceRouting.forStream(route.cluster, request.get(":path"));
+    this.method = request.get(":path");
+    this.routing = InferenceRouting.forStream(route.cluster, this.method);
     this.choice = new StreamEndpointChoice(
       route.cluster,
       route.clientAddress,
@@ -266,7 +268,8 @@ export class FramesStream implements StreamHandler {
     const down = this.down;
     const encoded = encodeGrpcMessage(message);
     const block = this.responded ? statusTrailers(status, encoded) : trailersOnly(status, encoded);
-    if (this.choice.explanation !== undefined) block.add(ROUTE_TRAILER, this.choice.explanation);
+    const explanation = this.choice.answerExplanation();
+    if (explanation !== undefined) block.add(ROUTE_TRAILER, explanation);
     down.conn.sendHeaders(down, block, true);
   }
 
@@ -318,11 +321,17 @@ export class FramesStream implements StreamHandler {
     if (this.status < 0) this.status = GrpcStatus.CANCELLED;
     // Every use of the request is behind `done` (attempt, startOn) or over (its HEADERS were encoded).
     releaseRequestList(this.request);
+    const choice = this.choice;
     this.owner.streamDone(this.route.cluster.name, {
       status: this.status,
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,
       seconds: (performance.now() - this.started) / 1000,
+      client: this.route.clientAddress,
+      method: this.method,
+      endpoint: choice.endpoint?.address,
+      retries: choice.retries,
+      route: choice.reason,
     });
   }
 }

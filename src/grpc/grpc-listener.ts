@@ -20,6 +20,7 @@ import { readFileSync } from "node:fs";
 import { normalizeClientAddress } from "../balancer/picker.js";
 import type { ListenerConfig } from "../config/config-schema.js";
 import { durationMs, sizeBytes } from "../config/config-units.js";
+import { AccessLog, type AccessLogSink } from "../log/access-log.js";
 import type { Logger } from "../log/logger.js";
 import { RateLimitedWarning } from "../log/rate-limited-warning.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -43,6 +44,8 @@ export interface GrpcListenerDeps {
   /** Resolved per stream, so a reload can swap the cluster under a running listener. */
   readonly cluster: () => ClusterRuntime;
   readonly pools: () => ClusterPools;
+  /** This thread's access-log output. */
+  readonly accessLog: AccessLogSink;
 }
 
 interface SessionState {
@@ -61,6 +64,7 @@ export class GrpcListener implements Listener {
   private readonly handshakeMs: number;
   private activeStreams = 0;
   private readonly streamMetrics: GrpcStreamMetrics;
+  private readonly accessLog: AccessLog;
   private draining = false;
 
   constructor(
@@ -71,6 +75,7 @@ export class GrpcListener implements Listener {
     this.refusedWarning = new RateLimitedWarning(this.log, 10_000);
     this.labels = { listener: config.name, thread: deps.thread };
     this.streamMetrics = new GrpcStreamMetrics(deps.metrics, config.name);
+    this.accessLog = new AccessLog(config, deps.accessLog);
     this.idleMs = durationMs(config.idle_timeout);
     this.handshakeMs = durationMs(config.handshake_timeout);
     const maxHeaderListSize = sizeBytes(config.max_header_list_size);
@@ -155,6 +160,7 @@ export class GrpcListener implements Listener {
   reconfigure(config: ListenerConfig): void {
     this.config = config;
     this.idleMs = durationMs(config.idle_timeout);
+    this.accessLog.configure(config);
   }
 
   /** Streams on removed endpoints end with their upstream pools; nothing is tracked per listener. */
@@ -245,6 +251,7 @@ export class GrpcListener implements Listener {
 
   private report(cluster: string, outcome: StreamOutcome): void {
     this.streamMetrics.report(cluster, outcome);
+    if (this.accessLog.take()) this.accessLog.stream(cluster, outcome);
   }
 }
 

@@ -16,7 +16,7 @@ import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
 import { GrpcStatus, encodeGrpcMessage, parseStatus, statusOfResetCode } from "./grpc-status.js";
 import { parseGrpcTimeout } from "./grpc-timeout.js";
 import { StreamEndpointChoice } from "./stream-endpoint-choice.js";
-import { InferenceRouting, ROUTE_TRAILER } from "./inference-routing.js";
+import { InferenceRouting, ROUTE_TRAILER, type RouteReason } from "./inference-routing.js";
 
 import type { ClusterPools } from "./cluster-pools.js";
 import type { UpstreamPool, UpstreamSession } from "./upstream-pool.js";
@@ -33,12 +33,22 @@ export interface StreamRoute {
   readonly upstreamScheme: "http" | "https";
 }
 
-/** How a stream ended, reported once to the listener for metrics. */
+/** How a stream ended, reported once to the listener for metrics and the access log (either engine). */
 export interface StreamOutcome {
   readonly status: number;
   readonly bytesIn: number;
   readonly bytesOut: number;
   readonly seconds: number;
+  /** The client's address (no port), when known. */
+  readonly client: string | undefined;
+  /** The request's `:path`. */
+  readonly method: string | undefined;
+  /** The endpoint of the last attempt; undefined when none was picked. */
+  readonly endpoint: string | undefined;
+  /** Attempts beyond the first. */
+  readonly retries: number;
+  /** Why the first attempt's endpoint was picked; undefined when none was. */
+  readonly route: RouteReason | undefined;
 }
 
 const END_STREAM = constants.NGHTTP2_FLAG_END_STREAM;
@@ -59,6 +69,7 @@ export class GrpcStreamProxy {
   private readonly started = performance.now();
   private readonly upstreamHeaders: OutgoingHttpHeaders;
   private readonly clientAddress: string | undefined;
+  private readonly method: string | undefined;
   private readonly affinityKey: string | undefined;
   /** Inference routing of this stream (models configured and an inference method), if any. */
   private readonly routing: InferenceRouting | undefined;
@@ -89,7 +100,8 @@ export class GrpcStreamProxy {
     }
     // An inference call to a cluster with models waits for the head of its first message.
     const path = headers[":path"];
-    this.routing = InferenceRouting.forStream(route.cluster, typeof path === "string" ? path : undefined);
+    this.method = typeof path === "string" ? path : undefined;
+    this.routing = InferenceRouting.forStream(route.cluster, this.method);
     this.choice = new StreamEndpointChoice(route.cluster, clientAddress, this.affinityKey, this.routing);
     if (!this.routing) this.attempt();
   }
@@ -299,7 +311,8 @@ export class GrpcStreamProxy {
       "grpc-status": String(status),
       "grpc-message": encodeGrpcMessage(message),
     };
-    if (this.choice.explanation !== undefined) fields[ROUTE_TRAILER] = this.choice.explanation;
+    const explanation = this.choice.answerExplanation();
+    if (explanation !== undefined) fields[ROUTE_TRAILER] = explanation;
     if (!down.headersSent) {
       down.respond({ ":status": 200, "content-type": "application/grpc", ...fields }, { endStream: true });
     } else {
@@ -313,11 +326,17 @@ export class GrpcStreamProxy {
     const up = this.up;
     if (up && !up.closed) up.close(constants.NGHTTP2_CANCEL);
     if (this.status < 0) this.status = GrpcStatus.CANCELLED;
+    const choice = this.choice;
     this.onDone({
       status: this.status,
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,
       seconds: (performance.now() - this.started) / 1000,
+      client: this.clientAddress,
+      method: this.method,
+      endpoint: choice.endpoint?.address,
+      retries: choice.retries,
+      route: choice.reason,
     });
   }
 }

@@ -9,6 +9,7 @@
 import type { Endpoint } from "../balancer/endpoint-set.js";
 import { endpointShortage } from "../balancer/endpoint-shortage.js";
 import type { ModelRef } from "../balancer/model-readiness.js";
+import type { PickResult } from "../balancer/picker.js";
 import { sizeBytes } from "../config/config-units.js";
 import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
 import { RequestPeeker, inferenceMethodOf, type PeekOutcome } from "./inference-peek.js";
@@ -104,20 +105,29 @@ export function modelFilter(cluster: ClusterRuntime, name: string, version: stri
   return { kind: "only", model: name, exclude };
 }
 
-/** Why a pick went where it did, for explain and the decisions metric. */
+/**
+ * Why a pick went where it did, for explain, the access log and the decisions metric: affinity; else
+ * `cost` when least_loaded compared two candidates' costs and they differed (among the model's
+ * endpoints too); else `model` when the model narrowed the endpoints; else the policy (least_loaded
+ * included, when it had one candidate or a tie).
+ */
 export function routeReason(
   cluster: ClusterRuntime,
   affinityKey: string | undefined,
   filter: ModelFilter,
+  picked: PickResult,
 ): RouteReason {
   if (affinityKey !== undefined && cluster.config.affinity) return "affinity";
+  if (picked.kind === "complete" && picked.decidedBy === "cost") return "cost";
   if (filter.kind === "only") return "model";
-  if (cluster.config.policy === "least_loaded") return "cost";
   return "policy";
 }
 
-/** The `fulcrum-route` trailer value. */
-export function routeTrailer(endpoint: string, cluster: ClusterRuntime, reason: RouteReason): string {
+/**
+ * The `fulcrum-route` trailer value; `endpoint` is "none" and `reason` a failure flag
+ * (no_healthy_endpoint, model_unavailable, …) when Fulcrum answered without an endpoint.
+ */
+export function routeTrailer(endpoint: string, cluster: ClusterRuntime, reason: string): string {
   return `endpoint=${endpoint};policy=${cluster.config.policy};reason=${reason}`;
 }
 

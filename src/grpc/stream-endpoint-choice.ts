@@ -16,6 +16,7 @@ import {
   unionExclude,
   type InferenceRouting,
   type ModelFilter,
+  type RouteReason,
 } from "./inference-routing.js";
 
 export type EndpointChoice =
@@ -27,8 +28,14 @@ const ANY_MODEL: ModelFilter = Object.freeze({ kind: "any" });
 export class StreamEndpointChoice {
   /** Attempts made so far (a retry is attempt 2 and on). */
   attempts = 0;
-  /** The `fulcrum-route` trailer value, when the cluster explains its routes. */
+  /** The `fulcrum-route` trailer value, when the cluster explains its routes and an endpoint was picked. */
   explanation: string | undefined;
+  /** The endpoint of the last attempt (the access log's `endpoint`). */
+  endpoint: Endpoint | undefined;
+  /** Why the first attempt's endpoint was picked. */
+  reason: RouteReason | undefined;
+  /** Why no endpoint could be picked for the first attempt, for the explanation of the answer. */
+  private failure: string | undefined;
   /** Why the last attempt failed, for the final UNAVAILABLE message. */
   lastError = "";
   private filter: ModelFilter | undefined;
@@ -47,7 +54,10 @@ export class StreamEndpointChoice {
   next(): EndpointChoice {
     const cluster = this.cluster;
     const filter = (this.filter ??= this.routing?.filter() ?? ANY_MODEL);
-    if (filter.kind === "none") return { kind: "unavailable", message: filter.message };
+    if (filter.kind === "none") {
+      this.failure = "model_unavailable";
+      return { kind: "unavailable", message: filter.message };
+    }
     const modelExclude = filter.kind === "only" ? filter.exclude : undefined;
     const sequence = this.routing?.sequence;
     let picked: PickResult;
@@ -56,7 +66,10 @@ export class StreamEndpointChoice {
       const decision = this.sequenceEndpoint
         ? ({ kind: "endpoint", endpoint: this.sequenceEndpoint } as const)
         : routeSequence(cluster, sequence, this.clientAddress, modelExclude, Math.floor(Date.now() / 1000));
-      if (decision.kind === "unavailable") return decision;
+      if (decision.kind === "unavailable") {
+        if (this.attempts === 0) this.failure = "sequence_unavailable";
+        return decision;
+      }
       this.sequenceEndpoint = decision.endpoint;
       picked = { kind: "complete", endpoint: decision.endpoint };
     } else {
@@ -75,6 +88,7 @@ export class StreamEndpointChoice {
       }
     }
     if (picked.kind === "unavailable") {
+      if (this.attempts === 0) this.failure = filter.kind === "only" ? "model_unavailable" : picked.reason;
       const message =
         this.attempts === 0 && filter.kind === "only"
           ? `no healthy endpoint of cluster "${cluster.name}" has model "${filter.model}" ready`
@@ -84,8 +98,10 @@ export class StreamEndpointChoice {
       return { kind: "unavailable", message };
     }
     const endpoint = picked.endpoint;
+    this.endpoint = endpoint;
     if (this.attempts === 0) {
-      const reason = routeReason(cluster, sequence?.key ?? this.affinityKey, filter);
+      const reason = routeReason(cluster, sequence?.key ?? this.affinityKey, filter, picked);
+      this.reason = reason;
       cluster.routeDecided(reason);
       if (cluster.config.explain) this.explanation = routeTrailer(endpoint.address, cluster, reason);
     } else if (this.explanation !== undefined) {
@@ -93,6 +109,21 @@ export class StreamEndpointChoice {
     }
     this.attempts++;
     return { kind: "endpoint", endpoint };
+  }
+
+  /** Attempts beyond the first. */
+  get retries(): number {
+    return this.attempts > 1 ? this.attempts - 1 : 0;
+  }
+
+  /**
+   * The `fulcrum-route` value of an answer Fulcrum gives itself (no endpoint, deadline, reset…): the
+   * route's explanation once an endpoint was picked, else `endpoint=none` with why there was none
+   * (`undecided` while the route waited for the request's first message).
+   */
+  answerExplanation(): string | undefined {
+    if (this.explanation !== undefined || !this.cluster.config.explain) return this.explanation;
+    return routeTrailer("none", this.cluster, this.failure ?? "undecided");
   }
 
   /** The endpoint could not be connected to (counted and fed to outlier detection by the caller). */

@@ -14,6 +14,7 @@ import { ClusterPools } from "../grpc/cluster-pools.js";
 import { GrpcListener } from "../grpc/grpc-listener.js";
 import { FramesListener } from "../frames/frames-listener.js";
 import { FramesClusterPools } from "../frames/frames-upstream-pool.js";
+import { AccessLogSink } from "../log/access-log.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { TcpListener } from "../tcp/tcp-listener.js";
@@ -30,6 +31,8 @@ export interface DataPlaneDeps {
   readonly reusePort: boolean;
   /** The cluster runtime called `name` now; reloads replace runtimes, so it is looked up per use. */
   readonly cluster: (name: string) => ClusterRuntime;
+  /** Where this thread's access-log lines go; default stdout (buffered, see access-log.ts). */
+  readonly accessLog?: AccessLogSink | undefined;
 }
 
 /** One listener as `/status` shows it. */
@@ -99,11 +102,14 @@ export class DataPlane implements DataPlaneHost {
   private readonly retiredPools: EnginePools[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
   private pending: PendingReload | undefined;
+  private readonly accessLog: AccessLogSink;
 
   constructor(
     private config: FulcrumConfig,
     private readonly deps: DataPlaneDeps,
-  ) {}
+  ) {
+    this.accessLog = deps.accessLog ?? new AccessLogSink();
+  }
 
   /** Binds every listener; resolves with their addresses, or throws a BindError (nothing bound). */
   async start(ports: PortOverrides = []): Promise<string[]> {
@@ -205,11 +211,13 @@ export class DataPlane implements DataPlaneHost {
     for (const pools of this.retiredPools.splice(0)) pools.destroy();
     for (const w of this.watches.values()) w.unsubscribe();
     this.watches.clear();
+    this.accessLog.close();
   }
 
   /** Ends every connection now (a second signal). */
   closeNow(): void {
     for (const l of this.listeners) l.closeAll();
+    this.accessLog.flush();
   }
 
   /** Sessions open from this thread to `address` in `cluster` (tests). */
@@ -259,6 +267,7 @@ export class DataPlane implements DataPlaneHost {
       metrics: this.deps.metrics,
       thread: this.deps.thread,
       cluster: () => this.deps.cluster(lc.cluster),
+      accessLog: this.accessLog,
     };
     if (lc.protocol === "tcp") return new TcpListener(lc, common);
     const maxHeaderListSize = sizeBytes(lc.max_header_list_size);

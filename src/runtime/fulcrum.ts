@@ -11,6 +11,7 @@ import type { RandomSource } from "../balancer/picker.js";
 import { ConfigError } from "../config/config-error.js";
 import type { FulcrumConfig, ListenerConfig } from "../config/config-schema.js";
 import { durationMs } from "../config/config-units.js";
+import type { AccessLogSink } from "../log/access-log.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { mergeStatsReports, type EndpointStats } from "../metrics/endpoint-stats.js";
@@ -32,6 +33,8 @@ export interface FulcrumDeps {
   readonly metrics: Metrics;
   /** Seeded in tests; Math.random otherwise. */
   readonly random?: RandomSource | undefined;
+  /** Access-log output of the listeners without worker threads (tests); default stdout. */
+  readonly accessLog?: AccessLogSink | undefined;
 }
 
 export interface BoundListener {
@@ -74,6 +77,7 @@ export class Fulcrum {
             thread: "0",
             reusePort: false,
             cluster: (name) => this.cluster(name),
+            accessLog: deps.accessLog,
           })
         : new ThreadsHost(current, {
             log: deps.log,

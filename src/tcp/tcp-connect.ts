@@ -19,9 +19,20 @@ export interface ConnectFailure {
   readonly detail: string;
 }
 
+/** `attempts`: connects tried; `endpoint` of a failure: the last one tried, if any. */
 export type ConnectOutcome =
-  | { readonly kind: "connected"; readonly endpoint: Endpoint; readonly socket: Socket }
-  | { readonly kind: "failure"; readonly failure: ConnectFailure };
+  | {
+      readonly kind: "connected";
+      readonly endpoint: Endpoint;
+      readonly socket: Socket;
+      readonly attempts: number;
+    }
+  | {
+      readonly kind: "failure";
+      readonly failure: ConnectFailure;
+      readonly attempts: number;
+      readonly endpoint: Endpoint | undefined;
+    };
 
 /** What one downstream connection asks of its upstream connection. */
 export interface ConnectRequest {
@@ -41,14 +52,16 @@ export function connectUpstream(
   let exclude: Set<Endpoint> | undefined;
   let attempts = 0;
   let lastError = "";
+  let lastEndpoint: Endpoint | undefined;
+  const failed = (failure: ConnectFailure): void =>
+    done({ kind: "failure", failure, attempts, endpoint: lastEndpoint });
 
   const attempt = (): void => {
-    if (request.aborted())
-      return done({ kind: "failure", failure: { reason: "connect_failed", detail: "client closed" } });
+    if (request.aborted()) return failed({ reason: "connect_failed", detail: "client closed" });
     const picked = cluster.pick(exclude ? { ...base, exclude } : base);
-    if (picked.kind === "unavailable")
-      return done({ kind: "failure", failure: failureOf(cluster, picked.reason, lastError) });
+    if (picked.kind === "unavailable") return failed(failureOf(cluster, picked.reason, lastError));
     const endpoint = picked.endpoint;
+    lastEndpoint = endpoint;
     attempts++;
     cluster.acquire(endpoint);
     const socket = connect({
@@ -64,7 +77,7 @@ export function connectUpstream(
       clearTimeout(timer);
       socket.off("error", onError);
       cluster.connectSucceeded(endpoint);
-      done({ kind: "connected", endpoint, socket });
+      done({ kind: "connected", endpoint, socket, attempts });
     }
     function onError(err: NodeJS.ErrnoException): void {
       fail(err.code ?? err.message);
@@ -80,7 +93,7 @@ export function connectUpstream(
       lastError = `${endpoint.address}: ${reason}`;
       (exclude ??= new Set()).add(endpoint);
       if (attempts >= cluster.connectAttempts) {
-        done({ kind: "failure", failure: { reason: "connect_failed", detail: lastError } });
+        failed({ reason: "connect_failed", detail: lastError });
       } else {
         attempt();
       }

@@ -8,6 +8,7 @@ import { bindServer, serverAddress, type BindOptions } from "../runtime/server-a
 import { createServer, type Server, type Socket } from "node:net";
 import type { ListenerConfig } from "../config/config-schema.js";
 import { durationMs } from "../config/config-units.js";
+import { AccessLog, type AccessLogSink, type ConnectionAccess } from "../log/access-log.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { CounterTally, HistogramTally } from "../metrics/metrics-tally.js";
@@ -25,12 +26,30 @@ import { LiveSet, type LiveSetMember } from "../runtime/live-set.js";
 export type RefusalReason =
   "max_connections" | "no_healthy_endpoint" | "drained" | "connect_failed" | "draining";
 
+/**
+ * How a connection ended, the access log's `close_reason`: both sides finished (`done`), a side reset
+ * or failed, the idle timeout, Fulcrum closed it (`closed`: drain timeout, endpoint removed by a
+ * reload), the client left before an endpoint was connected (`client_closed`), or a refusal.
+ */
+export type CloseReason =
+  | "done"
+  | "client_reset"
+  | "client_error"
+  | "upstream_reset"
+  | "upstream_error"
+  | "idle_timeout"
+  | "closed"
+  | "client_closed"
+  | RefusalReason;
+
 export interface TcpListenerDeps {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly thread: string;
   /** Resolves the listener's cluster at accept time, so a reload can swap clusters under it. */
   readonly cluster: () => ClusterRuntime;
+  /** This thread's access-log output. */
+  readonly accessLog: AccessLogSink;
 }
 
 export class TcpListener implements Listener {
@@ -47,6 +66,7 @@ export class TcpListener implements Listener {
   private tallies: ConnectionTallies;
   private draining = false;
   private idleMs: number;
+  private readonly accessLog: AccessLog;
 
   constructor(
     public config: ListenerConfig,
@@ -57,6 +77,7 @@ export class TcpListener implements Listener {
     this.labels = { listener: config.name, thread: deps.thread };
     this.idleMs = durationMs(config.idle_timeout);
     this.tallies = new ConnectionTallies(deps.metrics, config.name);
+    this.accessLog = new AccessLog(config, deps.accessLog);
     this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) =>
       this.accept(socket),
     );
@@ -90,16 +111,24 @@ export class TcpListener implements Listener {
     this.config = config;
     this.idleMs = durationMs(config.idle_timeout);
     this.tallies = new ConnectionTallies(this.deps.metrics, config.name);
+    this.accessLog.configure(config);
   }
 
   /** Ends connections whose endpoint a reload removed (after their drain_timeout). */
   closeRemoved(): void {
-    for (const c of this.connections.values()) if (c.endpoint?.removed) c.socket.destroy();
+    for (const c of this.connections.values()) {
+      if (!c.endpoint?.removed) continue;
+      c.closeReason ??= "closed";
+      c.socket.destroy();
+    }
   }
 
   /** Destroys every open connection (end of drain, or immediate stop). */
   closeAll(): void {
-    for (const c of this.connections.values()) c.socket.destroy();
+    for (const c of this.connections.values()) {
+      c.closeReason ??= "closed";
+      c.socket.destroy();
+    }
   }
 
   /** Resolves when no connection is open. */
@@ -112,22 +141,34 @@ export class TcpListener implements Listener {
     const max = this.config.max_connections;
     if (this.draining) return this.refuse(client, "draining");
     if (this.connections.size >= max) return this.refuse(client, "max_connections");
-    const open: OpenConnection = { socket: client, endpoint: undefined, liveIndex: -1 };
+    const open: OpenConnection = {
+      socket: client,
+      endpoint: undefined,
+      liveIndex: -1,
+      closeReason: undefined,
+    };
     this.connections.add(open);
     const metrics = this.deps.metrics;
     metrics.downstreamConnectionsTotal.inc(this.labels);
     metrics.downstreamConnectionsActive.inc(this.labels);
     const started = performance.now();
+    const cluster = this.deps.cluster();
+    // Sampled at accept: the client's address must be read while the socket is open.
+    const logged = this.accessLog.take() ? new ConnectionLog(client, cluster.name, started) : undefined;
     let closed = false;
+    let relayed = false;
     client.on("close", () => {
       closed = true;
       this.connections.delete(open);
       metrics.downstreamConnectionsActive.dec(this.labels);
+      if (logged && !relayed) this.accessLog.connection(logged.ended(open.closeReason ?? "client_closed"));
     });
     if (this.idleMs > 0) {
-      client.setTimeout(this.idleMs, () => client.destroy());
+      client.setTimeout(this.idleMs, () => {
+        open.closeReason ??= "idle_timeout";
+        client.destroy();
+      });
     }
-    const cluster = this.deps.cluster();
     // Only ip_hash and source_ip affinity read the client's address: each read is a getpeername().
     const bySource = cluster.config.affinity?.key === "source_ip";
     const clientAddress =
@@ -138,8 +179,10 @@ export class TcpListener implements Listener {
     const relay = new TcpRelay(client);
     const request = { pick: { clientAddress, affinityKey }, aborted: () => closed, onread: relay.onread };
     connectUpstream(cluster, request, (outcome) => {
+      if (logged) logged.picked(outcome.endpoint, outcome.attempts, affinityKey !== undefined);
       if (outcome.kind === "failure") {
         this.refused(outcome.failure, cluster.name);
+        open.closeReason ??= outcome.failure.reason;
         client.destroy();
         return;
       }
@@ -161,7 +204,9 @@ export class TcpListener implements Listener {
       }
       client.off("error", noop);
       open.endpoint = endpoint;
+      relayed = true;
       const tallies = this.tallies;
+      const accessLog = this.accessLog;
       relay.start(upstream, {
         released: () => {
           cluster.release(endpoint);
@@ -169,9 +214,17 @@ export class TcpListener implements Listener {
           tallies.bytesIn.add(client.bytesRead);
           tallies.bytesOut.add(client.bytesWritten);
           tallies.duration(cluster.name).observe((performance.now() - started) / 1000);
+          if (logged) accessLog.connection(logged.ended(open.closeReason ?? "done"));
         },
-        failed: (upstreamFault) => {
+        failed: (upstreamFault, reset) => {
           if (upstreamFault) cluster.upstreamReset(endpoint);
+          open.closeReason ??= upstreamFault
+            ? reset
+              ? "upstream_reset"
+              : "upstream_error"
+            : reset
+              ? "client_reset"
+              : "client_error";
         },
       });
     });
@@ -186,7 +239,49 @@ export class TcpListener implements Listener {
   private refuse(client: Socket, reason: RefusalReason): void {
     this.deps.metrics.downstreamConnectionsRefused.inc({ listener: this.config.name, reason });
     this.refusedWarning.warn(reason, { reason }, "connection refused");
+    if (this.accessLog.take()) {
+      this.accessLog.connection(
+        new ConnectionLog(client, this.config.cluster, performance.now()).ended(reason),
+      );
+    }
     client.destroy();
+  }
+}
+
+/** What the access line of one sampled connection needs, gathered as the connection goes. */
+class ConnectionLog {
+  private readonly client: string | undefined;
+  private endpoint: string | undefined;
+  private attempts = 0;
+  private route: "affinity" | "policy" | undefined;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly cluster: string,
+    private readonly started: number,
+  ) {
+    this.client = normalizeClientAddress(socket.remoteAddress);
+  }
+
+  /** The connect outcome: the endpoint connected (or last tried), after how many attempts. */
+  picked(endpoint: Endpoint | undefined, attempts: number, byAffinity: boolean): void {
+    this.endpoint = endpoint?.address;
+    this.attempts = attempts;
+    if (endpoint) this.route = byAffinity ? "affinity" : "policy";
+  }
+
+  ended(closeReason: CloseReason): ConnectionAccess {
+    return {
+      client: this.client,
+      cluster: this.cluster,
+      endpoint: this.endpoint,
+      closeReason,
+      seconds: (performance.now() - this.started) / 1000,
+      bytesIn: this.socket.bytesRead,
+      bytesOut: this.socket.bytesWritten,
+      retries: this.attempts > 1 ? this.attempts - 1 : 0,
+      route: this.route,
+    };
   }
 }
 
@@ -194,6 +289,8 @@ export class TcpListener implements Listener {
 interface OpenConnection extends LiveSetMember {
   readonly socket: Socket;
   endpoint: Endpoint | undefined;
+  /** Why it is ending, once something decided (the first reason wins). */
+  closeReason: CloseReason | undefined;
 }
 
 /** The metric handles a finished connection counts into (metrics-tally.ts), resolved once per listener. */

@@ -47,8 +47,11 @@ let landing = Buffer.allocUnsafeSlow(READ_BYTES);
 export interface RelayHooks {
   /** Runs once, after both sockets have closed. */
   readonly released: () => void;
-  /** Runs once, at the first error; `upstreamFault` when the upstream side reset or failed. */
-  readonly failed: (upstreamFault: boolean) => void;
+  /**
+   * Runs once, at the first error; `upstreamFault` when the upstream side reset or failed, `reset`
+   * when that side's error was a reset (ECONNRESET).
+   */
+  readonly failed: (upstreamFault: boolean, reset: boolean) => void;
 }
 
 type Stopped = "no" | "drain" | "slot";
@@ -183,7 +186,7 @@ export class TcpRelay {
   private teardown(upstreamFault: boolean, err: NodeJS.ErrnoException): void {
     if (this.torn) return;
     this.torn = true;
-    this.hooks?.failed(upstreamFault);
+    this.hooks?.failed(upstreamFault, err.code === "ECONNRESET");
     const upstream = this.upstream as Socket;
     const other = upstreamFault ? this.client : upstream;
     const self = upstreamFault ? upstream : this.client;

@@ -174,6 +174,8 @@ export interface GrpcListenerYaml {
   /** A YAML flow mapping for the listener's `tls`. */
   readonly tls?: string;
   readonly engine?: string;
+  /** More `key: value` entries of the listener's flow mapping, e.g. `access_log: { enabled: true }`. */
+  readonly fields?: readonly string[];
 }
 
 /**
@@ -198,6 +200,7 @@ export function grpcConfig(cluster: GrpcClusterYaml, listener: GrpcListenerYaml 
     `cluster: ${clusterName}`,
   ];
   if (listener.tls) listenerFields.push(`tls: ${listener.tls}`);
+  for (const field of listener.fields ?? []) listenerFields.push(field);
   const lines = [
     "listeners:",
     `  - { ${listenerFields.join(", ")} }`,

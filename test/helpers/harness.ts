@@ -11,6 +11,7 @@ import { Writable } from "node:stream";
 import { Registry } from "prom-client";
 import { seededRandom } from "../../src/balancer/random-seeded.js";
 import { parseConfig } from "../../src/config/config-load.js";
+import { AccessLogSink } from "../../src/log/access-log.js";
 import { createLogger, type Logger } from "../../src/log/logger.js";
 import { createMetrics, type Metrics } from "../../src/metrics/metrics.js";
 import { Fulcrum } from "../../src/runtime/fulcrum.js";
@@ -33,6 +34,8 @@ export interface StartedFulcrum {
   readonly metrics: Metrics;
   readonly registry: Registry;
   readonly lines: unknown[];
+  /** Access-log lines of the listeners, parsed (in-process: never on stdout). */
+  readonly accessLines: Record<string, unknown>[];
   /** The file the config was written to; rewrite it and call `fulcrum.reloadFile()` to reload. */
   readonly configFile: string;
   /** `{ host, port }` of the listener called `name` (default: the first). */
@@ -50,17 +53,23 @@ export async function startFulcrum(
   const registry = new Registry();
   const metrics = createMetrics(registry, { processMetrics: options.processMetrics ?? false });
   const { log, lines } = memoryLogger();
+  const accessLines: Record<string, unknown>[] = [];
+  const accessLog = new AccessLogSink({
+    write: (line: string) => accessLines.push(JSON.parse(line) as Record<string, unknown>),
+  });
   const fulcrum = await Fulcrum.start(config, {
     log,
     metrics,
     random: options.seed === undefined ? undefined : seededRandom(options.seed),
     configFile,
+    accessLog,
   });
   return {
     fulcrum,
     metrics,
     registry,
     lines,
+    accessLines,
     configFile,
     target(name) {
       const listener = name ?? config.listeners[0]?.name ?? "";
