@@ -3,6 +3,7 @@
  * inside code (fenced blocks, inline spans) are not links; a heading's anchor is GitHub's slug of its
  * text (lower case, punctuation dropped, spaces to hyphens, `-1`, `-2` … for repeats).
  */
+import { execFileSync } from "node:child_process";
 import { existsSync, lstatSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, extname, join, relative, resolve, sep } from "node:path";
 
@@ -112,8 +113,27 @@ export function brokenLinks(root: string, file: string, markdown = readFileSync(
   return problems;
 }
 
-/** Files under `root`, skipping what git ignores here (dependencies, build output, artifacts). */
+/**
+ * The repository's files under `root`: what git tracks plus new files it does not ignore (so local
+ * artifacts such as CPU profiles or bench output never count). Outside a git checkout (a source
+ * tarball), every file below `root` except the `skip` names.
+ */
 export function repositoryFiles(root: string, skip: ReadonlySet<string>): string[] {
+  try {
+    const listed = execFileSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], {
+      cwd: root,
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    return listed
+      .split("\0")
+      .filter((f) => f !== "")
+      .map((f) => join(root, f))
+      .filter((f) => existsSync(f) && lstatSync(f).isFile())
+      .sort();
+  } catch {
+    // not a git checkout: walk the tree
+  }
   const out: string[] = [];
   const walk = (dir: string): void => {
     for (const name of readdirSync(dir).sort()) {

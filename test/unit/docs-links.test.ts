@@ -11,7 +11,7 @@ import { anchorsOf, brokenLinks, githubSlug, repositoryFiles } from "../helpers/
 import { repoRoot } from "../helpers/repo-root.js";
 
 const ROOT = repoRoot();
-/** What .gitignore keeps out of the repository, plus git's own directory. */
+/** Outside a git checkout: what .gitignore keeps out of the repository, plus git's own directory. */
 const SKIP = new Set([".git", "node_modules", "dist", "test-artifacts"]);
 const FILES = repositoryFiles(ROOT, SKIP);
 const MARKDOWN = FILES.filter((f) => f.endsWith(".md"));
