@@ -4,33 +4,12 @@
  * relative to the config file, shown resolved (the key redacted), and refused by path when missing.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { NODE_FLAGS } from "../../src/runtime/node-flags.js";
-import { CLI, startCli, type CliProcess } from "../helpers/cli-process.js";
+import { runCli, startCli, type CliProcess } from "../helpers/cli-process.js";
 import { makeTestCerts, type TestCerts } from "../helpers/grpc-certs.js";
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runCli(args: string[]): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...NODE_FLAGS, CLI, ...args], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.once("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 interface Resolved {
   listeners: { name: string; engine: string; tls?: { cert: string; key: string; client_ca?: string } }[];
