@@ -101,14 +101,14 @@ clusters:
     policy: round_robin
     health_check: { type: tcp, interval: 2s, timeout: 1s }
     endpoints:
-${bound.map((b) => `      - address: ${b.address}`).join("\n")}
+${bound.map((b, i) => `      - { address: ${b.address}, name: ${WORKER_NAMES[i]} }`).join("\n")}
   - name: demo-grpc-workers
     policy: least_connections
     models: [{ name: ${DEMO_MODEL} }]
     explain: true
     health_check: { type: triton, interval: 2s, timeout: 1s }
     endpoints:
-${grpcBound.map((b) => `      - address: ${b.address}`).join("\n")}
+${grpcBound.map((b, i) => `      - { address: ${b.address}, name: ${WORKER_NAMES[i]} }`).join("\n")}
 `;
   let fulcrum: Fulcrum;
   try {

@@ -61,7 +61,7 @@ describe("fulcrum demo", { timeout: 90_000 }, () => {
     const listeningAt = Date.now();
     const admin = demo.address("admin");
     const grpcAddress = demo.address("demo-grpc");
-    const page = await (browser as Browser).newPage({ viewport: { width: 1200, height: 900 } });
+    const page = await (browser as Browser).newPage({ viewport: { width: 1440, height: 900 } });
     await page.goto(`http://${admin}/?refresh=500`);
     await page.locator(GRPC_ROWS).first().waitFor({ timeout: 5000 });
     let first: number[] = [];
@@ -92,6 +92,9 @@ describe("fulcrum demo", { timeout: 90_000 }, () => {
       sum(second) - sum(first) <= 100 * seconds + 8,
       `${sum(second) - sum(first)} calls in ${seconds} s`,
     );
+    // The demo names its endpoints (endpoints[].name), so the page says which GPU each row is.
+    const rows = (await page.locator(GRPC_ROWS).allInnerTexts()).join("\n");
+    for (const name of ["gpu-0", "gpu-1", "gpu-2"]) assert.ok(rows.includes(name), `${name} on the page`);
     const png = artifactPath("demo-status-page.png");
     await page.screenshot({ path: png, fullPage: true });
     assert.ok(existsSync(png) && statSync(png).size > 1000);
