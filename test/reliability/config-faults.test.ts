@@ -55,7 +55,13 @@ const RICH: Json = {
       max_header_list_size: "16KiB",
       tls: { cert: "tls.crt", key: "tls.key", client_ca: "ca.crt" },
     },
-    { name: "tcp-alt", protocol: "tcp", listen: "0.0.0.0:9002", cluster: "tcp-workers" },
+    {
+      name: "tcp-alt",
+      protocol: "tcp",
+      listen: "0.0.0.0:9002",
+      cluster: "tcp-workers",
+      access_log: { enabled: true, sample: 0.5 },
+    },
   ],
   clusters: [
     {
@@ -65,8 +71,8 @@ const RICH: Json = {
       connect_timeout: "2s",
       connect_attempts: 3,
       endpoints: [
-        { address: "127.0.0.1:8101", weight: 1 },
-        { address: "127.0.0.1:8102", weight: 5 },
+        { address: "127.0.0.1:8101", weight: 1, name: "gpu-a" },
+        { address: "127.0.0.1:8102", weight: 5, name: "gpu-b" },
         { address: "worker-3.local:8103" },
       ],
       health_check: {
@@ -92,7 +98,7 @@ const RICH: Json = {
       peek_max_bytes: "64KiB",
       explain: false,
       endpoints: [{ address: "triton-a.local:8001", weight: 2 }, { address: "[::1]:8002" }],
-      health_check: { type: "grpc", service: "", interval: "1s", timeout: "500ms" },
+      health_check: { type: "grpc", service: "", interval: "1s", timeout: "500ms", watch: false },
     },
     { name: "spare", policy: "round_robin", endpoints: [{ address: "10.0.0.1:7000" }] },
   ],

@@ -9,7 +9,7 @@ export type Path = readonly (string | number)[];
 /**
  * What a key accepts. `name`: a non-empty string (`unique` among its list's entries); `ref`: the name
  * of a cluster; `duration` `orZero`: 0 also means "never"; `address` `minPort`: 0 where a listener may
- * ask for any free port; `factor`: balance_factor (0, or a number ≥ 1); `threads`: an integer ≥ 1 or
+ * ask for any free port; `factor`: balance_factor (0, or a number ≥ 1); `fraction`: a number from 0 to 1 (access_log.sample); `threads`: an integer ≥ 1 or
  * "auto"; `required` keys have no default.
  */
 export type Field =
@@ -23,6 +23,7 @@ export type Field =
   | { kind: "address"; minPort: 0 | 1; required?: boolean; unique?: boolean }
   | { kind: "int"; min: number; max: number }
   | { kind: "factor" }
+  | { kind: "fraction" }
   | { kind: "threads" }
   | { kind: "bool" }
   | { kind: "enum"; values: readonly string[]; required?: boolean }
@@ -55,6 +56,9 @@ const FIELDS: Readonly<Record<string, Field>> = {
   "listeners[].proxy_protocol": { kind: "enum", values: ["none", "v1", "v2"] },
   "listeners[].engine": { kind: "enum", values: ["http2", "frames"] },
   "listeners[].max_header_list_size": { kind: "size" },
+  "listeners[].access_log": mapping,
+  "listeners[].access_log.enabled": { kind: "bool" },
+  "listeners[].access_log.sample": { kind: "fraction" },
   "listeners[].tls": mapping,
   "listeners[].tls.cert": { kind: "string", required: true },
   "listeners[].tls.key": { kind: "string", required: true },
@@ -97,6 +101,7 @@ const FIELDS: Readonly<Record<string, Field>> = {
   "clusters[].endpoints[]": mapping,
   "clusters[].endpoints[].address": { kind: "address", minPort: 1, required: true, unique: true },
   "clusters[].endpoints[].weight": int(1, 1000),
+  "clusters[].endpoints[].name": { kind: "name", unique: true },
   "clusters[].health_check": mapping,
   "clusters[].health_check.type": {
     kind: "enum",
@@ -108,6 +113,7 @@ const FIELDS: Readonly<Record<string, Field>> = {
   "clusters[].health_check.timeout": duration(),
   "clusters[].health_check.healthy_threshold": int(1, 1000),
   "clusters[].health_check.unhealthy_threshold": int(1, 1000),
+  "clusters[].health_check.watch": { kind: "bool" },
   "clusters[].outlier_detection": mapping,
   "clusters[].outlier_detection.consecutive_failures": int(0, 1_000_000),
   "clusters[].outlier_detection.base_ejection_time": duration(),

@@ -89,6 +89,7 @@ function otherTypes(field: Field): Json[] {
       return ["x", 5, {}, true, null];
     case "int":
     case "factor":
+    case "fraction":
     case "threads":
       return ["3", true, [], {}, null, "1"];
     case "bool":
@@ -105,6 +106,8 @@ function outOfRange(field: Field): Json[] {
       return [field.min - 1, field.min + 0.5, -1_000_000_000, ...(field.max < NO_MAX ? [field.max + 1] : [])];
     case "factor":
       return [0.5, -1, 0.999, -0.5];
+    case "fraction":
+      return [-0.1, 1.5, -1, 2];
     case "threads":
       return [0, -1, 1.5, -100];
     default:
