@@ -193,7 +193,7 @@ export const healthCheckSchema = object({
     "Consecutive failures that make a healthy endpoint unhealthy",
   ),
   watch: bool(false).describe(
-    "grpc only: true = one grpc.health.v1 Watch stream per endpoint, each update one probe result (Check if unimplemented)",
+    "grpc only: true = one grpc.health.v1 Watch stream per endpoint instead of Check polling; each update, and the last status again every interval while the stream is quiet, is one probe result (Check if unimplemented)",
   ),
 });
 

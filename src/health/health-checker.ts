@@ -31,6 +31,8 @@ interface Schedule {
   stopped: boolean;
   /** The open watch stream (watch mode; undefined between a stream's end and its reopening). */
   stream: WatchStream | undefined;
+  /** Watch mode: counts the last status again every interval while the stream stays quiet. */
+  repeat: NodeJS.Timeout | undefined;
 }
 
 const JITTER = 0.1;
@@ -86,6 +88,7 @@ export class HealthChecker {
       running: false,
       stopped: false,
       stream: undefined,
+      repeat: undefined,
     };
     this.schedules.set(e.address, s);
     this.metrics.endpointHealthy.set(
@@ -97,14 +100,40 @@ export class HealthChecker {
     this.arm(e, s, Math.random() * this.settings.intervalMs);
   }
 
+  /**
+   * Watch mode. A worker sends its status when the stream opens and then only when it changes, so
+   * the last status counts again every interval while the stream is quiet: the thresholds keep their
+   * Check meaning (N results ≈ N intervals) instead of waiting for N changes that never come. A
+   * stream with no first answer within `timeout` is a failed result, closed and reopened after
+   * `interval`, as a Check without an answer would be.
+   */
   private openWatch(e: Endpoint, s: Schedule): void {
     if (s.stopped || !this.prober.watch) return;
+    let answered = false;
+    s.timer = setTimeout(() => {
+      if (s.stopped || answered) return;
+      s.stream?.close();
+      s.stream = undefined;
+      this.record(e, s, { result: "failure", reason: "no Watch answer within timeout" });
+      this.reopenWatch(e, s);
+    }, this.settings.timeoutMs);
+    s.timer.unref();
     s.stream = this.prober.watch(e, {
       result: (outcome) => {
-        if (!s.stopped) this.record(e, s, outcome);
+        if (s.stopped) return;
+        if (!answered) {
+          answered = true;
+          if (s.timer) clearTimeout(s.timer);
+          s.timer = undefined;
+        }
+        this.record(e, s, outcome);
+        this.repeatWatch(e, s, outcome);
       },
       ended: (end) => {
         s.stream = undefined;
+        if (s.timer) clearTimeout(s.timer);
+        s.timer = undefined;
+        this.stopRepeat(s);
         if (s.stopped) return;
         if (end.unimplemented) {
           if (!this.fallbackLogged) {
@@ -114,10 +143,31 @@ export class HealthChecker {
           return this.arm(e, s, 0);
         }
         this.record(e, s, { result: "failure", reason: end.reason });
-        s.timer = setTimeout(() => this.openWatch(e, s), this.settings.intervalMs);
-        s.timer.unref();
+        this.reopenWatch(e, s);
       },
     });
+  }
+
+  private reopenWatch(e: Endpoint, s: Schedule): void {
+    this.stopRepeat(s);
+    s.timer = setTimeout(() => this.openWatch(e, s), this.settings.intervalMs);
+    s.timer.unref();
+  }
+
+  private repeatWatch(e: Endpoint, s: Schedule, last: ProbeOutcome): void {
+    this.stopRepeat(s);
+    s.repeat = setTimeout(() => {
+      s.repeat = undefined;
+      if (s.stopped || !s.stream) return;
+      this.record(e, s, last);
+      this.repeatWatch(e, s, last);
+    }, this.settings.intervalMs);
+    s.repeat.unref();
+  }
+
+  private stopRepeat(s: Schedule): void {
+    if (s.repeat) clearTimeout(s.repeat);
+    s.repeat = undefined;
   }
 
   private arm(e: Endpoint, s: Schedule, delayMs: number): void {
@@ -185,6 +235,7 @@ export class HealthChecker {
   private cancel(s: Schedule): void {
     s.stopped = true;
     if (s.timer) clearTimeout(s.timer);
+    this.stopRepeat(s);
     s.stream?.close();
     s.stream = undefined;
   }

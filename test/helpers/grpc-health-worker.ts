@@ -38,7 +38,7 @@ export class GrpcHealthWorker {
         this.streams.add(call);
         call.on("cancelled", () => this.streams.delete(call));
         call.on("close", () => this.streams.delete(call));
-        this.send(call);
+        if (!this.silent) this.send(call);
       },
     });
   }
@@ -60,11 +60,18 @@ export class GrpcHealthWorker {
     );
   }
 
-  /** Sets the status and sends it as one update on every open stream (also when unchanged). */
+  /**
+   * Sets the status; a change is sent as one update on every open stream, an unchanged status is not
+   * (as grpc-go and grpc-java servers do: Watch reports changes).
+   */
   setStatus(status: HealthStatus): void {
+    if (status === this.status) return;
     this.status = status;
     for (const call of this.streams) this.send(call);
   }
+
+  /** Stops answering new Watch calls (a worker that accepts a stream and never sends on it). */
+  silent = false;
 
   /** Ends every open Watch stream with OK (a server shutting its streams). */
   endStreams(): void {

@@ -1,8 +1,10 @@
 /**
- * `health_check.watch: true`: the grpc prober holds one grpc.health.v1 Watch stream per endpoint and
- * counts each update as one probe result through the same thresholds as Check; a stream that fails
- * or ends is one failed result and is reopened after `interval`; a worker answering Watch with
- * UNIMPLEMENTED is polled with Check instead (logged once). Asserted by docs/architecture.md's health
+ * `health_check.watch: true`: the grpc prober holds one grpc.health.v1 Watch stream per endpoint;
+ * each update is one probe result through the same thresholds as Check, and while the stream is
+ * quiet its last status counts again every `interval` (a worker sends only changes); a stream that
+ * fails or ends, or sends nothing within `timeout` of opening, is one failed result and is reopened
+ * after `interval`; a worker answering Watch with UNIMPLEMENTED is polled with Check instead (logged
+ * once). The test worker sends only changes, as grpc-go and grpc-java do. Asserted by docs/architecture.md's health
  * deadline `(threshold + 1) × interval + timeout + 1s` and by counting calls at the worker.
  */
 import assert from "node:assert/strict";
@@ -58,26 +60,41 @@ describe("grpc health Watch", { timeout: 90_000 }, () => {
     }
   });
 
-  it("each update is one result: 2 NOT_SERVING updates with unhealthy_threshold 2 → unhealthy", async () => {
+  it("one NOT_SERVING update, then silence: unhealthy by the deadline; one SERVING: healthy again", async () => {
     const own = new Teardown();
     try {
       const [w] = (await workers(own, 1)) as [GrpcHealthWorker];
       const f = await fulcrumFor(own, [w]);
       await within("the stream", () => w.open === 1);
 
+      // A compliant worker sends a change once; its repetition every interval makes the threshold.
+      const down = Date.now();
       w.setStatus("NOT_SERVING");
-      await sleep(DEADLINE_MS);
-      assert.equal(await healthy(f, w), 1, "one NOT_SERVING update is one failure: still healthy");
-      w.setStatus("NOT_SERVING");
-      await within("unhealthy after the second update", async () => (await healthy(f, w)) === 0);
-
+      await within("unhealthy after one update", async () => (await healthy(f, w)) === 0);
+      assert.ok(
+        Date.now() - down >= (THRESHOLD - 1) * INTERVAL_MS - 50,
+        "not before the threshold's repetitions",
+      );
       w.setStatus("SERVING");
-      await sleep(DEADLINE_MS);
-      assert.equal(await healthy(f, w), 0, "one SERVING update is one pass: still unhealthy");
-      w.setStatus("SERVING");
-      await within("healthy after the second update", async () => (await healthy(f, w)) === 1);
+      await within("healthy after one update", async () => (await healthy(f, w)) === 1);
       assert.equal(w.watches, 1, "the same stream all along");
-      assert.equal(w.updates, 5);
+      assert.equal(w.updates, 3, "the first status and two changes: nothing else was sent");
+      assert.equal(w.checks, 0);
+    } finally {
+      await own.run();
+    }
+  });
+
+  it("a stream with no first answer within timeout is a failure; the worker is reopened", async () => {
+    const own = new Teardown();
+    try {
+      const [w] = (await workers(own, 1)) as [GrpcHealthWorker];
+      w.silent = true;
+      const f = await fulcrumFor(own, [w]);
+      await within("unhealthy: streams that never answer", async () => (await healthy(f, w)) === 0);
+      assert.ok(w.watches >= THRESHOLD, `reopened after each silent stream (${w.watches} Watch calls)`);
+      w.silent = false;
+      await within("healthy once a reopened stream answers", async () => (await healthy(f, w)) === 1);
       assert.equal(w.checks, 0);
     } finally {
       await own.run();
@@ -91,15 +108,15 @@ describe("grpc health Watch", { timeout: 90_000 }, () => {
       const f = await fulcrumFor(own, [w]);
       await within("the stream", () => w.open === 1);
 
-      w.setStatus("NOT_SERVING"); // failure 1
-      await sleep(2 * INTERVAL_MS);
-      assert.equal(await healthy(f, w), 1);
-      w.endStreams(); // failure 2: unhealthy
-      await within("unhealthy after the stream ended", async () => (await healthy(f, w)) === 0);
+      w.endStreams(); // one failure; the reopened stream's SERVING is one pass
       await within("the stream reopened", () => w.watches === 2 && w.open === 1);
+      assert.equal(await healthy(f, w), 1, "one failure is below unhealthy_threshold 2");
+      w.setStatus("NOT_SERVING");
+      w.endStreams(); // failures: the update, then the end
+      await within("unhealthy after the stream ended", async () => (await healthy(f, w)) === 0);
+      await within("the stream reopened again", () => w.watches === 3 && w.open === 1);
       assert.equal(w.checks, 0);
 
-      w.setStatus("SERVING");
       w.setStatus("SERVING");
       await within("healthy on the reopened stream", async () => (await healthy(f, w)) === 1);
     } finally {
