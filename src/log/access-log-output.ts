@@ -27,6 +27,8 @@ const BATCH_CHUNKS = 16;
 const SPARE_CHUNKS = 24;
 /** Full chunks waiting beyond which new lines are dropped (a stalled stdout must not grow memory). */
 const MAX_QUEUED_CHUNKS = 1024;
+/** Longest a shutdown flush may wait for a full stdout, over all chunks; the rest is dropped. */
+const FLUSH_SYNC_MS = 1000;
 /** After EAGAIN (a non-blocking stdout that is full), the next try. */
 const RETRY_MS = 10;
 
@@ -39,8 +41,10 @@ export class ChunkedFdWriter {
   private flushing = false;
   /** The pipe handle over `fd` when it is a pipe or a socket. */
   private readonly pipe: Socket | undefined;
-  /** Lines dropped because stdout did not keep up. */
+  /** Chunks dropped because stdout did not keep up. */
   dropped = 0;
+  /** The end of the current shutdown flush. */
+  private flushDeadline = 0;
 
   constructor(private readonly fd: number) {
     this.chunk = Buffer.allocUnsafeSlow(CHUNK_BYTES);
@@ -76,6 +80,7 @@ export class ChunkedFdWriter {
   /** Writes everything pending now, synchronously (shutdown). */
   flushSync(): void {
     this.seal();
+    this.flushDeadline = Date.now() + FLUSH_SYNC_MS;
     if (this.pipe) {
       // A chunk libuv still holds (the pipe was full) is written by libuv if the loop runs on.
       for (const q of this.queue.splice(0)) this.writeAllSync(q.buf, q.length);
@@ -149,7 +154,7 @@ export class ChunkedFdWriter {
   private writeAllSync(buf: Buffer, length: number): void {
     let offset = 0;
     let tries = 0;
-    while (offset < length && tries < 100) {
+    while (offset < length && tries < 100 && Date.now() < this.flushDeadline) {
       try {
         offset += writeSync(this.fd, buf, offset, length - offset);
       } catch (err) {

@@ -18,6 +18,11 @@ export interface AccessLogDestination {
 
 /** Most quoted values an AccessLog keeps. */
 const MAX_QUOTED = 256;
+/**
+ * Longest value written as it is; a longer one (a client-chosen `:path` may be 16 KiB) is cut, so a
+ * line stays far below the 4096-byte chunk a pipe writes whole, and the cache stays small.
+ */
+const MAX_VALUE = 256;
 /** Pending lines are written at least this often. */
 const FLUSH_EVERY_MS = 1000;
 
@@ -100,6 +105,7 @@ export class AccessLog {
   }
 
   private quote(value: string): string {
+    if (value.length > MAX_VALUE) return JSON.stringify(`${value.slice(0, MAX_VALUE)}...`);
     let q = this.quoted.get(value);
     if (q === undefined) {
       if (this.quoted.size >= MAX_QUOTED) this.quoted.clear();

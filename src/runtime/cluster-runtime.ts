@@ -197,6 +197,7 @@ export class ClusterRuntime {
     }
     this.health?.sync();
     this.healthChanges.keepOnly(after);
+    this.stats.keepOnly(after); // bounded without a /status reader (DNS discovery churns addresses)
     const added = [...after].filter((a) => !before.has(a));
     const removed = [...before].filter((a) => !after.has(a));
     if (added.length + removed.length > 0) this.log.info({ added, removed }, "endpoints changed");

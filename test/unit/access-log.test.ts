@@ -81,4 +81,18 @@ describe("access log sampling", { timeout: 10_000 }, () => {
       retries: 2,
     });
   });
+
+  it("a client-chosen method longer than 256 characters is cut, so a line stays one pipe write", () => {
+    const lines: string[] = [];
+    const log = new AccessLog(
+      listener("{ enabled: true }"),
+      new AccessLogSink({ write: (l) => lines.push(l) }),
+    );
+    const method = `/${"x".repeat(16_000)}`;
+    const outcome = { status: 0, bytesIn: 0, bytesOut: 0, seconds: 0, client: "::1", retries: 0 };
+    log.stream("c", { ...outcome, method, endpoint: undefined, route: undefined });
+    const line = JSON.parse(lines[0] ?? "") as { method: string };
+    assert.equal(line.method, `${method.slice(0, 256)}...`);
+    assert.ok(Buffer.byteLength(lines[0] ?? "") < 1024, `${Buffer.byteLength(lines[0] ?? "")} bytes`);
+  });
 });
