@@ -164,10 +164,12 @@ async function run(file: string, levelOverride: LogLevel | undefined): Promise<n
   }
   const log = createLogger({ level: levelOverride ?? config.log.level });
   const metrics = createMetrics(new Registry());
+  const early = holdSignals();
   let fulcrum: Fulcrum;
   try {
     fulcrum = await Fulcrum.start(config, { log, metrics, configFile: file });
   } catch (err) {
+    early.release();
     if (err instanceof ConfigError) {
       for (const issue of err.issues) log.error({ path: issue.path }, issue.message);
       printConfigError(err);
@@ -176,7 +178,7 @@ async function run(file: string, levelOverride: LogLevel | undefined): Promise<n
     throw err;
   }
   log.info({ version: version(), listeners: fulcrum.listeners.length }, "started");
-  return waitForSignals(log, fulcrum);
+  return waitForSignals(log, fulcrum, undefined, early);
 }
 
 async function demo(
@@ -185,6 +187,7 @@ async function demo(
 ): Promise<number> {
   const log = createLogger({ level });
   const metrics = createMetrics(new Registry());
+  const early = holdSignals();
   try {
     const running = await startDemo({ log, metrics, ...where });
     const grpc = running.listeners.find((l) => l.protocol === "grpc");
@@ -215,8 +218,9 @@ async function demo(
       "",
     ];
     process.stderr.write(lines.join("\n") + "\n");
-    return await waitForSignals(log, running.fulcrum, () => running.stop());
+    return await waitForSignals(log, running.fulcrum, () => running.stop(), early);
   } catch (err) {
+    early.release();
     if (err instanceof ConfigError) {
       printConfigError(err);
       return 1;
@@ -226,10 +230,43 @@ async function demo(
 }
 
 /**
- * Runs until SIGTERM/SIGINT: `stop` (default: drain), then resolve 0; a second signal closes everything
- * at once.
+ * SIGTERM/SIGINT that arrive while Fulcrum starts: its "listening" lines go out before start-up has
+ * returned, and a tool that reads them may signal at once. Held here, they are handled as soon as
+ * the signal handlers are in place (instead of Node's default: dying mid-start with no drain).
+ * Release only after the next handlers are added: when a signal's last listener goes, Node stops
+ * watching it, and a signal caught but not yet dispatched is lost (or, in the gap, kills).
  */
-function waitForSignals(log: Logger, fulcrum: Fulcrum, stop = () => fulcrum.stop()): Promise<number> {
+function holdSignals(): { release(): NodeJS.Signals[] } {
+  const held: NodeJS.Signals[] = [];
+  const hold = (signal: NodeJS.Signals): void => {
+    held.push(signal);
+    if (held.length > 1) process.exit(0); // a second signal stops at once, even mid-start
+  };
+  process.on("SIGTERM", hold);
+  process.on("SIGINT", hold);
+  let released = false;
+  return {
+    release: () => {
+      if (!released) {
+        released = true;
+        process.off("SIGTERM", hold);
+        process.off("SIGINT", hold);
+      }
+      return held;
+    },
+  };
+}
+
+/**
+ * Runs until SIGTERM/SIGINT: `stop` (default: drain), then resolve 0; a second signal closes everything
+ * at once. `early`: the signals held during start-up, released once these handlers are in place.
+ */
+function waitForSignals(
+  log: Logger,
+  fulcrum: Fulcrum,
+  stop = () => fulcrum.stop(),
+  early?: { release(): NodeJS.Signals[] },
+): Promise<number> {
   return new Promise((resolve) => {
     let signals = 0;
     const onStop = (signal: NodeJS.Signals): void => {
@@ -250,6 +287,7 @@ function waitForSignals(log: Logger, fulcrum: Fulcrum, stop = () => fulcrum.stop
       // reloadFile logs and counts failures itself; the old config keeps serving.
       fulcrum.reloadFile().catch((err: unknown) => log.error({ err }, "reload failed"));
     });
+    for (const signal of early?.release() ?? []) onStop(signal);
   });
 }
 

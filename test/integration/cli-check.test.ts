@@ -90,6 +90,24 @@ clusters:
     assert.equal(await p.exited(), 0);
   });
 
+  it("run: a SIGTERM sent the moment the first listening line appears drains and exits 0", async () => {
+    const file = write(
+      "early-signal.yaml",
+      `listeners:
+  - { name: plain, protocol: tcp, listen: "127.0.0.1:0", cluster: t }
+  - { name: g, protocol: grpc, listen: "127.0.0.1:0", cluster: t }
+clusters:
+  - { name: t, health_check: { type: none }, endpoints: [{ address: "127.0.0.1:9" }] }
+`,
+    );
+    for (let i = 0; i < 5; i++) {
+      const p = await startCli(["--config", file], 1);
+      running.push(p);
+      p.child.kill("SIGTERM");
+      assert.equal(await p.exited(), 0, `run ${i}: exit code`);
+    }
+  });
+
   it("check: TLS files resolved against the config's directory, shown resolved, the key redacted", async () => {
     const file = write(
       "tls.yaml",
