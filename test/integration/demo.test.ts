@@ -15,14 +15,12 @@ import { waitFor } from "../helpers/harness.js";
 
 const PORTS_0 = ["--listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"];
 const GRPC_ROWS = 'section[data-cluster="demo-grpc-workers"] tr[data-endpoint]';
-/** The status page's endpoint columns: endpoint, health, drained, weight, active, req/s, total, errors. */
-const TOTAL_COLUMN = 6;
 
 async function totalsOnPage(page: Page): Promise<number[]> {
   const rows = page.locator(GRPC_ROWS);
   const count = await rows.count();
   const texts = await Promise.all(
-    Array.from({ length: count }, (_, i) => rows.nth(i).locator("td").nth(TOTAL_COLUMN).innerText()),
+    Array.from({ length: count }, (_, i) => rows.nth(i).locator('td[data-col="total"]').innerText()),
   );
   return texts.map(Number);
 }
