@@ -31,6 +31,24 @@ export default tseslint.config(
     },
   },
   {
+    // The HTTP/2 codec is a library of its own: frames, SETTINGS, HPACK and the flood guard, testable
+    // and reusable without sockets, so it may import only its own files and node:buffer.
+    files: ["src/h2/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              regex: "^(?!\\./[^/]+$|node:buffer$)",
+              message: "src/h2/ imports only its own files and node:buffer.",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ["**/*.js", "**/*.mjs"],
     ...tseslint.configs.disableTypeChecked,
   },

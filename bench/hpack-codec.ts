@@ -1,5 +1,5 @@
 /**
- * HPACK codec micro-benchmark: Fulcrum's codec (src/frames/, RFC 7541) against the hpack.js library on
+ * HPACK codec micro-benchmark: Fulcrum's codec (src/h2/, RFC 7541) against the hpack.js library on
  * the header blocks of one gRPC unary call — request headers, response headers, trailers — so the
  * frame-level engine can use whichever is measurably faster (issue #7).
  *
@@ -15,9 +15,9 @@
 import { createRequire } from "node:module";
 import { PerformanceObserver, performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import { HpackDecoder } from "../src/frames/hpack-decoder.js";
-import { HpackEncoder } from "../src/frames/hpack-encoder.js";
-import { HeaderList } from "../src/frames/hpack-header-list.js";
+import { HpackDecoder } from "../src/h2/hpack-decoder.js";
+import { HpackEncoder } from "../src/h2/hpack-encoder.js";
+import { HeaderList } from "../src/h2/hpack-header-list.js";
 
 interface LibHeader {
   name: string;

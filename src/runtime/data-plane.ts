@@ -10,10 +10,10 @@
 import { splitAddress, type EndpointSet } from "../balancer/endpoint-set.js";
 import type { ClusterConfig, FulcrumConfig, ListenerConfig } from "../config/config-schema.js";
 import { durationMs, sizeBytes } from "../config/config-units.js";
-import { ClusterPools } from "../grpc/cluster-pools.js";
-import { GrpcListener } from "../grpc/grpc-listener.js";
-import { FramesListener } from "../frames/frames-listener.js";
-import { FramesClusterPools } from "../frames/frames-upstream-pool.js";
+import { ClusterPools } from "../grpc/engine-http2/cluster-pools.js";
+import { GrpcListener } from "../grpc/engine-http2/grpc-listener.js";
+import { FramesListener } from "../grpc/engine-frames/frames-listener.js";
+import { FramesClusterPools } from "../grpc/engine-frames/frames-upstream-pool.js";
 import { AccessLogSink } from "../log/access-log.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { seededRandom } from "../../src/balancer/random-seeded.js";
-import { StreamTable } from "../../src/frames/frames-stream-table.js";
+import { StreamTable } from "../../src/grpc/engine-frames/frames-stream-table.js";
 
 interface Entry {
   readonly id: number;

@@ -6,9 +6,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { FrameReader, type FrameReaderOptions, type H2Frame } from "../../src/frames/h2-frame-reader.js";
-import { readPingPayload } from "../../src/frames/h2-frame-fields.js";
-import { FLAG_PADDED, FLAG_PRIORITY, FRAME_DATA, FRAME_HEADERS } from "../../src/frames/h2-frame-types.js";
+import { FrameReader, type FrameReaderOptions, type H2Frame } from "../../src/h2/h2-frame-reader.js";
+import { readPingPayload } from "../../src/h2/h2-frame-fields.js";
+import { FLAG_PADDED, FLAG_PRIORITY, FRAME_DATA, FRAME_HEADERS } from "../../src/h2/h2-frame-types.js";
 import {
   SETTINGS_ACK_FRAME,
   encodeDataFrameHeader,
@@ -19,8 +19,8 @@ import {
   encodeSettingsFrame,
   encodeWindowUpdateFrame,
   writeFrameHeader,
-} from "../../src/frames/h2-frame-writers.js";
-import { CLIENT_PREFACE } from "../../src/frames/h2-preface.js";
+} from "../../src/h2/h2-frame-writers.js";
+import { CLIENT_PREFACE } from "../../src/h2/h2-preface.js";
 
 /** A raw frame, for frames the writers would never produce. */
 function frame(type: number, flags: number, streamId: number, payload: Buffer | string = ""): Buffer {

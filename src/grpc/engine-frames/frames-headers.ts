@@ -5,7 +5,7 @@
  * forwarded with the upstream's :scheme; responses and trailers lose connection-specific fields.
  * Everything else, `-bin` metadata and never-indexed flags included, passes unchanged.
  */
-import { FIELD_NEVER_INDEXED, HeaderList } from "./hpack-header-list.js";
+import { FIELD_NEVER_INDEXED, HeaderList } from "../../h2/hpack-header-list.js";
 
 /** Connection-specific fields (§8.2.2): never forwarded; in a request they make it malformed. */
 const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set([

@@ -9,10 +9,10 @@ import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { HpackDecoder } from "../../src/frames/hpack-decoder.js";
-import { HpackEncoder } from "../../src/frames/hpack-encoder.js";
-import { FIELD_NEVER_INDEXED, HeaderList } from "../../src/frames/hpack-header-list.js";
-import { encodeInteger } from "../../src/frames/hpack-integer.js";
+import { HpackDecoder } from "../../src/h2/hpack-decoder.js";
+import { HpackEncoder } from "../../src/h2/hpack-encoder.js";
+import { FIELD_NEVER_INDEXED, HeaderList } from "../../src/h2/hpack-header-list.js";
+import { encodeInteger } from "../../src/h2/hpack-integer.js";
 
 interface LibHeader {
   name: string;

@@ -5,14 +5,14 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { h2ErrorName } from "../../src/frames/h2-error-codes.js";
+import { h2ErrorName } from "../../src/h2/h2-error-codes.js";
 import {
   readGoaway,
   readPingPayload,
   readRstStreamCode,
   readWindowIncrement,
-} from "../../src/frames/h2-frame-fields.js";
-import { FrameReader, type H2Frame } from "../../src/frames/h2-frame-reader.js";
+} from "../../src/h2/h2-frame-fields.js";
+import { FrameReader, type H2Frame } from "../../src/h2/h2-frame-reader.js";
 import {
   encodeGoawayFrame,
   encodeHeadersFrames,
@@ -20,9 +20,9 @@ import {
   encodeRstStreamFrame,
   encodeSettingsFrame,
   encodeWindowUpdateFrame,
-} from "../../src/frames/h2-frame-writers.js";
-import { HeaderBlockAssembler } from "../../src/frames/h2-header-block.js";
-import { CLIENT_PREFACE, checkClientPreface } from "../../src/frames/h2-preface.js";
+} from "../../src/h2/h2-frame-writers.js";
+import { HeaderBlockAssembler } from "../../src/h2/h2-header-block.js";
+import { CLIENT_PREFACE, checkClientPreface } from "../../src/h2/h2-preface.js";
 
 const SETTINGS = encodeSettingsFrame({ maxConcurrentStreams: 100, initialWindowSize: 1 << 20 });
 

@@ -6,18 +6,18 @@
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { describe, it } from "node:test";
-import { HpackDecoder, type HpackDecoderOptions } from "../../src/frames/hpack-decoder.js";
-import { HpackEncoder, type HpackEncoderOptions } from "../../src/frames/hpack-encoder.js";
-import { HeaderList } from "../../src/frames/hpack-header-list.js";
+import { HpackDecoder, type HpackDecoderOptions } from "../../src/h2/hpack-decoder.js";
+import { HpackEncoder, type HpackEncoderOptions } from "../../src/h2/hpack-encoder.js";
+import { HeaderList } from "../../src/h2/hpack-header-list.js";
 import {
   HUFFMAN_CODES,
   HUFFMAN_LENGTHS,
   huffmanDecode,
   huffmanEncode,
   huffmanEncodedLength,
-} from "../../src/frames/hpack-huffman.js";
-import { decodeInteger, encodeInteger } from "../../src/frames/hpack-integer.js";
-import { STATIC_NAMES, STATIC_VALUES } from "../../src/frames/hpack-static-table.js";
+} from "../../src/h2/hpack-huffman.js";
+import { decodeInteger, encodeInteger } from "../../src/h2/hpack-integer.js";
+import { STATIC_NAMES, STATIC_VALUES } from "../../src/h2/hpack-static-table.js";
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ""), "hex");
 

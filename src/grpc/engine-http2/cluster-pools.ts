@@ -2,10 +2,10 @@
  * The upstream session pools of one cluster, one per endpoint, created on first use and shared by
  * every gRPC listener that routes to the cluster.
  */
-import type { Endpoint } from "../balancer/endpoint-set.js";
-import type { ClusterConfig } from "../config/config-schema.js";
-import { durationMs } from "../config/config-units.js";
-import type { Logger } from "../log/logger.js";
+import type { Endpoint } from "../../balancer/endpoint-set.js";
+import type { ClusterConfig } from "../../config/config-schema.js";
+import { durationMs } from "../../config/config-units.js";
+import type { Logger } from "../../log/logger.js";
 import { UpstreamPool, type UpstreamTls } from "./upstream-pool.js";
 
 export class ClusterPools {

@@ -6,8 +6,8 @@
  * once its streams end. Its life is a union of states with one transition function.
  */
 import type { Socket } from "node:net";
-import { CLIENT_PREFACE } from "./h2-preface.js";
-import type { HeaderList } from "./hpack-header-list.js";
+import { CLIENT_PREFACE } from "../../h2/h2-preface.js";
+import type { HeaderList } from "../../h2/hpack-header-list.js";
 import { H2Connection, StreamEnd, type DecodeStatus, type StreamHandler } from "./frames-connection.js";
 
 export type UpstreamState = "connecting" | "open" | "draining" | "closed";

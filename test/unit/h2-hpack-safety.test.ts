@@ -5,11 +5,11 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { HpackDecoder, type HpackDecoderOptions } from "../../src/frames/hpack-decoder.js";
-import { HpackEncoder } from "../../src/frames/hpack-encoder.js";
-import { HeaderList } from "../../src/frames/hpack-header-list.js";
-import { huffmanEncode, huffmanEncodedLength } from "../../src/frames/hpack-huffman.js";
-import { encodeInteger } from "../../src/frames/hpack-integer.js";
+import { HpackDecoder, type HpackDecoderOptions } from "../../src/h2/hpack-decoder.js";
+import { HpackEncoder } from "../../src/h2/hpack-encoder.js";
+import { HeaderList } from "../../src/h2/hpack-header-list.js";
+import { huffmanEncode, huffmanEncodedLength } from "../../src/h2/hpack-huffman.js";
+import { encodeInteger } from "../../src/h2/hpack-integer.js";
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ""), "hex");
 

@@ -7,8 +7,8 @@
 import { connect, type ClientHttp2Session, type SecureClientSessionOptions, type Settings } from "node:http2";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
-import type { Endpoint } from "../balancer/endpoint-set.js";
-import type { Logger } from "../log/logger.js";
+import type { Endpoint } from "../../balancer/endpoint-set.js";
+import type { Logger } from "../../log/logger.js";
 import { H2_TUNING } from "./h2-tuning.js";
 
 export type UpstreamSessionState = "connecting" | "open" | "draining" | "closed";

@@ -4,14 +4,14 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { FrameReader } from "../../src/frames/h2-frame-reader.js";
-import { encodeSettingsFrame } from "../../src/frames/h2-frame-writers.js";
+import { FrameReader } from "../../src/h2/h2-frame-reader.js";
+import { encodeSettingsFrame } from "../../src/h2/h2-frame-writers.js";
 import {
   H2_INITIAL_SETTINGS,
   applySettings,
   parseSettingsPayload,
   type SettingsParseResult,
-} from "../../src/frames/h2-settings.js";
+} from "../../src/h2/h2-settings.js";
 
 /** A payload from (id, value) pairs. */
 function payload(...pairs: Array<[number, number]>): Buffer {

@@ -6,17 +6,17 @@
  * the response arrived and the request so far fits the 64 KiB retry buffer (docs/architecture.md "Retries").
  * Every outcome ends as one gRPC status, reported once: the same contract as the `http2` engine.
  */
-import type { Endpoint } from "../balancer/endpoint-set.js";
-import { GrpcStatus, encodeGrpcMessage, parseStatus, statusOfResetCode } from "../grpc/grpc-status.js";
-import { RETRY_BUFFER_BYTES, type StreamOutcome } from "../grpc/grpc-stream-proxy.js";
-import { parseGrpcTimeout } from "../grpc/grpc-timeout.js";
-import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
-import { H2_ERROR_CODES } from "./h2-error-codes.js";
-import type { HeaderList } from "./hpack-header-list.js";
+import type { Endpoint } from "../../balancer/endpoint-set.js";
+import { GrpcStatus, encodeGrpcMessage, parseStatus, statusOfResetCode } from "../grpc-status.js";
+import { RETRY_BUFFER_BYTES, type StreamOutcome } from "../engine-http2/grpc-stream-proxy.js";
+import { parseGrpcTimeout } from "../grpc-timeout.js";
+import type { ClusterRuntime } from "../../runtime/cluster-runtime.js";
+import { H2_ERROR_CODES } from "../../h2/h2-error-codes.js";
+import type { HeaderList } from "../../h2/hpack-header-list.js";
 import type { ResetCause, StreamEnd, StreamHandler } from "./frames-connection.js";
 import { releaseRequestList, statusTrailers, trailersOnly } from "./frames-headers.js";
-import { StreamEndpointChoice } from "../grpc/stream-endpoint-choice.js";
-import { InferenceRouting, ROUTE_TRAILER } from "../grpc/inference-routing.js";
+import { StreamEndpointChoice } from "../stream-endpoint-choice.js";
+import { InferenceRouting, ROUTE_TRAILER } from "../inference-routing.js";
 import type { FramesClusterPools, FramesUpstreamPool } from "./frames-upstream-pool.js";
 import type { UpstreamConnection } from "./frames-upstream.js";
 

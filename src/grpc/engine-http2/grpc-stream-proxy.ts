@@ -11,12 +11,12 @@ import {
   type OutgoingHttpHeaders,
   type ServerHttp2Stream,
 } from "node:http2";
-import type { Endpoint } from "../balancer/endpoint-set.js";
-import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
-import { GrpcStatus, encodeGrpcMessage, parseStatus, statusOfResetCode } from "./grpc-status.js";
-import { parseGrpcTimeout } from "./grpc-timeout.js";
-import { StreamEndpointChoice } from "./stream-endpoint-choice.js";
-import { InferenceRouting, ROUTE_TRAILER, type RouteReason } from "./inference-routing.js";
+import type { Endpoint } from "../../balancer/endpoint-set.js";
+import type { ClusterRuntime } from "../../runtime/cluster-runtime.js";
+import { GrpcStatus, encodeGrpcMessage, parseStatus, statusOfResetCode } from "../grpc-status.js";
+import { parseGrpcTimeout } from "../grpc-timeout.js";
+import { StreamEndpointChoice } from "../stream-endpoint-choice.js";
+import { InferenceRouting, ROUTE_TRAILER, type RouteReason } from "../inference-routing.js";
 
 import type { ClusterPools } from "./cluster-pools.js";
 import type { UpstreamPool, UpstreamSession } from "./upstream-pool.js";

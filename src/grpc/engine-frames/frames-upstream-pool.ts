@@ -7,11 +7,11 @@
  */
 import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
-import type { Endpoint } from "../balancer/endpoint-set.js";
-import type { ClusterConfig } from "../config/config-schema.js";
-import { durationMs } from "../config/config-units.js";
-import type { Logger } from "../log/logger.js";
-import { tlsOptionsOf, type UpstreamTls } from "../grpc/upstream-pool.js";
+import type { Endpoint } from "../../balancer/endpoint-set.js";
+import type { ClusterConfig } from "../../config/config-schema.js";
+import { durationMs } from "../../config/config-units.js";
+import type { Logger } from "../../log/logger.js";
+import { tlsOptionsOf, type UpstreamTls } from "../engine-http2/upstream-pool.js";
 import { UpstreamConnection, type UpstreamEvents, type UpstreamState } from "./frames-upstream.js";
 
 export type ConnectionResult =

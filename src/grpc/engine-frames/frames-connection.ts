@@ -10,9 +10,9 @@
  * protocol violation ends as a stream error (RST_STREAM) or a connection error (GOAWAY, close).
  */
 import type { Socket } from "node:net";
-import { H2_ERROR_CODES, type H2ErrorName } from "./h2-error-codes.js";
-import { readGoaway, readPingPayload, readRstStreamCode, readWindowIncrement } from "./h2-frame-fields.js";
-import { FrameReader, type H2Frame } from "./h2-frame-reader.js";
+import { H2_ERROR_CODES, type H2ErrorName } from "../../h2/h2-error-codes.js";
+import { readGoaway, readPingPayload, readRstStreamCode, readWindowIncrement } from "../../h2/h2-frame-fields.js";
+import { FrameReader, type H2Frame } from "../../h2/h2-frame-reader.js";
 import {
   FLAG_ACK,
   FLAG_END_HEADERS,
@@ -28,7 +28,7 @@ import {
   FRAME_SETTINGS,
   FRAME_WINDOW_UPDATE,
   MAX_WINDOW_SIZE,
-} from "./h2-frame-types.js";
+} from "../../h2/h2-frame-types.js";
 import {
   SETTINGS_ACK_FRAME,
   encodeGoawayFrame,
@@ -38,18 +38,18 @@ import {
   encodeWindowUpdateFrame,
   writeDataFrameHeader,
   writeFrameHeader,
-} from "./h2-frame-writers.js";
+} from "../../h2/h2-frame-writers.js";
 import {
   H2_INITIAL_SETTINGS,
   parseSettingsPayload,
   type H2Settings,
   type H2SettingsUpdate,
-} from "./h2-settings.js";
-import { HpackDecoder } from "./hpack-decoder.js";
-import { HpackEncoder } from "./hpack-encoder.js";
-import { HeaderList } from "./hpack-header-list.js";
+} from "../../h2/h2-settings.js";
+import { HpackDecoder } from "../../h2/hpack-decoder.js";
+import { HpackEncoder } from "../../h2/hpack-encoder.js";
+import { HeaderList } from "../../h2/hpack-header-list.js";
 import { forwardable, forwardedFields } from "./frames-headers.js";
-import { FloodGuard } from "./frames-flood-guard.js";
+import { FloodGuard } from "../../h2/h2-flood-guard.js";
 import { FRAMES_TUNING } from "./frames-tuning.js";
 import { FrameOutput } from "./frames-output.js";
 import { StreamTable } from "./frames-stream-table.js";

@@ -5,7 +5,7 @@
  * Sessions: `max_connections` (beyond it GOAWAY and close), `handshake_timeout` (TLS + preface +
  * SETTINGS), `idle_timeout` (no active stream), drain with GOAWAY.
  */
-import { bindServer, serverAddress, type BindOptions } from "../runtime/server-address.js";
+import { bindServer, serverAddress, type BindOptions } from "../../runtime/server-address.js";
 import {
   constants,
   createSecureServer,
@@ -17,18 +17,18 @@ import {
   type ServerHttp2Stream,
 } from "node:http2";
 import { readFileSync } from "node:fs";
-import { normalizeClientAddress } from "../balancer/picker.js";
-import type { ListenerConfig } from "../config/config-schema.js";
-import { durationMs, sizeBytes } from "../config/config-units.js";
-import { AccessLog, type AccessLogSink } from "../log/access-log.js";
-import type { Logger } from "../log/logger.js";
-import { RateLimitedWarning } from "../log/rate-limited-warning.js";
-import type { Metrics } from "../metrics/metrics.js";
-import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
-import type { Listener } from "../runtime/listener.js";
+import { normalizeClientAddress } from "../../balancer/picker.js";
+import type { ListenerConfig } from "../../config/config-schema.js";
+import { durationMs, sizeBytes } from "../../config/config-units.js";
+import { AccessLog, type AccessLogSink } from "../../log/access-log.js";
+import type { Logger } from "../../log/logger.js";
+import { RateLimitedWarning } from "../../log/rate-limited-warning.js";
+import type { Metrics } from "../../metrics/metrics.js";
+import type { ClusterRuntime } from "../../runtime/cluster-runtime.js";
+import type { Listener } from "../../runtime/listener.js";
 import type { ClusterPools } from "./cluster-pools.js";
 import { GrpcStreamProxy, type StreamOutcome, type StreamRoute } from "./grpc-stream-proxy.js";
-import { GrpcStreamMetrics } from "./grpc-stream-metrics.js";
+import { GrpcStreamMetrics } from "../grpc-stream-metrics.js";
 import { H2_TUNING } from "./h2-tuning.js";
 
 const MAX_STREAM_ID = 2 ** 31 - 1;

@@ -8,21 +8,21 @@
 import { readFileSync } from "node:fs";
 import { createServer as createNetServer, type Server, type Socket } from "node:net";
 import { createServer as createTlsServer, type TLSSocket } from "node:tls";
-import type { ListenerConfig } from "../config/config-schema.js";
-import { durationMs, sizeBytes } from "../config/config-units.js";
-import type { StreamOutcome } from "../grpc/grpc-stream-proxy.js";
-import { GrpcStreamMetrics } from "../grpc/grpc-stream-metrics.js";
-import { AccessLog, type AccessLogSink } from "../log/access-log.js";
-import type { Logger } from "../log/logger.js";
-import { RateLimitedWarning } from "../log/rate-limited-warning.js";
-import type { Metrics } from "../metrics/metrics.js";
-import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
-import type { Listener } from "../runtime/listener.js";
-import { bindServer, serverAddress, type BindOptions } from "../runtime/server-address.js";
+import type { ListenerConfig } from "../../config/config-schema.js";
+import { durationMs, sizeBytes } from "../../config/config-units.js";
+import type { StreamOutcome } from "../engine-http2/grpc-stream-proxy.js";
+import { GrpcStreamMetrics } from "../grpc-stream-metrics.js";
+import { AccessLog, type AccessLogSink } from "../../log/access-log.js";
+import type { Logger } from "../../log/logger.js";
+import { RateLimitedWarning } from "../../log/rate-limited-warning.js";
+import type { Metrics } from "../../metrics/metrics.js";
+import type { ClusterRuntime } from "../../runtime/cluster-runtime.js";
+import type { Listener } from "../../runtime/listener.js";
+import { bindServer, serverAddress, type BindOptions } from "../../runtime/server-address.js";
 import { DownstreamConnection } from "./frames-downstream.js";
 import type { FramesClusterPools } from "./frames-upstream-pool.js";
 import type { FramesRoute } from "./frames-stream.js";
-import type { HeaderList } from "./hpack-header-list.js";
+import type { HeaderList } from "../../h2/hpack-header-list.js";
 
 export interface FramesListenerDeps {
   readonly log: Logger;
