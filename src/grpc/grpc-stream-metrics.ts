@@ -5,7 +5,7 @@
  */
 import type { Metrics } from "../metrics/metrics.js";
 import type { CounterTally, HistogramTally } from "../metrics/metrics-tally.js";
-import type { StreamOutcome } from "./engine-http2/grpc-stream-proxy.js";
+import type { StreamOutcome } from "./stream-outcome.js";
 import { statusName } from "./grpc-status.js";
 
 type StreamsTally = CounterTally<"listener" | "cluster" | "grpc_code">;

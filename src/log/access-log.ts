@@ -7,7 +7,7 @@
  */
 import type { RandomSource } from "../balancer/picker.js";
 import type { ListenerConfig } from "../config/config-schema.js";
-import type { StreamOutcome } from "../grpc/engine-http2/grpc-stream-proxy.js";
+import type { StreamOutcome } from "../grpc/stream-outcome.js";
 import { statusName } from "../grpc/grpc-status.js";
 import { ChunkedFdWriter } from "./access-log-output.js";
 

@@ -11,7 +11,12 @@
  */
 import type { Socket } from "node:net";
 import { H2_ERROR_CODES, type H2ErrorName } from "../../h2/h2-error-codes.js";
-import { readGoaway, readPingPayload, readRstStreamCode, readWindowIncrement } from "../../h2/h2-frame-fields.js";
+import {
+  readGoaway,
+  readPingPayload,
+  readRstStreamCode,
+  readWindowIncrement,
+} from "../../h2/h2-frame-fields.js";
 import { FrameReader, type H2Frame } from "../../h2/h2-frame-reader.js";
 import {
   FLAG_ACK,

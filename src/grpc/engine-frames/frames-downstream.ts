@@ -8,11 +8,11 @@
  */
 import type { Socket } from "node:net";
 import { normalizeClientAddress } from "../../balancer/picker.js";
-import type { StreamOutcome } from "../engine-http2/grpc-stream-proxy.js";
+import type { StreamOutcome, StreamOwner } from "../stream-outcome.js";
 import { H2Connection, StreamEnd, type DecodeStatus, type StreamHandler } from "./frames-connection.js";
 import { releaseRequestList, takeRequestList, upstreamRequest } from "./frames-headers.js";
 import type { HeaderList } from "../../h2/hpack-header-list.js";
-import { FramesStream, type FramesRoute, type StreamOwner } from "./frames-stream.js";
+import { FramesStream, type FramesRoute } from "./frames-stream.js";
 import { FRAMES_TUNING } from "./frames-tuning.js";
 
 export interface DownstreamDeps {

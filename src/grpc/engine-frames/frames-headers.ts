@@ -2,19 +2,11 @@
  * What crosses the `frames` engine, header by header (RFC 9113 §8.2, §8.3; gRPC's PROTOCOL-HTTP2.md):
  * a request is checked for the rules a server must enforce (pseudo-headers known, once each and first;
  * :method, :scheme and :path present; no connection-specific field; `te` only "trailers") and
- * forwarded with the upstream's :scheme; responses and trailers lose connection-specific fields.
- * Everything else, `-bin` metadata and never-indexed flags included, passes unchanged.
+ * forwarded with the upstream's :scheme; what crosses is decided by the rules both engines share
+ * (header-rules.ts).
  */
 import { FIELD_NEVER_INDEXED, HeaderList } from "../../h2/hpack-header-list.js";
-
-/** Connection-specific fields (§8.2.2): never forwarded; in a request they make it malformed. */
-const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "upgrade",
-]);
+import { CONNECTION_SPECIFIC, crossesProxy } from "../header-rules.js";
 
 const REQUEST_PSEUDO: ReadonlySet<string> = new Set([":method", ":scheme", ":path", ":authority"]);
 
@@ -70,7 +62,7 @@ export function upstreamRequest(
   if (authority !== undefined) out.add(":authority", authority);
   for (let i = 0; i < list.length; i++) {
     const name = list.name(i);
-    if (name.charCodeAt(0) === 0x3a || name === "host") continue;
+    if (name.charCodeAt(0) === 0x3a || !crossesProxy(name, false)) continue;
     out.add(name, list.value(i), list.neverIndexed(i) ? FIELD_NEVER_INDEXED : 0);
   }
   return undefined;
@@ -99,8 +91,7 @@ export function releaseRequestList(list: HeaderList): void {
 
 /** True when a received field crosses to the other side (pseudo-headers only in response headers). */
 export function forwardable(name: string, keepPseudo: boolean): boolean {
-  if (CONNECTION_SPECIFIC.has(name)) return false;
-  return keepPseudo || name.charCodeAt(0) !== 0x3a;
+  return crossesProxy(name, keepPseudo);
 }
 
 /** A response header block or trailers for the other side: connection-specific fields dropped. */

@@ -10,7 +10,7 @@ import { createServer as createNetServer, type Server, type Socket } from "node:
 import { createServer as createTlsServer, type TLSSocket } from "node:tls";
 import type { ListenerConfig } from "../../config/config-schema.js";
 import { durationMs, sizeBytes } from "../../config/config-units.js";
-import type { StreamOutcome } from "../engine-http2/grpc-stream-proxy.js";
+import type { StreamOutcome } from "../stream-outcome.js";
 import { GrpcStreamMetrics } from "../grpc-stream-metrics.js";
 import { AccessLog, type AccessLogSink } from "../../log/access-log.js";
 import type { Logger } from "../../log/logger.js";

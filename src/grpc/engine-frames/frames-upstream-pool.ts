@@ -11,7 +11,7 @@ import type { Endpoint } from "../../balancer/endpoint-set.js";
 import type { ClusterConfig } from "../../config/config-schema.js";
 import { durationMs } from "../../config/config-units.js";
 import type { Logger } from "../../log/logger.js";
-import { tlsOptionsOf, type UpstreamTls } from "../engine-http2/upstream-pool.js";
+import { tlsOptionsOf, type UpstreamTls } from "../upstream-tls.js";
 import { UpstreamConnection, type UpstreamEvents, type UpstreamState } from "./frames-upstream.js";
 
 export type ConnectionResult =

@@ -6,7 +6,8 @@ import type { Endpoint } from "../../balancer/endpoint-set.js";
 import type { ClusterConfig } from "../../config/config-schema.js";
 import { durationMs } from "../../config/config-units.js";
 import type { Logger } from "../../log/logger.js";
-import { UpstreamPool, type UpstreamTls } from "./upstream-pool.js";
+import { UpstreamPool } from "./upstream-pool.js";
+import { upstreamTlsOf, type UpstreamTls } from "../upstream-tls.js";
 
 export class ClusterPools {
   private readonly pools = new Map<string, UpstreamPool>();
@@ -20,13 +21,7 @@ export class ClusterPools {
     private readonly log: Logger,
   ) {
     this.connectTimeoutMs = durationMs(config.connect_timeout);
-    this.tls = config.tls
-      ? {
-          ca: config.tls.ca,
-          serverName: config.tls.server_name,
-          insecureSkipVerify: config.tls.insecure_skip_verify,
-        }
-      : undefined;
+    this.tls = upstreamTlsOf(config);
   }
 
   get scheme(): "http" | "https" {

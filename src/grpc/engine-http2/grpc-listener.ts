@@ -27,7 +27,8 @@ import type { Metrics } from "../../metrics/metrics.js";
 import type { ClusterRuntime } from "../../runtime/cluster-runtime.js";
 import type { Listener } from "../../runtime/listener.js";
 import type { ClusterPools } from "./cluster-pools.js";
-import { GrpcStreamProxy, type StreamOutcome, type StreamRoute } from "./grpc-stream-proxy.js";
+import { GrpcStreamProxy, type StreamRoute } from "./grpc-stream-proxy.js";
+import type { StreamOutcome, StreamOwner } from "../stream-outcome.js";
 import { GrpcStreamMetrics } from "../grpc-stream-metrics.js";
 import { H2_TUNING } from "./h2-tuning.js";
 
@@ -48,10 +49,21 @@ export interface GrpcListenerDeps {
   readonly accessLog: AccessLogSink;
 }
 
-interface SessionState {
-  active: number;
+/** One client session: its streams report here (an object per session, not a closure per stream). */
+class SessionState implements StreamOwner {
+  active = 0;
   idleTimer: NodeJS.Timeout | undefined;
   handshakeTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly listener: GrpcListener,
+    readonly session: ServerHttp2Session,
+  ) {}
+
+  streamDone(cluster: string, outcome: StreamOutcome): void {
+    this.active--;
+    this.listener.streamDone(this, cluster, outcome);
+  }
 }
 
 export class GrpcListener implements Listener {
@@ -184,7 +196,7 @@ export class GrpcListener implements Listener {
       setImmediate(() => session.destroy());
       return;
     }
-    const state: SessionState = { active: 0, idleTimer: undefined, handshakeTimer: undefined };
+    const state = new SessionState(this, session);
     this.sessions.set(session, state);
     this.deps.metrics.downstreamConnectionsTotal.inc(this.labels);
     this.deps.metrics.downstreamConnectionsActive.inc(this.labels);
@@ -231,28 +243,32 @@ export class GrpcListener implements Listener {
     this.activeStreams++;
     clearTimeout(state.idleTimer);
     const cluster = this.deps.cluster();
-    const pools = this.deps.pools();
-    const key = cluster.config.affinity?.key;
-    const route: StreamRoute = {
-      cluster,
-      pools,
-      affinityHeader: key?.startsWith("header:") ? key.slice(7).toLowerCase() : undefined,
-      sourceAffinity: key === "source_ip",
-      upstreamScheme: pools.scheme,
-    };
     const clientAddress = normalizeClientAddress(session.socket?.remoteAddress);
-    new GrpcStreamProxy(stream, headers, clientAddress, route, (outcome) => {
-      state.active--;
-      this.activeStreams--;
-      if (state.active === 0) this.armIdle(session, state);
-      this.report(cluster.name, outcome);
-    });
+    const key = cluster.config.affinity?.key;
+    const affinityKey = key?.startsWith("header:")
+      ? headerValue(headers[key.slice(7).toLowerCase()])
+      : key === "source_ip"
+        ? clientAddress
+        : undefined;
+    const route: StreamRoute = { cluster, pools: this.deps.pools(), clientAddress, affinityKey };
+    new GrpcStreamProxy(stream, headers, route, state);
+  }
+
+  /** A stream of `state`'s session ended. */
+  streamDone(state: SessionState, cluster: string, outcome: StreamOutcome): void {
+    this.activeStreams--;
+    if (state.active === 0) this.armIdle(state.session, state);
+    this.report(cluster, outcome);
   }
 
   private report(cluster: string, outcome: StreamOutcome): void {
     this.streamMetrics.report(cluster, outcome);
     if (this.accessLog.take()) this.accessLog.stream(cluster, outcome);
   }
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
 }
 
 function noop(): void {}

@@ -5,19 +5,12 @@
  * its streams end. Connect failures back off exponentially so a dead endpoint costs nothing per stream.
  */
 import { connect, type ClientHttp2Session, type SecureClientSessionOptions, type Settings } from "node:http2";
-import { readFileSync } from "node:fs";
-import { isIP } from "node:net";
 import type { Endpoint } from "../../balancer/endpoint-set.js";
 import type { Logger } from "../../log/logger.js";
 import { H2_TUNING } from "./h2-tuning.js";
+import { tlsOptionsOf, type UpstreamTls } from "../upstream-tls.js";
 
 export type UpstreamSessionState = "connecting" | "open" | "draining" | "closed";
-
-export interface UpstreamTls {
-  readonly ca?: string | undefined;
-  readonly serverName?: string | undefined;
-  readonly insecureSkipVerify: boolean;
-}
 
 export interface UpstreamPoolOptions {
   readonly connectTimeoutMs: number;
@@ -221,17 +214,4 @@ export class UpstreamPool {
     const i = this.sessions.indexOf(s);
     if (i >= 0) this.sessions.splice(i, 1);
   }
-}
-
-/** TLS options towards an endpoint (both engines): ALPN h2, the cluster's CA, SNI by name only. */
-export function tlsOptionsOf(tls: UpstreamTls, host: string): SecureClientSessionOptions {
-  // SNI carries names, never IP addresses (RFC 6066); the certificate is still checked against the IP.
-  const servername = tls.serverName ?? (isIP(host) ? "" : host);
-  return {
-    ALPNProtocols: ["h2"],
-    ...(tls.ca !== undefined ? { ca: readFileSync(tls.ca) } : {}),
-    servername,
-    rejectUnauthorized: !tls.insecureSkipVerify,
-    ...(tls.insecureSkipVerify ? { checkServerIdentity: () => undefined } : {}),
-  };
 }

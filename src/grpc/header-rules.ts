@@ -1,0 +1,29 @@
+/**
+ * Which header fields cross the proxy, the same rules for both engines (RFC 9113 §8.2.2, §8.3):
+ * connection-specific fields never cross and make a request malformed; `host` (HTTP/1.1's
+ * authority: an HTTP/2 request carries `:authority`) and `http2-settings` (HTTP/1.1's upgrade to
+ * h2c) belong to one hop and never cross either; trailers carry no pseudo-header. Everything else,
+ * `date`, `-bin` metadata and never-indexed flags included, passes unchanged, as HAProxy and Envoy
+ * pass it.
+ */
+
+/** Connection-specific fields (§8.2.2): never forwarded; in a request they make it malformed. */
+export const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+/** Fields that never cross the proxy, in either direction. */
+const HOP_BY_HOP: ReadonlySet<string> = new Set([...CONNECTION_SPECIFIC, "host", "http2-settings"]);
+
+/**
+ * True when a received field crosses to the other side: request and response headers keep their
+ * pseudo-headers (`keepPseudo`), trailers do not.
+ */
+export function crossesProxy(name: string, keepPseudo: boolean): boolean {
+  if (name.charCodeAt(0) === 0x3a /* : */) return keepPseudo;
+  return !HOP_BY_HOP.has(name);
+}

@@ -1,0 +1,363 @@
+/**
+ * The one gRPC stream core, shared by both engines: what happens to a client's stream between its
+ * request headers and its last byte, written once. It chooses the endpoint of every attempt
+ * (StreamEndpointChoice), keeps request bytes in the 64 KiB retry buffer, retries on another endpoint
+ * while nothing of the response arrived (connect failure, REFUSED_STREAM, a GOAWAY below the stream's
+ * id: docs/architecture.md "Retries"), enforces `grpc-timeout`, answers with a status of its own
+ * (trailers-only before any response header, trailers after), accounts each attempt on its endpoint
+ * exactly once, and reports the stream's outcome once.
+ *
+ * An engine extends it with the few things that touch its HTTP/2 implementation: open an upstream
+ * stream on an endpoint (`openOn`), send request bytes on it (`sendUp`), cancel it (`abortUp`), and
+ * answer the client (`answerClient`); it forwards response headers, DATA and trailers itself, asking
+ * the core first (`responseHeaders`, `responseTrailers`), and reports an upstream failure
+ * (`upstreamFailed`) or the client's end (`finish`).
+ */
+import type { Endpoint } from "../balancer/endpoint-set.js";
+import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
+import { GrpcStatus, encodeGrpcMessage, parseStatus, statusOfResetCode } from "./grpc-status.js";
+import { parseGrpcTimeout } from "./grpc-timeout.js";
+import { InferenceRouting } from "./inference-routing.js";
+import { StreamEndpointChoice } from "./stream-endpoint-choice.js";
+import type { StreamOwner } from "./stream-outcome.js";
+
+/** Request bytes kept for a retry; past it a stream is no longer retried (docs/architecture.md). */
+export const RETRY_BUFFER_BYTES = 64 * 1024;
+
+/**
+ * Where a stream is in its life. `moveTo` is the only way to change it and refuses every move this
+ * table does not list, which is what guards each step (a late callback finds its move refused).
+ */
+export type StreamPhase =
+  /** Waits for the head of the first message to choose its endpoint (inference routing). */
+  | "routing"
+  /** An attempt waits for a connection (a free stream slot) to its endpoint. */
+  | "connecting"
+  /** The request goes upstream on an attempt; no response byte yet, so a retry is still possible. */
+  | "forwarded"
+  /** The worker's response headers went to the client. */
+  | "responding"
+  /** The worker's status went to the client (its trailers, or a trailers-only response). */
+  | "trailed"
+  /** Fulcrum answered with a status of its own (no endpoint, deadline, reset, lost connection). */
+  | "answered"
+  /** The client's stream is over and its outcome reported. */
+  | "done";
+
+const MOVES: Readonly<Record<StreamPhase, readonly StreamPhase[]>> = {
+  routing: ["connecting", "answered", "done"],
+  connecting: ["connecting", "forwarded", "answered", "done"],
+  forwarded: ["connecting", "responding", "trailed", "answered", "done"],
+  responding: ["trailed", "answered", "done"],
+  trailed: ["done"],
+  answered: ["done"],
+  done: [],
+};
+
+/** Why an upstream stream failed: refused unprocessed, reset by the worker, or its connection lost. */
+export type UpstreamFailure = "refused" | "reset" | "lost";
+
+const EMPTY = Buffer.alloc(0);
+
+/** The stream's place in its cluster: the route inputs both engines give the core. */
+export interface StreamRouteInputs {
+  readonly cluster: ClusterRuntime;
+  /** The client's address (no port), when known. */
+  readonly clientAddress: string | undefined;
+  /** The affinity key of this stream (`header:<name>` value or the client address), if any. */
+  readonly affinityKey: string | undefined;
+}
+
+export abstract class ProxiedStream<Up> {
+  protected phase: StreamPhase = "routing";
+  /** The gRPC status the client got or gets; set on entering `trailed` or `answered`. */
+  protected status: number | undefined;
+  /** The upstream stream of the current attempt, from `opened` until the attempt is accounted. */
+  protected up: Up | undefined;
+  /** Request DATA kept for a retry (views, never copies), while `replayable`. */
+  protected buffered: Buffer[] = [];
+  protected bufferedBytes = 0;
+  /** False once the request outgrew the retry buffer or a response byte arrived. */
+  protected replayable = true;
+  protected requestEnded = false;
+  protected bytesIn = 0;
+  protected bytesOut = 0;
+  protected readonly cluster: ClusterRuntime;
+  /** Inference routing of this stream (models configured and an inference method), if any. */
+  protected readonly routing: InferenceRouting | undefined;
+  /** The endpoint of each attempt (model filter, sequence pins, policy) and the route's explanation. */
+  protected readonly choice: StreamEndpointChoice;
+  private upEndpoint: Endpoint | undefined;
+  private upStartedAt = 0;
+  private deadline: NodeJS.Timeout | undefined;
+  private readonly started = performance.now();
+  private readonly clientAddress: string | undefined;
+
+  protected constructor(
+    route: StreamRouteInputs,
+    protected readonly method: string | undefined,
+    private readonly owner: StreamOwner,
+  ) {
+    this.cluster = route.cluster;
+    this.clientAddress = route.clientAddress;
+    this.routing = InferenceRouting.forStream(route.cluster, method);
+    this.choice = new StreamEndpointChoice(
+      route.cluster,
+      route.clientAddress,
+      route.affinityKey,
+      this.routing,
+    );
+  }
+
+  // ---- what an engine supplies --------------------------------------------------------------------
+
+  /**
+   * Opens an upstream stream on `endpoint`: now when its pool has a free slot, else when one comes.
+   * Then it sets `up` and calls `opened`, or calls `connectFailed` / `refusedOnOpen`. A callback
+   * that comes after the stream moved on (`phase !== "connecting"`) must not open anything.
+   */
+  protected abstract openOn(endpoint: Endpoint): void;
+  /** Sends request bytes on `up` (END_STREAM with `end`). */
+  protected abstract sendUp(up: Up, data: Buffer, end: boolean): void;
+  /** Cancels `up` (RST_STREAM CANCEL) unless it is over; never calls back into the core at once. */
+  protected abstract abortUp(up: Up): void;
+  /** Ends the client's stream with Fulcrum's own status: trailers-only, or trailers `afterHeaders`. */
+  protected abstract answerClient(
+    status: number,
+    message: string,
+    explanation: string | undefined,
+    afterHeaders: boolean,
+  ): void;
+  /** The request outgrew the retry buffer while no upstream stream takes it: stop reading it. */
+  protected holdRequest(): void {}
+  /** The outcome was reported: nothing of the stream is used any more. */
+  protected finished(): void {}
+
+  // ---- the life of the stream ---------------------------------------------------------------------
+
+  /** The last step of an engine's constructor: arms the deadline and makes the first attempt. */
+  protected begin(timeout: string | undefined, requestEnded: boolean): void {
+    this.requestEnded = requestEnded;
+    const timeoutMs = parseGrpcTimeout(timeout);
+    if (timeoutMs !== undefined) this.deadline = setTimeout(() => this.onDeadline(), Math.max(0, timeoutMs));
+    const routing = this.routing;
+    if (routing && requestEnded) routing.end();
+    if (!routing || routing.decided) this.attempt();
+  }
+
+  /** True while an upstream stream may still be opened for this stream. */
+  protected get connecting(): boolean {
+    return this.phase === "connecting";
+  }
+
+  /** The request is complete and has no DATA to replay: its HEADERS may carry END_STREAM. */
+  protected get headersEndRequest(): boolean {
+    return this.requestEnded && this.buffered.length === 0;
+  }
+
+  protected moveTo(next: StreamPhase): boolean {
+    if (!MOVES[this.phase].includes(next)) return false;
+    this.phase = next;
+    return true;
+  }
+
+  /**
+   * Request DATA from the client. Returns false when nothing will take it (the stream was answered):
+   * the engine gives its flow-control window back at once.
+   */
+  protected requestData(data: Buffer, endStream: boolean): boolean {
+    this.bytesIn += data.length;
+    if (endStream) this.requestEnded = true;
+    const phase = this.phase;
+    if (phase === "trailed" || phase === "answered" || phase === "done") return false;
+    const up = this.up;
+    if (this.replayable || up === undefined) {
+      this.bufferedBytes += data.length;
+      if (data.length > 0) this.buffered.push(data);
+      if (this.bufferedBytes > RETRY_BUFFER_BYTES) {
+        this.replayable = false;
+        if (up !== undefined) this.buffered = [];
+      }
+    }
+    if (up !== undefined) {
+      this.sendUp(up, data, endStream);
+      return true;
+    }
+    if (phase === "routing") {
+      const routing = this.routing as InferenceRouting;
+      // Past the retry buffer, decide with what arrived rather than wait for more.
+      if (this.bufferedBytes > RETRY_BUFFER_BYTES || (!routing.push(data) && endStream)) routing.end();
+      if (routing.decided) this.attempt();
+    }
+    if (!this.replayable && this.up === undefined) this.holdRequest();
+    return true;
+  }
+
+  /** An attempt on the next endpoint, or UNAVAILABLE when there is none. */
+  private attempt(): void {
+    const phase = this.phase;
+    if (phase !== "routing" && phase !== "connecting" && phase !== "forwarded") return;
+    const choice = this.choice.next();
+    if (choice.kind === "unavailable") return this.respondError(GrpcStatus.UNAVAILABLE, choice.message);
+    this.moveTo("connecting");
+    this.openOn(choice.endpoint);
+  }
+
+  /**
+   * The engine opened `up` on `endpoint` (its request HEADERS sent, with END_STREAM when `sentEnd`):
+   * the endpoint counts it, and the buffered request follows.
+   */
+  protected opened(endpoint: Endpoint, sentEnd: boolean): void {
+    const up = this.up as Up;
+    this.moveTo("forwarded");
+    this.upEndpoint = endpoint;
+    this.upStartedAt = performance.now();
+    this.cluster.acquire(endpoint);
+    const replay = this.buffered;
+    if (!this.replayable) this.buffered = [];
+    for (let i = 0; i < replay.length; i++) {
+      this.sendUp(up, replay[i] as Buffer, i === replay.length - 1 && this.requestEnded);
+    }
+    if (this.requestEnded && replay.length === 0 && !sentEnd) this.sendUp(up, EMPTY, true);
+  }
+
+  /** No connection to `endpoint` could be made: counted, then the next endpoint (or UNAVAILABLE). */
+  protected connectFailed(endpoint: Endpoint, reason: string): void {
+    this.cluster.connectFailed(endpoint, reason);
+    this.choice.connectFailed(endpoint, reason);
+    if (this.phase === "connecting") this.retryOrFail(`${endpoint.address}: ${reason}`);
+  }
+
+  /** The connection chosen on `endpoint` refused a new stream before sending it (it was going away). */
+  protected refusedOnOpen(endpoint: Endpoint, reason: string): void {
+    this.choice.refusedBy(endpoint, "refused");
+    if (this.phase === "connecting") this.retryOrFail(`${endpoint.address}: ${reason}`);
+  }
+
+  /**
+   * Response headers from the worker; true when the engine is to forward them. A trailers-only
+   * response (`endStream`) carries the status.
+   */
+  protected responseHeaders(endStream: boolean, grpcStatus: string | undefined): boolean {
+    this.replayable = false;
+    this.buffered = [];
+    if (!this.moveTo(endStream ? "trailed" : "responding")) return false;
+    if (endStream) this.status = parseStatus(grpcStatus);
+    return true;
+  }
+
+  /** The worker's trailers; true when the engine is to forward them. */
+  protected responseTrailers(grpcStatus: string | undefined): boolean {
+    if (this.phase !== "responding" || !this.moveTo("trailed")) return false;
+    this.status = parseStatus(grpcStatus);
+    return true;
+  }
+
+  /**
+   * The current upstream stream ended without the worker's status: refused unprocessed (retried
+   * while nothing of the response came and the request fits the retry buffer), reset by the worker,
+   * or lost with its connection (the client gets UNAVAILABLE or the reset's status).
+   */
+  protected upstreamFailed(failure: UpstreamFailure, code: number): void {
+    const endpoint = this.upEndpoint;
+    if (this.up === undefined || endpoint === undefined) return;
+    const phase = this.phase;
+    if (phase !== "forwarded" && phase !== "responding") return this.endAttempt(this.status);
+    if (failure === "refused" && phase === "forwarded" && this.replayable) {
+      // Never processed (REFUSED_STREAM, or above a GOAWAY's last stream id): not the endpoint's fault.
+      this.endAttempt(undefined);
+      this.choice.refusedBy(endpoint, "refused");
+      return this.retryOrFail(`${endpoint.address}: stream refused`);
+    }
+    const cluster = this.cluster;
+    cluster.upstreamReset(endpoint);
+    cluster.streamResult(endpoint, false);
+    const lost = failure === "lost";
+    const status = lost ? GrpcStatus.UNAVAILABLE : statusOfResetCode(code);
+    this.endAttempt(status);
+    const why = lost ? "connection to the endpoint was lost" : `the endpoint reset the stream (code ${code})`;
+    this.respondError(status, `${endpoint.address}: ${why}`);
+  }
+
+  /** The current upstream stream closed cleanly after the worker's status went to the client. */
+  protected upstreamDone(): void {
+    const endpoint = this.upEndpoint;
+    if (this.up === undefined || endpoint === undefined || this.status === undefined) return;
+    this.cluster.streamResult(endpoint, this.status !== GrpcStatus.UNAVAILABLE);
+    this.endAttempt(this.status);
+  }
+
+  private retryOrFail(reason: string): void {
+    this.choice.lastError = reason;
+    if (this.replayable && this.choice.attempts < this.cluster.connectAttempts) return this.attempt();
+    this.respondError(
+      GrpcStatus.UNAVAILABLE,
+      `no endpoint of cluster "${this.cluster.name}" could take the stream: ${reason}`,
+    );
+  }
+
+  private onDeadline(): void {
+    this.deadline = undefined;
+    this.respondError(GrpcStatus.DEADLINE_EXCEEDED, "deadline exceeded");
+  }
+
+  /** Ends the client's stream with `status` and cancels the upstream one (unless already answered). */
+  protected respondError(status: number, message: string): void {
+    const afterHeaders = this.phase === "responding";
+    if (!this.moveTo("answered")) return;
+    this.status = status;
+    const up = this.up;
+    if (up !== undefined) {
+      this.abortUp(up);
+      this.endAttempt(status);
+    }
+    this.answerClient(status, encodeGrpcMessage(message), this.choice.answerExplanation(), afterHeaders);
+  }
+
+  /**
+   * The attempt is over: its endpoint's count goes down once, and `status` with the attempt's
+   * latency feeds the load estimate (undefined for a refused stream, which the worker never ran).
+   */
+  private endAttempt(status: number | undefined): void {
+    const endpoint = this.upEndpoint;
+    this.up = undefined;
+    this.upEndpoint = undefined;
+    if (endpoint === undefined) return;
+    this.cluster.release(endpoint);
+    if (status !== undefined)
+      this.cluster.streamFinished(endpoint, performance.now() - this.upStartedAt, status);
+  }
+
+  /**
+   * The client's stream is over (its response complete, or it was reset or its connection lost): the
+   * upstream stream is cancelled if it still runs, and the outcome is reported once.
+   */
+  protected finish(): void {
+    const trailed = this.phase === "trailed";
+    if (!this.moveTo("done")) return;
+    if (this.deadline) clearTimeout(this.deadline);
+    const up = this.up;
+    const endpoint = this.upEndpoint;
+    const status = this.status ?? GrpcStatus.CANCELLED;
+    this.status = status;
+    if (up !== undefined && endpoint !== undefined) {
+      // The worker answered (a clean end for outlier detection) even if its request side still runs.
+      if (trailed) this.cluster.streamResult(endpoint, status !== GrpcStatus.UNAVAILABLE);
+      this.abortUp(up);
+      this.endAttempt(status);
+    }
+    this.finished();
+    const choice = this.choice;
+    this.owner.streamDone(this.cluster.name, {
+      status,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      seconds: (performance.now() - this.started) / 1000,
+      client: this.clientAddress,
+      method: this.method,
+      endpoint: choice.endpoint?.address,
+      retries: choice.retries,
+      route: choice.reason,
+    });
+  }
+}
