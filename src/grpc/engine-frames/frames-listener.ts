@@ -5,34 +5,22 @@
  * `handshake_timeout` (TLS + preface + SETTINGS), `idle_timeout` (no active stream), the double
  * GOAWAY on drain, and the same metrics.
  */
-import { readFileSync } from "node:fs";
 import { createServer as createNetServer, type Server, type Socket } from "node:net";
 import { createServer as createTlsServer, type TLSSocket } from "node:tls";
 import type { ListenerConfig } from "../../config/config-schema.js";
-import { durationMs, sizeBytes } from "../../config/config-units.js";
-import type { StreamOutcome } from "../stream-outcome.js";
-import { GrpcStreamMetrics } from "../grpc-stream-metrics.js";
-import { AccessLog, type AccessLogSink } from "../../log/access-log.js";
-import type { Logger } from "../../log/logger.js";
-import { RateLimitedWarning } from "../../log/rate-limited-warning.js";
-import type { Metrics } from "../../metrics/metrics.js";
-import type { ClusterRuntime } from "../../runtime/cluster-runtime.js";
-import type { Listener } from "../../runtime/listener.js";
-import { bindServer, serverAddress, type BindOptions } from "../../runtime/server-address.js";
-import { DownstreamConnection } from "./frames-downstream.js";
-import type { FramesClusterPools } from "./frames-upstream-pool.js";
-import type { FramesRoute } from "./frames-stream.js";
+import { sizeBytes } from "../../config/config-units.js";
 import type { HeaderList } from "../../h2/hpack-header-list.js";
+import type { ClusterRuntime } from "../../runtime/cluster-runtime.js";
+import { GrpcListenerBase, listenerTlsOptions, type GrpcListenerBaseDeps } from "../grpc-listener-base.js";
+import type { StreamOutcome } from "../stream-outcome.js";
+import { DownstreamConnection } from "./frames-downstream.js";
+import type { FramesRoute } from "./frames-stream.js";
+import type { FramesClusterPools } from "./frames-upstream-pool.js";
 
-export interface FramesListenerDeps {
-  readonly log: Logger;
-  readonly metrics: Metrics;
-  readonly thread: string;
+export interface FramesListenerDeps extends GrpcListenerBaseDeps {
   /** Resolved per stream, so a reload can swap the cluster under a running listener. */
   readonly cluster: () => ClusterRuntime;
   readonly pools: () => FramesClusterPools;
-  /** This thread's access-log output. */
-  readonly accessLog: AccessLogSink;
 }
 
 interface ConnectionState {
@@ -42,41 +30,21 @@ interface ConnectionState {
   handshakeTimer: NodeJS.Timeout | undefined;
 }
 
-export class FramesListener implements Listener {
-  private readonly server: Server;
+export class FramesListener extends GrpcListenerBase {
+  protected readonly server: Server;
   private readonly conns = new Map<DownstreamConnection, ConnectionState>();
-  private readonly log: Logger;
-  private readonly refusedWarning: RateLimitedWarning;
-  private readonly labels: { listener: string; thread: string };
-  private idleMs: number;
-  private readonly handshakeMs: number;
   private readonly maxHeaderListSize: number;
-  private activeStreams = 0;
-  private readonly streamMetrics: GrpcStreamMetrics;
-  private readonly accessLog: AccessLog;
-  private draining = false;
 
   constructor(
-    public config: ListenerConfig,
+    config: ListenerConfig,
     private readonly deps: FramesListenerDeps,
   ) {
-    this.log = deps.log.child({ component: "grpc", listener: config.name, engine: "frames" });
-    this.refusedWarning = new RateLimitedWarning(this.log, 10_000);
-    this.labels = { listener: config.name, thread: deps.thread };
-    this.streamMetrics = new GrpcStreamMetrics(deps.metrics, config.name);
-    this.accessLog = new AccessLog(config, deps.accessLog);
-    this.idleMs = durationMs(config.idle_timeout);
-    this.handshakeMs = durationMs(config.handshake_timeout);
+    super(config, deps, "frames");
     this.maxHeaderListSize = sizeBytes(config.max_header_list_size);
     const tls = config.tls;
     if (tls) {
       const server = createTlsServer({
-        cert: readFileSync(tls.cert),
-        key: readFileSync(tls.key),
-        ...(tls.client_ca !== undefined
-          ? { ca: readFileSync(tls.client_ca), requestCert: true, rejectUnauthorized: true }
-          : {}),
-        ALPNProtocols: ["h2"],
+        ...listenerTlsOptions(tls),
         handshakeTimeout: this.handshakeMs > 0 ? this.handshakeMs : undefined,
         allowHalfOpen: true,
       });
@@ -98,32 +66,11 @@ export class FramesListener implements Listener {
     }
   }
 
-  listen(host: string, port: number, options?: BindOptions): Promise<string> {
-    return bindServer(this.server, host, port, options, (err) => this.log.error({ err }, "listener error"));
-  }
-
-  address(): string {
-    return serverAddress(this.server);
-  }
-
-  get active(): number {
-    return this.activeStreams;
-  }
-
   stopAccepting(): void {
     this.draining = true;
     if (this.server.listening) this.server.close();
     for (const conn of this.conns.keys()) conn.drain();
   }
-
-  reconfigure(config: ListenerConfig): void {
-    this.config = config;
-    this.idleMs = durationMs(config.idle_timeout);
-    this.accessLog.configure(config);
-  }
-
-  /** Streams on removed endpoints end with their upstream pools; nothing is tracked per listener. */
-  closeRemoved(): void {}
 
   closeAll(): void {
     for (const conn of [...this.conns.keys()]) conn.destroy("closed by Fulcrum");
@@ -143,17 +90,13 @@ export class FramesListener implements Listener {
       onHandshake: (c) => clearTimeout(this.conns.get(c)?.handshakeTimer),
       onClosed: (c) => this.onClosed(c),
     });
-    if (this.draining || this.conns.size >= this.config.max_connections) {
-      const reason = this.draining ? "draining" : "max_connections";
-      this.deps.metrics.downstreamConnectionsRefused.inc({ listener: this.config.name, reason });
-      this.refusedWarning.warn(reason, { reason }, "connection refused");
+    if (this.refusal(this.conns.size) !== undefined) {
       conn.goAway();
       return;
     }
     const state: ConnectionState = { idleTimer: undefined, idleMs: 0, handshakeTimer: undefined };
     this.conns.set(conn, state);
-    this.deps.metrics.downstreamConnectionsTotal.inc(this.labels);
-    this.deps.metrics.downstreamConnectionsActive.inc(this.labels);
+    this.connectionOpened();
     if (this.handshakeMs > 0) {
       state.handshakeTimer = setTimeout(() => {
         if (!conn.isHandshaken) conn.destroy("handshake timeout");
@@ -168,7 +111,7 @@ export class FramesListener implements Listener {
     clearTimeout(state.handshakeTimer);
     clearTimeout(state.idleTimer);
     this.conns.delete(conn);
-    this.deps.metrics.downstreamConnectionsActive.dec(this.labels);
+    this.connectionClosed();
   }
 
   /**
@@ -209,8 +152,7 @@ export class FramesListener implements Listener {
     this.activeStreams--;
     const state = this.conns.get(conn);
     if (state && conn.active === 0) this.armIdle(conn, state);
-    this.streamMetrics.report(cluster, outcome);
-    if (this.accessLog.take()) this.accessLog.stream(cluster, outcome);
+    this.report(cluster, outcome);
   }
 }
 

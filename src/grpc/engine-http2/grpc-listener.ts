@@ -5,7 +5,6 @@
  * Sessions: `max_connections` (beyond it GOAWAY and close), `handshake_timeout` (TLS + preface +
  * SETTINGS), `idle_timeout` (no active stream), drain with GOAWAY.
  */
-import { bindServer, serverAddress, type BindOptions } from "../../runtime/server-address.js";
 import {
   constants,
   createSecureServer,
@@ -16,20 +15,14 @@ import {
   type ServerHttp2Session,
   type ServerHttp2Stream,
 } from "node:http2";
-import { readFileSync } from "node:fs";
 import { normalizeClientAddress } from "../../balancer/picker.js";
 import type { ListenerConfig } from "../../config/config-schema.js";
-import { durationMs, sizeBytes } from "../../config/config-units.js";
-import { AccessLog, type AccessLogSink } from "../../log/access-log.js";
-import type { Logger } from "../../log/logger.js";
-import { RateLimitedWarning } from "../../log/rate-limited-warning.js";
-import type { Metrics } from "../../metrics/metrics.js";
+import { sizeBytes } from "../../config/config-units.js";
 import type { ClusterRuntime } from "../../runtime/cluster-runtime.js";
-import type { Listener } from "../../runtime/listener.js";
+import { GrpcListenerBase, listenerTlsOptions, type GrpcListenerBaseDeps } from "../grpc-listener-base.js";
+import type { StreamOutcome, StreamOwner } from "../stream-outcome.js";
 import type { ClusterPools } from "./cluster-pools.js";
 import { GrpcStreamProxy, type StreamRoute } from "./grpc-stream-proxy.js";
-import type { StreamOutcome, StreamOwner } from "../stream-outcome.js";
-import { GrpcStreamMetrics } from "../grpc-stream-metrics.js";
 import { H2_TUNING } from "./h2-tuning.js";
 
 const MAX_STREAM_ID = 2 ** 31 - 1;
@@ -38,15 +31,10 @@ const GOAWAY_PING_TIMEOUT_MS = 1000;
 /** After an idle connection's GOAWAY, how long before the socket is closed whatever node:http2 waits for. */
 const IDLE_CLOSE_GRACE_MS = 250;
 
-export interface GrpcListenerDeps {
-  readonly log: Logger;
-  readonly metrics: Metrics;
-  readonly thread: string;
+export interface GrpcListenerDeps extends GrpcListenerBaseDeps {
   /** Resolved per stream, so a reload can swap the cluster under a running listener. */
   readonly cluster: () => ClusterRuntime;
   readonly pools: () => ClusterPools;
-  /** This thread's access-log output. */
-  readonly accessLog: AccessLogSink;
 }
 
 /** One client session: its streams report here (an object per session, not a closure per stream). */
@@ -66,30 +54,15 @@ class SessionState implements StreamOwner {
   }
 }
 
-export class GrpcListener implements Listener {
-  private readonly server: Http2Server | Http2SecureServer;
+export class GrpcListener extends GrpcListenerBase {
+  protected readonly server: Http2Server | Http2SecureServer;
   private readonly sessions = new Map<ServerHttp2Session, SessionState>();
-  private readonly log: Logger;
-  private readonly refusedWarning: RateLimitedWarning;
-  private readonly labels: { listener: string; thread: string };
-  private idleMs: number;
-  private readonly handshakeMs: number;
-  private activeStreams = 0;
-  private readonly streamMetrics: GrpcStreamMetrics;
-  private readonly accessLog: AccessLog;
-  private draining = false;
 
   constructor(
-    public config: ListenerConfig,
+    config: ListenerConfig,
     private readonly deps: GrpcListenerDeps,
   ) {
-    this.log = deps.log.child({ component: "grpc", listener: config.name });
-    this.refusedWarning = new RateLimitedWarning(this.log, 10_000);
-    this.labels = { listener: config.name, thread: deps.thread };
-    this.streamMetrics = new GrpcStreamMetrics(deps.metrics, config.name);
-    this.accessLog = new AccessLog(config, deps.accessLog);
-    this.idleMs = durationMs(config.idle_timeout);
-    this.handshakeMs = durationMs(config.handshake_timeout);
+    super(config, deps, "http2");
     const maxHeaderListSize = sizeBytes(config.max_header_list_size);
     const options = {
       settings: {
@@ -108,12 +81,7 @@ export class GrpcListener implements Listener {
     this.server = tls
       ? createSecureServer({
           ...options,
-          cert: readFileSync(tls.cert),
-          key: readFileSync(tls.key),
-          ...(tls.client_ca !== undefined
-            ? { ca: readFileSync(tls.client_ca), requestCert: true, rejectUnauthorized: true }
-            : {}),
-          ALPNProtocols: ["h2"],
+          ...listenerTlsOptions(tls),
           handshakeTimeout: this.handshakeMs,
           unknownProtocolTimeout: this.handshakeMs,
         })
@@ -127,19 +95,6 @@ export class GrpcListener implements Listener {
       this.log.debug({ err: err.message }, "TLS handshake failed"),
     );
     this.server.on("unknownProtocol", (socket: { destroy(): void }) => socket.destroy());
-  }
-
-  listen(host: string, port: number, options?: BindOptions): Promise<string> {
-    return bindServer(this.server, host, port, options, (err) => this.log.error({ err }, "listener error"));
-  }
-
-  address(): string {
-    return serverAddress(this.server);
-  }
-
-  /** Active streams. */
-  get active(): number {
-    return this.activeStreams;
   }
 
   /**
@@ -169,15 +124,6 @@ export class GrpcListener implements Listener {
     }
   }
 
-  reconfigure(config: ListenerConfig): void {
-    this.config = config;
-    this.idleMs = durationMs(config.idle_timeout);
-    this.accessLog.configure(config);
-  }
-
-  /** Streams on removed endpoints end with their upstream pools; nothing is tracked per listener. */
-  closeRemoved(): void {}
-
   closeAll(): void {
     for (const session of this.sessions.keys()) session.destroy();
   }
@@ -188,18 +134,14 @@ export class GrpcListener implements Listener {
 
   private onSession(session: ServerHttp2Session): void {
     session.on("error", noop);
-    if (this.draining || this.sessions.size >= this.config.max_connections) {
-      const reason = this.draining ? "draining" : "max_connections";
-      this.deps.metrics.downstreamConnectionsRefused.inc({ listener: this.config.name, reason });
-      this.refusedWarning.warn(reason, { reason }, "connection refused");
+    if (this.refusal(this.sessions.size) !== undefined) {
       session.close();
       setImmediate(() => session.destroy());
       return;
     }
     const state = new SessionState(this, session);
     this.sessions.set(session, state);
-    this.deps.metrics.downstreamConnectionsTotal.inc(this.labels);
-    this.deps.metrics.downstreamConnectionsActive.inc(this.labels);
+    this.connectionOpened();
     if (this.handshakeMs > 0) {
       state.handshakeTimer = setTimeout(() => session.destroy(), this.handshakeMs);
       session.once("remoteSettings", () => clearTimeout(state.handshakeTimer));
@@ -213,7 +155,7 @@ export class GrpcListener implements Listener {
       clearTimeout(state.handshakeTimer);
       clearTimeout(state.idleTimer);
       this.sessions.delete(session);
-      this.deps.metrics.downstreamConnectionsActive.dec(this.labels);
+      this.connectionClosed();
     });
   }
 
@@ -259,11 +201,6 @@ export class GrpcListener implements Listener {
     this.activeStreams--;
     if (state.active === 0) this.armIdle(state.session, state);
     this.report(cluster, outcome);
-  }
-
-  private report(cluster: string, outcome: StreamOutcome): void {
-    this.streamMetrics.report(cluster, outcome);
-    if (this.accessLog.take()) this.accessLog.stream(cluster, outcome);
   }
 }
 
