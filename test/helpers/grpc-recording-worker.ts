@@ -10,7 +10,7 @@ import * as http2 from "node:http2";
 import { closeSession, grpcFrame } from "./grpc-raw.js";
 import { streamMessage } from "./grpc-test-worker.js";
 
-const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
+const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
 /** The longest any script keeps a stream waiting. */
 export const HOLD_CAP_MS = 2000;
@@ -170,6 +170,21 @@ export const SCRIPTS: Readonly<Record<string, Script>> = {
     });
   },
 
+  /** RST_STREAM REFUSED_STREAM before any response: the stream was not processed (a retry is safe). */
+  refuse: ({ stream }) => stream.close(NGHTTP2_REFUSED_STREAM),
+
+  /** The worker destroys its whole connection before any response. */
+  "close-before-response": ({ stream, record }) => {
+    record.connectionClosedByScript = true;
+    stream.session?.destroy();
+  },
+
+  /** A graceful GOAWAY that still covers this stream (last-stream-id = its id), then the echo. */
+  goaway: ({ stream, body }) => {
+    stream.session?.goaway(NGHTTP2_NO_ERROR, stream.id);
+    answer(stream, body.length > 0 ? [body] : []);
+  },
+
   /** An informational 100 (Continue) HEADERS before the response, then the echo. */
   informational: ({ stream, body }) => {
     if (!open(stream)) return;
@@ -180,6 +195,21 @@ export const SCRIPTS: Readonly<Record<string, Script>> = {
   /** A response carrying `host` (not connection-specific, so node lets a server send it). */
   "response-host": ({ stream, body }) =>
     answer(stream, body.length > 0 ? [body] : [], { headers: { host: "worker.internal" } }),
+};
+
+/**
+ * Scripts that answer as soon as the request headers arrive, before the request ended (`x-script`
+ * values too): an early answer while the client is still sending.
+ */
+export const EARLY_SCRIPTS: Readonly<Record<string, Script>> = {
+  /** Trailers-only INVALID_ARGUMENT at once. */
+  "early-error": ({ stream }) => {
+    if (!open(stream)) return;
+    stream.respond(
+      { ...GRPC_HEADERS, "grpc-status": "3", "grpc-message": "rejected early" },
+      { endStream: true },
+    );
+  },
 };
 
 /** Raw header array (`[name, value, name, value…]`) to pairs. */
@@ -265,23 +295,25 @@ export class RecordingWorker {
       record.closed = true;
       record.rstCode = stream.rstCode ?? 0;
     });
+    const context = (): ScriptContext => ({
+      stream,
+      headers,
+      body: Buffer.concat(record.data),
+      record,
+      later: (ms, fn) => {
+        const t = setTimeout(() => {
+          timers.delete(t);
+          if (open(stream)) fn();
+        }, ms);
+        timers.add(t);
+      },
+    });
+    const name = typeof headers["x-script"] === "string" ? headers["x-script"] : "echo";
+    const early = EARLY_SCRIPTS[name];
+    if (early) early(context());
     stream.once("end", () => {
       record.endStream = true;
-      const name = typeof headers["x-script"] === "string" ? headers["x-script"] : "echo";
-      const script = SCRIPTS[name] ?? SCRIPTS.echo;
-      script?.({
-        stream,
-        headers,
-        body: Buffer.concat(record.data),
-        record,
-        later: (ms, fn) => {
-          const t = setTimeout(() => {
-            timers.delete(t);
-            if (open(stream)) fn();
-          }, ms);
-          timers.add(t);
-        },
-      });
+      if (!early) (SCRIPTS[name] ?? SCRIPTS.echo)?.(context());
     });
     // A stream that never ends its request (a cancel before END_STREAM) is still bounded.
     const cap = setTimeout(() => {

@@ -40,12 +40,15 @@ import { BIN_VALUE, RecordingWorker, type RecordedStream } from "../helpers/grpc
 import { H2RawWorker, type RawAnswer } from "../helpers/h2-raw-worker.js";
 import {
   ERROR,
+  FLAG,
   FRAME,
   H2FramesClient,
   SETTING,
+  continuationFrame,
   dataFrame,
   encodeHeaderBlock,
   errorName,
+  frame,
   goawayFrame,
   grpcMessage,
   grpcRequestHeaders,
@@ -132,7 +135,7 @@ function config(engine: Engine, worker: string, rawWorker: string, refused: stri
 
 function workerView(r: RecordedStream, masks: Masks): unknown {
   let close = "closed";
-  if (!r.closed) close = "still open";
+  if (!r.closed) close = "still open (3 s after the client's part ended)";
   else if (r.connectionClosedByScript) close = "connection closed by the worker";
   else if (r.rstCode !== 0) close = `RST_STREAM ${errorName(r.rstCode)}`;
   return {
@@ -218,6 +221,8 @@ function grpcCall(
   client: grpc.Client,
   options: {
     metadata: Readonly<Record<string, string | Buffer>>;
+    /** The request message; default "hello". */
+    body?: Buffer;
     stream?: boolean;
     deadlineMs?: number;
     /** Cancel once the first message arrived. */
@@ -259,7 +264,7 @@ function grpcCall(
       PATH,
       identity,
       identity,
-      Buffer.from("hello"),
+      options.body ?? Buffer.from("hello"),
       md,
       callOptions,
       (err, m) => {
@@ -450,6 +455,38 @@ const CASES: readonly Case[] = [
     run: (t) => raw(t, call(request("close-connection"))),
   },
   {
+    name: "the worker refuses the stream (RST_STREAM REFUSED_STREAM) before any response",
+    run: (t) => raw(t, call(request("refuse"))),
+  },
+  {
+    name: "the worker closes its connection before any response",
+    run: (t) => raw(t, call(request("close-before-response"))),
+  },
+  {
+    name: "the worker sends a graceful GOAWAY and answers; the client's next request is served too",
+    run: (t) =>
+      raw(t, async (c) => {
+        const first = c.newStreamId();
+        c.sendGrpcRequest(first, request("goaway"), Buffer.from("one"));
+        await c.waitForStreamEnd(first, STREAM_WAIT_MS).catch(() => undefined);
+        const second = c.newStreamId();
+        c.sendGrpcRequest(second, request("echo"), Buffer.from("two"));
+        return [first, second];
+      }),
+  },
+  {
+    name: "the worker answers trailers-only while the client is still sending",
+    run: (t) =>
+      raw(t, (c) => {
+        const id = c.newStreamId();
+        c.write(
+          headersFrame(id, encodeHeaderBlock(request("early-error"))),
+          dataFrame(id, grpcMessage(Buffer.from("part"))),
+        );
+        return [id];
+      }),
+  },
+  {
     name: "the client cancels (RST_STREAM CANCEL) mid-response",
     run: (t) =>
       raw(
@@ -578,6 +615,116 @@ const CASES: readonly Case[] = [
     run: (t) => raw(t, call(request("echo", [[name, value]]))),
   })),
   {
+    name: "a 12 KiB metadata value in HEADERS + two CONTINUATION frames",
+    run: (t) =>
+      raw(t, (c) => {
+        const id = c.newStreamId();
+        const block = encodeHeaderBlock(request("echo", [["x-big", "v".repeat(12 * 1024)]]));
+        c.write(
+          headersFrame(id, block.subarray(0, 5000), { endHeaders: false }),
+          continuationFrame(id, block.subarray(5000, 10_000), false),
+          continuationFrame(id, block.subarray(10_000)),
+          dataFrame(id, grpcMessage(Buffer.from("big")), { endStream: true }),
+        );
+        return [id];
+      }),
+  },
+  {
+    name: "a 20 KiB metadata value (over the default max_header_list_size of 16 KiB)",
+    run: (t) =>
+      raw(t, (c) => {
+        const id = c.newStreamId();
+        const block = encodeHeaderBlock(request("echo", [["x-big", "v".repeat(20 * 1024)]]));
+        c.write(
+          headersFrame(id, block.subarray(0, 16_000), { endHeaders: false }),
+          continuationFrame(id, block.subarray(16_000)),
+          dataFrame(id, grpcMessage(Buffer.from("big")), { endStream: true }),
+        );
+        return [id];
+      }),
+  },
+  {
+    name: "padded HEADERS and DATA frames from the client",
+    run: (t) =>
+      raw(t, (c) => {
+        const id = c.newStreamId();
+        c.write(
+          headersFrame(id, encodeHeaderBlock(request("echo")), { padLength: 7 }),
+          dataFrame(id, grpcMessage(Buffer.from("padded")), { endStream: true, padLength: 13 }),
+        );
+        return [id];
+      }),
+  },
+  {
+    name: "one message in 40 one-byte DATA frames",
+    run: (t) =>
+      raw(t, (c) => {
+        const id = c.newStreamId();
+        const body = grpcMessage(Buffer.from("thirty-five bytes of one message..."));
+        c.write(
+          headersFrame(id, encodeHeaderBlock(request("echo"))),
+          ...[...body].map((b, i) => dataFrame(id, Buffer.from([b]), { endStream: i === body.length - 1 })),
+        );
+        return [id];
+      }),
+  },
+  {
+    name: "HEADERS with the PRIORITY flag (exclusive 0, depends on 0, weight 16)",
+    run: (t) =>
+      raw(t, (c) => {
+        const id = c.newStreamId();
+        const priority = Buffer.from([0, 0, 0, 0, 15]);
+        c.write(
+          frame(
+            FRAME.HEADERS,
+            FLAG.END_HEADERS | FLAG.PRIORITY,
+            id,
+            Buffer.concat([priority, encodeHeaderBlock(request("echo"))]),
+          ),
+          dataFrame(id, grpcMessage(Buffer.from("prio")), { endStream: true }),
+        );
+        return [id];
+      }),
+  },
+  {
+    name: "grpc-timeout: bogus (not a gRPC timeout)",
+    run: (t) => raw(t, call(request("echo", [["grpc-timeout", "bogus"]]))),
+  },
+  {
+    name: "a GET / without content-type or body (not a gRPC request)",
+    run: (t) =>
+      raw(t, (c) => {
+        const id = c.newStreamId();
+        const headers: HeaderList = [
+          [":method", "GET"],
+          [":scheme", "http"],
+          [":path", "/"],
+          [":authority", AUTHORITY],
+          ["x-script", "echo"],
+        ];
+        c.write(headersFrame(id, encodeHeaderBlock(headers), { endStream: true }));
+        return [id];
+      }),
+  },
+  {
+    name: "the client resets (RST_STREAM CANCEL) before its request ended",
+    run: (t) =>
+      raw(
+        t,
+        async (c) => {
+          const id = c.newStreamId();
+          c.write(
+            headersFrame(id, encodeHeaderBlock(request("echo"))),
+            dataFrame(id, grpcMessage(Buffer.from("unfinished"))),
+          );
+          await new Promise((r) => setTimeout(r, 50));
+          c.write(rstStreamFrame(id, ERROR.CANCEL));
+          return [id];
+        },
+        { awaitEnd: false },
+      ),
+  },
+  {
     name: "no healthy endpoint: Fulcrum's own UNAVAILABLE",
     listener: "none",
     run: (t) => raw(t, call(request("echo"))),
@@ -631,6 +778,12 @@ const CASES: readonly Case[] = [
         stream: true,
         metadata: { "x-script": "stream", "x-count": "5", "x-size": "64" },
       }),
+  },
+  {
+    name: "grpc-js: a 1 MiB request echoed",
+    workerMasks: GRPC_JS_MASKS,
+    run: (_t, side) =>
+      grpcCall(side.grpc, { metadata: { "x-script": "echo" }, body: Buffer.alloc(1 << 20, 0x42) }),
   },
   {
     name: "grpc-js: trailers-only NOT_FOUND with a non-ASCII message",
@@ -700,6 +853,7 @@ describe("the frames and http2 engines: same requests, same results on both side
           `the engines differ on "${c.name}":`,
           ...(diff.length > 0 ? diff : ["(no path listed: see the diff below)"]),
           `what frames gave: ${context.length > 3000 ? `${context.slice(0, 3000)}…` : context}`,
+          "(below: + frames, - http2)",
         ].join("\n  "),
       );
     });
