@@ -12,6 +12,7 @@
  */
 import { createHash } from "node:crypto";
 import type * as grpc from "@grpc/grpc-js";
+import type { RecordedStream } from "./grpc-recording-worker.js";
 import { FLAG, FRAME, errorName, type H2FramesClient } from "./h2-frames-client.js";
 
 /** Bytes as `N bytes` plus hex (up to 64 bytes) or a SHA-256 prefix. */
@@ -101,6 +102,21 @@ export function metadataLines(md: grpc.Metadata | undefined, masks: Masks = DATE
     for (const v of values) fields.push([name, Buffer.isBuffer(v) ? `hex ${v.toString("hex")}` : String(v)]);
   }
   return fieldLines(fields, masks);
+}
+
+/** What a worker received on one stream: fields (masked, sorted), bytes, trailers, END_STREAM, close. */
+export function workerView(r: RecordedStream, masks: Masks): unknown {
+  let close = "closed";
+  if (!r.closed) close = "still open (3 s after the client's part ended)";
+  else if (r.connectionClosedByScript) close = "connection closed by the worker";
+  else if (r.rstCode !== 0) close = `RST_STREAM ${errorName(r.rstCode)}`;
+  return {
+    headers: fieldLines(r.headers, masks),
+    data: describeBytes(Buffer.concat(r.data)),
+    trailers: r.trailers ? fieldLines(r.trailers, masks) : "none",
+    end: r.endStream ? "END_STREAM" : "no END_STREAM",
+    close,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------
