@@ -80,6 +80,8 @@ export abstract class ProxiedStream<Up> {
   /** False once the request outgrew the retry buffer or a response byte arrived. */
   protected replayable = true;
   protected requestEnded = false;
+  /** The request ends with trailers (rare in gRPC): the engine sends them where it ends the request. */
+  protected requestHasTrailers = false;
   protected bytesIn = 0;
   protected bytesOut = 0;
   protected readonly cluster: ClusterRuntime;
@@ -117,7 +119,7 @@ export abstract class ProxiedStream<Up> {
    * that comes after the stream moved on (`phase !== "connecting"`) must not open anything.
    */
   protected abstract openOn(endpoint: Endpoint): void;
-  /** Sends request bytes on `up` (END_STREAM with `end`). */
+  /** Sends request bytes on `up`; `end` ends the request (with its trailers, when it has them). */
   protected abstract sendUp(up: Up, data: Buffer, end: boolean): void;
   /** Cancels `up` (RST_STREAM CANCEL) unless it is over; never calls back into the core at once. */
   protected abstract abortUp(up: Up): void;
@@ -150,9 +152,9 @@ export abstract class ProxiedStream<Up> {
     return this.phase === "connecting";
   }
 
-  /** The request is complete and has no DATA to replay: its HEADERS may carry END_STREAM. */
+  /** The request is complete with neither DATA to replay nor trailers: its HEADERS may carry END_STREAM. */
   protected get headersEndRequest(): boolean {
-    return this.requestEnded && this.buffered.length === 0;
+    return this.requestEnded && this.buffered.length === 0 && !this.requestHasTrailers;
   }
 
   protected moveTo(next: StreamPhase): boolean {

@@ -6,7 +6,10 @@
  * The reductions drop nothing that an engine decides; each one is justified where it is made:
  * - header fields are sorted by name, keeping the order of fields of one name (RFC 9110 §5.3: the
  *   order of field lines with different names carries no meaning, while one name's order does);
- * - `date` keeps its presence but not its value (node:http2 stamps the wall-clock second);
+ * - field lines of one name are combined into one, their values joined with ", " in order (RFC 9110
+ *   §5.3 makes the two forms equivalent, and node:http2's header objects can carry only the combined
+ *   one: the `http2` engine forwards `x: a` + `x: b` as `x: a, b`, the `frames` engine unchanged);
+ * - `date` keeps its presence but not its value (a worker stamps the wall-clock second);
  * - bytes are shown as their length and SHA-256 (and in hex when short), since DATA frame boundaries
  *   are a hop's own choice (RFC 9113 §6.1) while the byte stream is not.
  */
@@ -29,16 +32,20 @@ export type Masks = Readonly<Record<string, string>>;
 /** The masks every view applies: see the file comment. */
 export const DATE_MASK: Masks = { date: "<date>" };
 
-/** Header pairs as `name: value` lines, masked, sorted by name (stable: one name's order is kept). */
+/** Header pairs as `name: value` lines, one per name (values combined in order), masked, sorted by name. */
 export function fieldLines(
   fields: readonly (readonly [string, string])[],
   masks: Masks = DATE_MASK,
 ): string[] {
-  const lines = fields.map(([name, value]) => ({ name, line: `${name}: ${masks[name] ?? value}` }));
-  return lines
-    .map((l, i) => ({ ...l, i }))
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.i - b.i))
-    .map((l) => l.line);
+  const combined = new Map<string, string[]>();
+  for (const [name, value] of fields) {
+    const values = combined.get(name);
+    if (values) values.push(value);
+    else combined.set(name, [value]);
+  }
+  return [...combined]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([name, values]) => `${name}: ${masks[name] ?? values.join(", ")}`);
 }
 
 /** One frame (DATA frames in a row merged) of a stream as a raw client saw it. */

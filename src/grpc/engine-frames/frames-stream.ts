@@ -6,15 +6,23 @@
  */
 import type { Endpoint } from "../../balancer/endpoint-set.js";
 import { H2_ERROR_CODES } from "../../h2/h2-error-codes.js";
-import type { HeaderList } from "../../h2/hpack-header-list.js";
+import { HeaderList } from "../../h2/hpack-header-list.js";
 import { GrpcStatus } from "../grpc-status.js";
 import { ROUTE_TRAILER } from "../inference-routing.js";
 import { ProxiedStream, type StreamRouteInputs } from "../proxied-stream.js";
 import type { StreamOwner } from "../stream-outcome.js";
 import type { ResetCause, StreamEnd, StreamHandler } from "./frames-connection.js";
-import { releaseRequestList, statusTrailers, trailersOnly } from "./frames-headers.js";
+import {
+  forwardedFields,
+  releaseRequestList,
+  responseProblem,
+  statusTrailers,
+  trailersOnly,
+} from "./frames-headers.js";
 import type { FramesClusterPools, ConnectionResult } from "./frames-upstream-pool.js";
 import type { UpstreamConnection } from "./frames-upstream.js";
+
+const EMPTY = Buffer.alloc(0);
 
 export interface FramesRoute extends StreamRouteInputs {
   readonly pools: FramesClusterPools;
@@ -24,6 +32,8 @@ export class FramesStream extends ProxiedStream<StreamEnd> implements StreamHand
   /** Request octets the current upstream stream wrote, and octets given back to the client. */
   private upWritten = 0;
   private acked = 0;
+  /** The client's request trailers, filtered (header-rules.ts), when it sent any. */
+  private requestTrailers: HeaderList | undefined;
 
   constructor(
     private readonly down: StreamEnd,
@@ -60,7 +70,10 @@ export class FramesStream extends ProxiedStream<StreamEnd> implements StreamHand
   }
 
   protected override sendUp(up: StreamEnd, data: Buffer, end: boolean): void {
-    up.conn.sendData(up, data, end);
+    const trailers = end ? this.requestTrailers : undefined;
+    if (trailers === undefined) return up.conn.sendData(up, data, end);
+    if (data.length > 0) up.conn.sendData(up, data, false);
+    up.conn.sendHeaders(up, trailers, true);
   }
 
   protected override abortUp(up: StreamEnd): void {
@@ -87,10 +100,12 @@ export class FramesStream extends ProxiedStream<StreamEnd> implements StreamHand
 
   onHeaders(end: StreamEnd, list: HeaderList, endStream: boolean): void {
     if (end === this.down) {
-      // Request trailers (rare in gRPC): forwarded, they end the request.
-      this.requestEnded = true;
-      const up = this.up;
-      if (up) up.conn.sendHeaders(up, list, true, "trailers");
+      // Request trailers (rare in gRPC): they end the request, on this attempt and on any retry.
+      const trailers = new HeaderList();
+      forwardedFields(list, trailers, false);
+      this.requestTrailers = trailers;
+      this.requestHasTrailers = true;
+      this.requestData(EMPTY, true);
       return;
     }
     if (end !== this.up) return;
@@ -102,6 +117,7 @@ export class FramesStream extends ProxiedStream<StreamEnd> implements StreamHand
         this.buffered = [];
         return;
       }
+      if (responseProblem(list, false) !== undefined) return end.conn.streamError(end, "PROTOCOL_ERROR");
       if (!this.responseHeaders(endStream, endStream ? list.get("grpc-status") : undefined)) return;
       const note = endStream ? this.routeField() : undefined;
       this.down.conn.sendHeaders(this.down, list, endStream, "response", note);
@@ -112,6 +128,7 @@ export class FramesStream extends ProxiedStream<StreamEnd> implements StreamHand
       end.conn.streamError(end, "PROTOCOL_ERROR");
       return;
     }
+    if (responseProblem(list, true) !== undefined) return end.conn.streamError(end, "PROTOCOL_ERROR");
     if (!this.responseTrailers(list.get("grpc-status"))) return;
     this.down.conn.sendHeaders(this.down, list, true, "trailers", this.routeField());
   }

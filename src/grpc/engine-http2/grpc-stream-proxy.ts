@@ -24,11 +24,19 @@ export interface StreamRoute extends StreamRouteInputs {
 }
 
 const END_STREAM = constants.NGHTTP2_FLAG_END_STREAM;
+/**
+ * `sendDate: false`: node:http2 would stamp a `date` on every response it sends; Fulcrum forwards
+ * the worker's own (header-rules.ts) and adds none, as the frames engine does.
+ */
+const ENDS_RESPONSE = { endStream: true, sendDate: false } as const;
+const WAITS_FOR_TRAILERS = { waitForTrailers: true, sendDate: false } as const;
 
 export class GrpcStreamProxy extends ProxiedStream<ClientHttp2Stream> {
   /** The trailers for the client, sent when node:http2 asks for them (`wantTrailers`). */
   private trailers: OutgoingHttpHeaders | undefined;
   private upstreamEnded = false;
+  /** The client's request trailers (rare in gRPC), sent upstream when node:http2 asks for them. */
+  private requestTrailers: OutgoingHttpHeaders | undefined;
   private readonly upstreamHeaders: OutgoingHttpHeaders;
 
   constructor(
@@ -42,6 +50,10 @@ export class GrpcStreamProxy extends ProxiedStream<ClientHttp2Stream> {
     this.upstreamHeaders = forwardedFields(headers, true);
     this.upstreamHeaders[":scheme"] = route.pools.scheme;
     down.on("data", (chunk: Buffer) => this.requestData(chunk, false));
+    down.once("trailers", (trailers: IncomingHttpHeaders) => {
+      this.requestTrailers = forwardedFields(trailers, false);
+      this.requestHasTrailers = true;
+    });
     down.once("end", () => this.requestData(EMPTY, true));
     down.once("close", () => this.finish());
     down.on("error", noop);
@@ -65,7 +77,8 @@ export class GrpcStreamProxy extends ProxiedStream<ClientHttp2Stream> {
     const endStream = this.headersEndRequest;
     let up: ClientHttp2Stream;
     try {
-      up = session.session.request(this.upstreamHeaders, { endStream });
+      // Its END_STREAM waits for 'wantTrailers', which sends the client's trailers if it sent any.
+      up = session.session.request(this.upstreamHeaders, { endStream, waitForTrailers: !endStream });
     } catch (err) {
       // A session that received GOAWAY and closed refuses new streams synchronously.
       session.transition("draining");
@@ -80,6 +93,7 @@ export class GrpcStreamProxy extends ProxiedStream<ClientHttp2Stream> {
     up.once("end", () => this.onResponseEnd(up));
     up.once("close", () => this.onUpstreamClose(up, pool, session));
     up.on("error", noop);
+    if (!endStream) up.once("wantTrailers", () => up.sendTrailers(this.requestTrailers ?? {}));
     this.opened(endpoint, endStream);
     if (this.down.isPaused()) this.down.resume();
   }
@@ -111,11 +125,26 @@ export class GrpcStreamProxy extends ProxiedStream<ClientHttp2Stream> {
     const fields: OutgoingHttpHeaders = { "grpc-status": String(status), "grpc-message": message };
     if (explanation !== undefined) fields[ROUTE_TRAILER] = explanation;
     if (!afterHeaders && !down.headersSent) {
-      down.respond({ ":status": 200, "content-type": "application/grpc", ...fields }, { endStream: true });
+      down.respond({ ":status": 200, "content-type": "application/grpc", ...fields }, ENDS_RESPONSE);
+      this.stopRequest();
       return;
     }
     this.trailers = fields;
     if (!down.writableEnded) down.end();
+  }
+
+  /**
+   * The response is complete: a client still sending its request is told to stop with RST_STREAM
+   * NO_ERROR (RFC 9113 §8.1), which also ends the stream here, as the frames engine does.
+   */
+  private stopRequest(): void {
+    const down = this.down;
+    if (down.destroyed || down.state.remoteClose !== 0) return;
+    // After the response has left: node:http2 sends what was submitted this turn from a native
+    // immediate, which runs before this one; a reset submitted now would drop the response.
+    setImmediate(() => {
+      if (!down.destroyed) down.close(constants.NGHTTP2_NO_ERROR);
+    });
   }
 
   // ---- the upstream stream's events ---------------------------------------------------------------
@@ -130,7 +159,8 @@ export class GrpcStreamProxy extends ProxiedStream<ClientHttp2Stream> {
     if (endStream) {
       // Trailers-only: forwarded as trailers-only, never as HEADERS + DATA + trailers.
       if (this.choice.explanation !== undefined) out[ROUTE_TRAILER] = this.choice.explanation;
-      down.respond(out, { endStream: true });
+      down.respond(out, ENDS_RESPONSE);
+      this.stopRequest();
       return;
     }
     down.once("wantTrailers", () => {
@@ -140,8 +170,9 @@ export class GrpcStreamProxy extends ProxiedStream<ClientHttp2Stream> {
         "grpc-message": "upstream response ended without trailers",
       };
       down.sendTrailers(trailers);
+      this.stopRequest();
     });
-    down.respond(out, { waitForTrailers: true });
+    down.respond(out, WAITS_FOR_TRAILERS);
   }
 
   private onResponseData(up: ClientHttp2Stream, chunk: Buffer): void {
