@@ -27,7 +27,7 @@ import { TritonProber } from "../health/prober-triton.js";
 import type { GrpcProbeTls } from "../health/prober-grpc-pool.js";
 import { TorchServeProber } from "../health/prober-torchserve.js";
 import { LoadMetricsScraper } from "../health/load-metrics-scraper.js";
-import { ModelReadiness } from "../balancer/model-readiness.js";
+import { ModelReadiness } from "../health/model-readiness.js";
 import { LoadCosts, type LoadCostOptions } from "../balancer/load-cost.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";

@@ -11,7 +11,7 @@
  */
 import { Worker } from "node:worker_threads";
 import type { EndpointSet } from "../balancer/endpoint-set.js";
-import type { ModelReadiness } from "../balancer/model-readiness.js";
+import type { ModelReadiness } from "../health/model-readiness.js";
 import type { FulcrumConfig } from "../config/config-schema.js";
 import type { Logger } from "../log/logger.js";
 import type { ClusterRuntime } from "./cluster-runtime.js";

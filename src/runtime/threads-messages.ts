@@ -6,7 +6,7 @@
  */
 import type { EndpointCounterBuffers } from "../balancer/endpoint-counters.js";
 import type { EndpointHealth } from "../balancer/endpoint-set.js";
-import type { ModelRef } from "../balancer/model-readiness.js";
+import type { ModelRef } from "../health/model-readiness.js";
 import type { SequencePinBuffers } from "../balancer/sequence-pins.js";
 import type { FulcrumConfig } from "../config/config-schema.js";
 import type { ClusterStatsReport } from "../metrics/endpoint-stats.js";
