@@ -3,7 +3,7 @@
  * probes, `/status`, Prometheus `/metrics`, the status page, and a small runtime API to drain,
  * undrain and reweight endpoints. POSTs need `Authorization: Bearer <token>` when `admin.token` is set.
  */
-import { bindServer, serverAddress } from "../runtime/server-address.js";
+import { bindServer, serverAddress } from "../net/server-address.js";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { timingSafeEqual } from "node:crypto";
 import type { AdminConfig } from "../config/config-schema.js";

@@ -19,7 +19,7 @@ import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { TcpListener } from "../tcp/tcp-listener.js";
 import type { ClusterRuntime } from "./cluster-runtime.js";
-import type { Listener } from "./listener.js";
+import type { Listener } from "../net/listener.js";
 import { sameSocket, upstreamChanged } from "./reload-plan.js";
 
 export interface DataPlaneDeps {

@@ -5,7 +5,7 @@
  * Sessions: `max_connections` (beyond it GOAWAY and close), `handshake_timeout` (TLS + preface +
  * SETTINGS), `idle_timeout` (no active stream), drain with GOAWAY.
  */
-import { bindServer, serverAddress, type BindOptions } from "../../runtime/server-address.js";
+import { bindServer, serverAddress, type BindOptions } from "../../net/server-address.js";
 import {
   constants,
   createSecureServer,
@@ -25,7 +25,7 @@ import type { Logger } from "../../log/logger.js";
 import { RateLimitedWarning } from "../../log/rate-limited-warning.js";
 import type { Metrics } from "../../metrics/metrics.js";
 import type { ClusterRuntime } from "../../runtime/cluster-runtime.js";
-import type { Listener } from "../../runtime/listener.js";
+import type { Listener } from "../../net/listener.js";
 import type { ClusterPools } from "./cluster-pools.js";
 import { GrpcStreamProxy, type StreamOutcome, type StreamRoute } from "./grpc-stream-proxy.js";
 import { GrpcStreamMetrics } from "../grpc-stream-metrics.js";
