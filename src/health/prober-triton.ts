@@ -12,7 +12,7 @@
  */
 import type * as grpc from "@grpc/grpc-js";
 import type { ModelRef } from "./model-readiness.js";
-import { tritonService } from "./inference-protos.js";
+import { tritonService } from "../protos/inference-protos.js";
 import { GrpcProbeClients, unaryProbeCall, type CallResult, type GrpcProbeTls } from "./prober-grpc-pool.js";
 import type { ModelProbeOutcome, ProbeOutcome, ProbeTarget, Prober } from "./prober.js";
 
