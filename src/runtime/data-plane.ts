@@ -14,7 +14,7 @@ import { ClusterPools } from "../grpc/engine-http2/cluster-pools.js";
 import { GrpcListener } from "../grpc/engine-http2/grpc-listener.js";
 import { FramesListener } from "../grpc/engine-frames/frames-listener.js";
 import { FramesClusterPools } from "../grpc/engine-frames/frames-upstream-pool.js";
-import { AccessLogSink } from "../log/access-log.js";
+import { AccessLogSink } from "../access-log/access-log.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { TcpListener } from "../tcp/tcp-listener.js";

@@ -11,7 +11,7 @@ import type { RandomSource } from "../balancer/picker.js";
 import { ConfigError } from "../config/config-error.js";
 import type { FulcrumConfig, ListenerConfig } from "../config/config-schema.js";
 import { durationMs } from "../config/config-units.js";
-import type { AccessLogSink } from "../log/access-log.js";
+import type { AccessLogSink } from "../access-log/access-log.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { mergeStatsReports, type EndpointStats } from "../metrics/endpoint-stats.js";

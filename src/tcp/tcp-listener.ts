@@ -8,7 +8,7 @@ import { bindServer, serverAddress, type BindOptions } from "../net/server-addre
 import { createServer, type Server, type Socket } from "node:net";
 import type { ListenerConfig } from "../config/config-schema.js";
 import { durationMs } from "../config/config-units.js";
-import { AccessLog, type AccessLogSink, type ConnectionAccess } from "../log/access-log.js";
+import { AccessLog, type AccessLogSink, type ConnectionAccess } from "../access-log/access-log.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { CounterTally, HistogramTally } from "../metrics/metrics-tally.js";

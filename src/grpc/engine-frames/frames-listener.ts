@@ -12,7 +12,7 @@ import type { ListenerConfig } from "../../config/config-schema.js";
 import { durationMs, sizeBytes } from "../../config/config-units.js";
 import type { StreamOutcome } from "../engine-http2/grpc-stream-proxy.js";
 import { GrpcStreamMetrics } from "../grpc-stream-metrics.js";
-import { AccessLog, type AccessLogSink } from "../../log/access-log.js";
+import { AccessLog, type AccessLogSink } from "../../access-log/access-log.js";
 import type { Logger } from "../../log/logger.js";
 import { RateLimitedWarning } from "../../log/rate-limited-warning.js";
 import type { Metrics } from "../../metrics/metrics.js";

@@ -20,7 +20,7 @@ import { readFileSync } from "node:fs";
 import { normalizeClientAddress } from "../../balancer/picker.js";
 import type { ListenerConfig } from "../../config/config-schema.js";
 import { durationMs, sizeBytes } from "../../config/config-units.js";
-import { AccessLog, type AccessLogSink } from "../../log/access-log.js";
+import { AccessLog, type AccessLogSink } from "../../access-log/access-log.js";
 import type { Logger } from "../../log/logger.js";
 import { RateLimitedWarning } from "../../log/rate-limited-warning.js";
 import type { Metrics } from "../../metrics/metrics.js";
