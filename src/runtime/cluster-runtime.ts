@@ -37,6 +37,7 @@ import { SequencePins, type SequencePinBuffers } from "../balancer/sequence-pins
 import { ClusterStats } from "../metrics/endpoint-stats.js";
 import { coarseNow } from "../metrics/coarse-clock.js";
 import { HealthChanges } from "../health/health-changes.js";
+import type { RouteDecision, UpstreamCluster } from "../cluster/upstream-cluster.js";
 
 export type ClusterRole = "all" | "control" | "data";
 
@@ -54,7 +55,7 @@ export interface ClusterRuntimeDeps {
   readonly requestEjection?: ((cluster: string, address: string, durationMs: number) => void) | undefined;
 }
 
-export class ClusterRuntime {
+export class ClusterRuntime implements UpstreamCluster {
   readonly endpoints: EndpointSet;
   readonly balancer: Balancer;
   readonly connectTimeoutMs: number;
@@ -230,7 +231,7 @@ export class ClusterRuntime {
    * Counts a routing decision of an inference-aware cluster (models configured or `explain`) in
    * `fulcrum_route_decisions_total`; other clusters skip it.
    */
-  routeDecided(reason: "affinity" | "model" | "cost" | "policy"): void {
+  routeDecided(reason: RouteDecision): void {
     if (this.config.models.length === 0 && !this.config.explain) return;
     let tally = this.routeTallies.get(reason);
     if (!tally) {

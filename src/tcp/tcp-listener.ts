@@ -13,7 +13,7 @@ import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { CounterTally, HistogramTally } from "../metrics/metrics-tally.js";
 import { normalizeClientAddress } from "../balancer/picker.js";
-import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
+import type { UpstreamCluster } from "../cluster/upstream-cluster.js";
 import type { Listener } from "../net/listener.js";
 import type { Endpoint } from "../balancer/endpoint-set.js";
 import { connectUpstream, type ConnectFailure } from "./tcp-connect.js";
@@ -47,7 +47,7 @@ export interface TcpListenerDeps {
   readonly metrics: Metrics;
   readonly thread: string;
   /** Resolves the listener's cluster at accept time, so a reload can swap clusters under it. */
-  readonly cluster: () => ClusterRuntime;
+  readonly cluster: () => UpstreamCluster;
   /** This thread's access-log output. */
   readonly accessLog: AccessLogSink;
 }
