@@ -19,7 +19,7 @@ import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { TcpListener } from "../tcp/tcp-listener.js";
 import type { ClusterRuntime } from "./cluster-runtime.js";
-import type { Listener } from "../net/listener.js";
+import type { Listener, ListenerStatus } from "../net/listener.js";
 import { sameSocket, upstreamChanged } from "./reload-plan.js";
 
 export interface DataPlaneDeps {
@@ -36,15 +36,6 @@ export interface DataPlaneDeps {
 }
 
 /** One listener as `/status` shows it. */
-export interface ListenerStatus {
-  readonly name: string;
-  readonly protocol: "tcp" | "grpc";
-  readonly address: string;
-  readonly engine: "http2" | "frames";
-  /** Active connections (tcp) or streams (grpc). */
-  readonly active: number;
-}
-
 /**
  * Where the listeners run, as the main thread drives them: a DataPlane in the main thread
  * (`threads: 1`) or one in each worker thread (ThreadsHost). Same phases either way.

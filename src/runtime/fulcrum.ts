@@ -16,13 +16,15 @@ import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { mergeStatsReports, type EndpointStats } from "../metrics/endpoint-stats.js";
 import { collectEndpointGauges } from "../admin/admin-gauges.js";
-import { DataPlane, type DataPlaneHost, type ListenerStatus } from "./data-plane.js";
+import type { ListenerStatus } from "../net/listener.js";
+import { DataPlane, type DataPlaneHost } from "./data-plane.js";
 import { bindFailureMessage, bindIssue } from "./bind-issue.js";
 import { reloadRefusals, sameSocket } from "./reload-plan.js";
 import { ThreadsHost } from "./threads-host.js";
 import { loadConfigFile } from "../config/config-load.js";
 import { unreadableFiles } from "../config/config-files.js";
 import { ClusterRuntime } from "./cluster-runtime.js";
+import type { AdminHost } from "../admin/admin-host.js";
 import { AdminServer } from "../admin/admin-server.js";
 import { DnsDiscovery, dnsResolverIssues } from "../discovery/dns-discovery.js";
 
@@ -47,7 +49,7 @@ export interface BoundListener {
 /** Counter slots per cluster: the most endpoints one cluster can have at once. */
 const MAX_ENDPOINTS_PER_CLUSTER = 1024;
 
-export class Fulcrum {
+export class Fulcrum implements AdminHost {
   readonly clusters = new Map<string, ClusterRuntime>();
   /** Where the listeners run: this thread (`threads: 1`) or the worker threads. */
   private readonly plane: DataPlaneHost;
