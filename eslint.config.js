@@ -1,6 +1,8 @@
 // Type-aware linting: the rules that matter most in a proxy are the promise rules,
 // because a dropped promise on the data path is a silent leak.
 import eslint from "@eslint/js";
+import { createTypeScriptImportResolver } from "eslint-import-resolver-typescript";
+import importX from "eslint-plugin-import-x";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
@@ -28,6 +30,25 @@ export default tseslint.config(
         "error",
         { selector: "TSEnumDeclaration", message: "Use a string union, not an enum." },
       ],
+    },
+  },
+  {
+    // No import cycles: a cycle makes module initialisation order matter and blurs which layer
+    // depends on which. import-x walks the module graph as the TypeScript resolver resolves it (the
+    // ".js" specifiers of NodeNext imports reach their ".ts" sources). It follows value imports only;
+    // cycles through type-only imports, and cycles between folders, are caught by
+    // test/unit/layering.test.ts. Not bench/ yet: scenario-outside and scenario-policies import each
+    // other.
+    files: ["src/**/*.ts", "test/**/*.ts"],
+    plugins: { "import-x": importX },
+    settings: {
+      // Without these, import-x takes only .js files for modules and the graph stops at every .ts.
+      "import-x/extensions": [".ts", ".js"],
+      "import-x/parsers": { "@typescript-eslint/parser": [".ts"] },
+      "import-x/resolver-next": [createTypeScriptImportResolver({ project: "tsconfig.json" })],
+    },
+    rules: {
+      "import-x/no-cycle": ["error", { ignoreExternal: true }],
     },
   },
   {

@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import * as protoLoader from "@grpc/proto-loader";
-import { LOAD_OPTIONS, protosDir } from "./health/inference-protos.js";
+import { LOAD_OPTIONS, protosDir } from "./protos/protos-dir.js";
 import { SIM_WORKER_PROTO } from "./sim/sim-worker-proto.js";
 
 const PROTO_FILES = [

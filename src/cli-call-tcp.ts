@@ -4,7 +4,7 @@
  * simulated TCP worker greets each connection with its name).
  */
 import { connect } from "node:net";
-import type { CallResult } from "./cli-call.js";
+import type { CallResult } from "./cli-call-result.js";
 
 export function tcpCall(
   host: string,

@@ -14,6 +14,7 @@ import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { splitAddress } from "./balancer/endpoint-set.js";
 import { callMethods, type CallMethod } from "./cli-call-methods.js";
+import type { CallResult } from "./cli-call-result.js";
 import { tcpCall } from "./cli-call-tcp.js";
 import { durationMs } from "./config/config-units.js";
 import { ROUTE_TRAILER } from "./grpc/inference-routing.js";
@@ -22,17 +23,6 @@ export const CALL_USAGE =
   "usage: fulcrum call --address HOST:PORT [--method /pkg.Service/Method] [--count N] [--concurrency C] [--metadata k=v ...] [--data TEXT] [--model NAME] [--deadline 5s] [--tcp]";
 
 export const DEFAULT_METHOD = "/fulcrum.sim.Worker/Infer";
-
-/** One call's outcome, as printed and summed up. */
-export interface CallResult {
-  /** "OK", a gRPC status name, or (TCP) an error code. */
-  readonly status: string;
-  readonly worker: string | undefined;
-  /** The endpoint named by the `fulcrum-route` trailer, if any. */
-  readonly endpoint: string | undefined;
-  readonly ms: number;
-  readonly detail: string;
-}
 
 interface CallSpec {
   readonly address: string;

@@ -5,7 +5,7 @@
  * page and `/metrics` show them); a failed call is simply the next one's turn.
  */
 import * as grpc from "@grpc/grpc-js";
-import { tritonService } from "./health/inference-protos.js";
+import { tritonService } from "./protos/inference-protos.js";
 
 export interface DemoTrafficOptions {
   /** The gRPC listener, `host:port`. */

@@ -7,9 +7,9 @@
  * probe and own the config; the gauges are reset before each fill (metrics.ts).
  */
 import type { Metrics } from "../metrics/metrics.js";
-import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
+import type { AdminCluster } from "./admin-host.js";
 
-export function collectEndpointGauges(metrics: Metrics, clusters: Iterable<ClusterRuntime>): void {
+export function collectEndpointGauges(metrics: Metrics, clusters: Iterable<AdminCluster>): void {
   for (const c of clusters) {
     const names = endpointNames(c);
     for (const e of c.endpoints.endpoints) {
@@ -26,7 +26,7 @@ export function collectEndpointGauges(metrics: Metrics, clusters: Iterable<Clust
 }
 
 /** `endpoints[].name` by address (endpoints without a name are absent). */
-export function endpointNames(c: ClusterRuntime): Map<string, string> {
+export function endpointNames(c: AdminCluster): Map<string, string> {
   const names = new Map<string, string>();
   for (const e of c.config.endpoints) if (e.name !== undefined) names.set(e.address, e.name);
   return names;

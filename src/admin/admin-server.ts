@@ -3,13 +3,14 @@
  * probes, `/status`, Prometheus `/metrics`, the status page, and a small runtime API to drain,
  * undrain and reweight endpoints. POSTs need `Authorization: Bearer <token>` when `admin.token` is set.
  */
-import { bindServer, serverAddress } from "../runtime/server-address.js";
+import { bindServer, serverAddress } from "../net/server-address.js";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { timingSafeEqual } from "node:crypto";
+import type { EndpointSet } from "../balancer/endpoint-set.js";
 import type { AdminConfig } from "../config/config-schema.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
-import type { Fulcrum } from "../runtime/fulcrum.js";
+import type { AdminHost } from "./admin-host.js";
 import { statusOf } from "./admin-status.js";
 import { STATUS_PAGE_HTML } from "./status-page.js";
 
@@ -36,7 +37,7 @@ export class AdminServer {
 
   constructor(
     private readonly config: AdminConfig,
-    private readonly fulcrum: Fulcrum,
+    private readonly host: AdminHost,
     private readonly metrics: Metrics,
     private readonly log: Logger,
     private readonly actions: AdminActions = {},
@@ -84,9 +85,9 @@ export class AdminServer {
           );
         }
         case "/status":
-          return sendJson(res, 200, await statusOf(this.fulcrum));
+          return sendJson(res, 200, await statusOf(this.host));
         case "/metrics":
-          return send(res, 200, await this.fulcrum.metricsText(), this.metrics.registry.contentType);
+          return send(res, 200, await this.host.metricsText(), this.metrics.registry.contentType);
         default:
           throw new HttpError(404, `no route ${path}`);
       }
@@ -100,7 +101,7 @@ export class AdminServer {
         const set = this.endpointSet(cluster, address);
         const drain = path === "/endpoints/drain";
         if (set.setDrained(address, drain)) {
-          this.fulcrum.clusters
+          this.host.clusters
             .get(cluster)
             ?.healthChanges.record(
               address,
@@ -110,7 +111,7 @@ export class AdminServer {
             );
         }
         this.log.info({ cluster, endpoint: address }, drain ? "endpoint drained" : "endpoint undrained");
-        return sendJson(res, 200, await statusOf(this.fulcrum));
+        return sendJson(res, 200, await statusOf(this.host));
       }
       case "/endpoints/weight": {
         const body = await readJson(req);
@@ -120,15 +121,15 @@ export class AdminServer {
           throw new HttpError(400, "weight: expected an integer from 1 to 1000");
         }
         this.endpointSet(cluster, address).setWeight(address, weight);
-        this.fulcrum.rememberWeight(cluster, address);
+        this.host.rememberWeight(cluster, address);
         this.log.info({ cluster, endpoint: address, weight }, "endpoint weight set");
-        return sendJson(res, 200, await statusOf(this.fulcrum));
+        return sendJson(res, 200, await statusOf(this.host));
       }
       case "/reload": {
         if (!this.actions.reload) throw new HttpError(501, "reload needs Fulcrum started from a config file");
         const result = await this.actions.reload();
         if (!result.ok) return sendJson(res, 400, { errors: result.errors });
-        return sendJson(res, 200, await statusOf(this.fulcrum));
+        return sendJson(res, 200, await statusOf(this.host));
       }
       default:
         throw new HttpError(404, `no route ${path}`);
@@ -137,8 +138,8 @@ export class AdminServer {
 
   /** Why the process is not ready, or undefined when it is. */
   private notReady(): string | undefined {
-    if (this.fulcrum.draining) return "draining";
-    for (const c of this.fulcrum.clusters.values()) {
+    if (this.host.draining) return "draining";
+    for (const c of this.host.clusters.values()) {
       if (!c.endpoints.endpoints.some((e) => e.health === "healthy"))
         return `cluster ${c.name} has no healthy endpoint`;
     }
@@ -154,8 +155,8 @@ export class AdminServer {
     }
   }
 
-  private endpointSet(cluster: string, address: string): ReturnType<Fulcrum["cluster"]>["endpoints"] {
-    const c = this.fulcrum.clusters.get(cluster);
+  private endpointSet(cluster: string, address: string): EndpointSet {
+    const c = this.host.clusters.get(cluster);
     if (!c) throw new HttpError(404, `no cluster named ${JSON.stringify(cluster)}`);
     if (!c.endpoints.get(address))
       throw new HttpError(404, `no endpoint ${JSON.stringify(address)} in cluster ${cluster}`);

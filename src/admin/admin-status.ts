@@ -14,7 +14,7 @@ import { statusName } from "../grpc/grpc-status.js";
 import type { HistoryBucket } from "../metrics/latency-window.js";
 import { LatencyWindow, SUMMARY_BUCKETS, WINDOW_BUCKET_MS } from "../metrics/latency-window.js";
 import type { EndpointStats } from "../metrics/endpoint-stats.js";
-import type { Fulcrum } from "../runtime/fulcrum.js";
+import type { AdminHost } from "./admin-host.js";
 import { endpointNames } from "./admin-gauges.js";
 
 export interface EndpointStatus {
@@ -62,8 +62,8 @@ export interface StatusDocument {
   readonly history_bucket_seconds: number;
 }
 
-export async function statusOf(fulcrum: Fulcrum, nowMs = Date.now()): Promise<StatusDocument> {
-  const [listeners, stats] = await Promise.all([fulcrum.listenerStatus(), fulcrum.endpointStats()]);
+export async function statusOf(host: AdminHost, nowMs = Date.now()): Promise<StatusDocument> {
+  const [listeners, stats] = await Promise.all([host.listenerStatus(), host.endpointStats()]);
   return {
     listeners: listeners.map((l) => ({
       name: l.name,
@@ -72,7 +72,7 @@ export async function statusOf(fulcrum: Fulcrum, nowMs = Date.now()): Promise<St
       engine: l.protocol === "grpc" ? l.engine : null,
       active: l.active,
     })),
-    clusters: [...fulcrum.clusters.values()].map((c) => {
+    clusters: [...host.clusters.values()].map((c) => {
       const set = c.endpoints;
       const names = endpointNames(c);
       const clusterStats = stats.get(c.name);
@@ -110,7 +110,7 @@ export async function statusOf(fulcrum: Fulcrum, nowMs = Date.now()): Promise<St
         }),
       };
     }),
-    draining: fulcrum.draining,
+    draining: host.draining,
     version: VERSION,
     uptime_seconds: Math.round(process.uptime()),
     history_bucket_seconds: WINDOW_BUCKET_MS / 1000,

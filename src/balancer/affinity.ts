@@ -1,9 +1,8 @@
 // Affinity: Maglev + bounded loads (Mirrokni et al., SODA 2018; HAProxy): sticky, never overloaded.
-import type { PolicySnapshot } from "./balancer.js";
 import { EndpointSet, type Endpoint } from "./endpoint-set.js";
 import { MaglevTable, maglevKeyHash, type MaglevWalk } from "./hash-maglev.js";
 import { completeResults, isExcluded, noPick } from "./picker-results.js";
-import type { LoadView, PickContext, PickResult, Picker } from "./picker.js";
+import type { LoadView, PickContext, PickResult, Picker, PolicySnapshot } from "./picker.js";
 
 /**
  * A picker for work that carries `ctx.affinityKey`: the key hashes into a Maglev table over the

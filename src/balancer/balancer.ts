@@ -4,7 +4,7 @@
  * health, drain, weight and membership changes cost nothing on picks that follow no change.
  */
 import { EndpointSet, type Endpoint } from "./endpoint-set.js";
-import type { PickContext, PickResult, Picker, RandomSource } from "./picker.js";
+import type { PickContext, PickResult, Picker, PolicySnapshot, RandomSource } from "./picker.js";
 import type { LoadCosts } from "./load-cost.js";
 import { createPolicyPicker, type PolicyName } from "./policy.js";
 import { createAffinityPicker } from "./affinity.js";
@@ -16,13 +16,6 @@ export interface BalancerOptions {
   readonly random: RandomSource;
   /** `least_loaded` only: the cluster's latency estimates and queue depths (kept across rebuilds). */
   readonly costs?: LoadCosts | undefined;
-}
-
-export interface PolicySnapshot {
-  /** Endpoints that may take new work (healthy, not ejected, not drained), in configuration order. */
-  readonly eligible: readonly Endpoint[];
-  /** Endpoints whose health is "healthy" (ejected and drained included): consistent-hash tables use it. */
-  readonly healthy: readonly Endpoint[];
 }
 
 export class Balancer {

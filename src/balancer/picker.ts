@@ -27,6 +27,17 @@ export type PickResult =
     }
   | { readonly kind: "unavailable"; readonly reason: PickFailureReason };
 
+/**
+ * What a policy builds its picker from: the endpoint set at one version, split the two ways policies
+ * read it (the balancer rebuilds it when the set's version moves).
+ */
+export interface PolicySnapshot {
+  /** Endpoints that may take new work (healthy, not ejected, not drained), in configuration order. */
+  readonly eligible: readonly Endpoint[];
+  /** Endpoints whose health is "healthy" (ejected and drained included): consistent-hash tables use it. */
+  readonly healthy: readonly Endpoint[];
+}
+
 export interface Picker {
   pick(ctx: PickContext): PickResult;
 }

@@ -1,9 +1,8 @@
 // ip_hash over Maglev (hash-maglev.ts): a client keeps its endpoint across connections and replicas.
-import type { PolicySnapshot } from "./balancer.js";
 import { EndpointSet, type Endpoint } from "./endpoint-set.js";
 import { MaglevTable, maglevKeyHash, type MaglevWalk } from "./hash-maglev.js";
 import { completeResults, isExcluded, noPick } from "./picker-results.js";
-import type { PickContext, PickResult, Picker } from "./picker.js";
+import type { PickContext, PickResult, Picker, PolicySnapshot } from "./picker.js";
 
 /**
  * Hashes `ctx.clientAddress` (already normalised by the caller, see `normalizeClientAddress`) into a

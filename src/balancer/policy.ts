@@ -1,7 +1,6 @@
 // Policy registry after grpc-js's load-balancer → picker split: one file per policy, one factory here.
-import type { PolicySnapshot } from "./balancer.js";
 import type { LoadCosts } from "./load-cost.js";
-import type { LoadView, Picker, RandomSource } from "./picker.js";
+import type { LoadView, Picker, PolicySnapshot, RandomSource } from "./picker.js";
 import { IpHashPicker } from "./policy-ip-hash.js";
 import { LeastConnectionsPicker } from "./policy-least-connections.js";
 import { LeastLoadedPicker } from "./policy-least-loaded.js";

@@ -12,16 +12,22 @@
  */
 import { Resolver } from "node:dns/promises";
 import { isIP } from "node:net";
-import { splitAddress, type EndpointSpec } from "../balancer/endpoint-set.js";
+import { splitAddress, type EndpointSet, type EndpointSpec } from "../balancer/endpoint-set.js";
 import { ConfigError, type ConfigIssue } from "../config/config-error.js";
 import type { ClusterConfig } from "../config/config-schema.js";
 import { durationMs } from "../config/config-units.js";
 import type { Logger } from "../log/logger.js";
 import { RateLimitedWarning } from "../log/rate-limited-warning.js";
-import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
 
-/** What discovery needs of a cluster: its current members and the reload-style update. */
-export type DiscoveredCluster = Pick<ClusterRuntime, "endpoints" | "setEndpoints">;
+/**
+ * What discovery needs of a cluster: its current members and the reload-style update (the runtime's
+ * ClusterRuntime implements it; discovery does not import the runtime that starts it).
+ */
+export interface DiscoveredCluster {
+  readonly endpoints: Pick<EndpointSet, "endpoints">;
+  /** Kept endpoints keep their state and any weight in `adminWeights`; added ones start healthy. */
+  setEndpoints(specs: readonly EndpointSpec[], adminWeights: ReadonlySet<string>): void;
+}
 
 export interface DnsDiscoveryDeps {
   readonly log: Logger;

@@ -9,12 +9,12 @@ import { readFileSync } from "node:fs";
 import type { TlsOptions } from "node:tls";
 import type { ListenerConfig } from "../config/config-schema.js";
 import { durationMs } from "../config/config-units.js";
-import { AccessLog, type AccessLogSink } from "../log/access-log.js";
+import { AccessLog, type AccessLogSink } from "../access-log/access-log.js";
 import type { Logger } from "../log/logger.js";
 import { RateLimitedWarning } from "../log/rate-limited-warning.js";
 import type { Metrics } from "../metrics/metrics.js";
-import type { Listener } from "../runtime/listener.js";
-import { bindServer, serverAddress, type BindOptions } from "../runtime/server-address.js";
+import type { Listener } from "../net/listener.js";
+import { bindServer, serverAddress, type BindOptions } from "../net/server-address.js";
 import { GrpcStreamMetrics } from "./grpc-stream-metrics.js";
 import type { StreamOutcome } from "./stream-outcome.js";
 

@@ -8,7 +8,7 @@
  */
 import type { Endpoint } from "../balancer/endpoint-set.js";
 import { endpointShortage } from "../balancer/endpoint-shortage.js";
-import type { ModelRef } from "../balancer/model-readiness.js";
+import type { ModelRef } from "../health/model-readiness.js";
 import type { PickResult } from "../balancer/picker.js";
 import { sizeBytes } from "../config/config-units.js";
 import type { ClusterRuntime } from "../runtime/cluster-runtime.js";

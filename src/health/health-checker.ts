@@ -10,7 +10,7 @@
  * reopened after `interval`; a worker without `Watch` (UNIMPLEMENTED) is polled with `Check`.
  */
 import type { EndpointSet, Endpoint } from "../balancer/endpoint-set.js";
-import type { ModelReadiness } from "../balancer/model-readiness.js";
+import type { ModelReadiness } from "./model-readiness.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { probeReason, type HealthChanges } from "./health-changes.js";

@@ -67,10 +67,19 @@ export class OutlierDetector {
     return n;
   }
 
-  private mayEject(now: number, clusterSize: number): boolean {
-    const ejected = this.ejectedCount(now);
+  /**
+   * Whether one more endpoint may be ejected while `ejected` of `clusterSize` are: not when that
+   * would put more than `max_ejection_percent` of the cluster out, but one endpoint always may be.
+   * The one statement of the limit: the runtime checks it again, on the set every worker thread
+   * reads, before applying an ejection a thread asked for.
+   */
+  mayEjectAnother(ejected: number, clusterSize: number): boolean {
     if (ejected === 0) return true;
     return ((ejected + 1) * 100) / Math.max(1, clusterSize) <= this.settings.maxEjectionPercent;
+  }
+
+  private mayEject(now: number, clusterSize: number): boolean {
+    return this.mayEjectAnother(this.ejectedCount(now), clusterSize);
   }
 
   private track(address: string): Track {

@@ -6,11 +6,9 @@
  * so one prober covers most fleets. One grpc-js client is kept per endpoint and reused, so probing
  * every interval rides one HTTP/2 connection instead of opening a TCP connection per probe.
  */
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
+import { healthService } from "../protos/health-proto.js";
 import type { ProbeOutcome, ProbeTarget, Prober, WatchListener, WatchStream } from "./prober.js";
 
 export interface GrpcHealthProberOptions {
@@ -65,38 +63,6 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   // Never share a connection with other grpc-js clients of this process (e.g. the data path).
   "grpc.use_local_subchannel_pool": 1,
 };
-
-let healthConstructor: grpc.ServiceClientConstructor | undefined;
-
-/**
- * The `grpc.health.v1.Health` client constructor, loaded once per process from
- * `<repo>/protos/health.proto` (found upward from this compiled file: dist/src/health/ or src/health/).
- * Its `.service` is the server-side definition the simulated workers implement.
- */
-export function healthService(): grpc.ServiceClientConstructor {
-  if (healthConstructor) return healthConstructor;
-  const definition = protoLoader.loadSync(join(packageRoot(), "protos", "health.proto"), {
-    keepCase: true,
-    enums: String,
-    defaults: true,
-  });
-  const loaded = grpc.loadPackageDefinition(definition) as unknown as {
-    grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
-  };
-  healthConstructor = loaded.grpc.health.v1.Health;
-  return healthConstructor;
-}
-
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const up = dirname(dir);
-    if (up === dir)
-      throw new Error("protos/health.proto: no package.json above " + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-  return dir;
-}
 
 export class GrpcHealthProber implements Prober {
   private readonly clients = new Map<string, PooledClient>();

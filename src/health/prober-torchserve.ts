@@ -9,7 +9,7 @@
  * a server that cannot say it is healthy is not counted as healthy.
  */
 import type * as grpc from "@grpc/grpc-js";
-import { torchserveService } from "./inference-protos.js";
+import { torchserveService } from "../protos/inference-protos.js";
 import { GrpcProbeClients, unaryProbeCall, type GrpcProbeTls } from "./prober-grpc-pool.js";
 import type { ProbeOutcome, ProbeTarget, Prober } from "./prober.js";
 

@@ -11,8 +11,8 @@
  * the state they had until the server is back.
  */
 import type * as grpc from "@grpc/grpc-js";
-import type { ModelRef } from "../balancer/model-readiness.js";
-import { tritonService } from "./inference-protos.js";
+import type { ModelRef } from "./model-readiness.js";
+import { tritonService } from "../protos/inference-protos.js";
 import { GrpcProbeClients, unaryProbeCall, type CallResult, type GrpcProbeTls } from "./prober-grpc-pool.js";
 import type { ModelProbeOutcome, ProbeOutcome, ProbeTarget, Prober } from "./prober.js";
 

@@ -2,7 +2,7 @@
  * A prober runs one health check against one endpoint and reports success or failure within its
  * timeout. It never throws: every failure is a result with a short reason for the debug log.
  */
-import type { ModelRef } from "../balancer/model-readiness.js";
+import type { ModelRef } from "./model-readiness.js";
 import type { ProbeResult } from "./health-thresholds.js";
 
 export interface ProbeOutcome {

@@ -20,14 +20,9 @@ import type { ClusterConfig } from "../config/config-schema.js";
 import { durationMs } from "../config/config-units.js";
 import { HealthChecker } from "../health/health-checker.js";
 import { OutlierDetector } from "../health/outlier-detector.js";
-import type { Prober } from "../health/prober.js";
-import { TcpProber } from "../health/prober-tcp.js";
-import { GrpcHealthProber } from "../health/prober-grpc-health.js";
-import { TritonProber } from "../health/prober-triton.js";
-import type { GrpcProbeTls } from "../health/prober-grpc-pool.js";
-import { TorchServeProber } from "../health/prober-torchserve.js";
+import { createProber } from "./cluster-prober.js";
 import { LoadMetricsScraper } from "../health/load-metrics-scraper.js";
-import { ModelReadiness } from "../balancer/model-readiness.js";
+import { ModelReadiness } from "../health/model-readiness.js";
 import { LoadCosts, type LoadCostOptions } from "../balancer/load-cost.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -37,6 +32,7 @@ import { SequencePins, type SequencePinBuffers } from "../balancer/sequence-pins
 import { ClusterStats } from "../metrics/endpoint-stats.js";
 import { coarseNow } from "../metrics/coarse-clock.js";
 import { HealthChanges } from "../health/health-changes.js";
+import type { RouteDecision, UpstreamCluster } from "../cluster/upstream-cluster.js";
 
 export type ClusterRole = "all" | "control" | "data";
 
@@ -54,7 +50,7 @@ export interface ClusterRuntimeDeps {
   readonly requestEjection?: ((cluster: string, address: string, durationMs: number) => void) | undefined;
 }
 
-export class ClusterRuntime {
+export class ClusterRuntime implements UpstreamCluster {
   readonly endpoints: EndpointSet;
   readonly balancer: Balancer;
   readonly connectTimeoutMs: number;
@@ -87,7 +83,6 @@ export class ClusterRuntime {
   /** `fulcrum_upstream_requests_total` handles per endpoint (an endpoint object lives while it is a member). */
   private readonly requestTallies = new WeakMap<Endpoint, CounterTally<"cluster" | "endpoint">>();
   private readonly routeTallies = new Map<string, CounterTally<"cluster" | "reason">>();
-  private readonly maxEjectionPercent: number;
 
   /**
    * `previous`: the runtime this one replaces on reload; its endpoint set (health, drains, weights,
@@ -127,7 +122,6 @@ export class ClusterRuntime {
     this.connectAttempts = config.connect_attempts;
     this.pickTally = this.metrics.pickDuration.tally({ cluster: config.name, policy: config.policy });
     const od = config.outlier_detection;
-    this.maxEjectionPercent = od.max_ejection_percent;
     this.outliers = new OutlierDetector({
       consecutiveFailures: od.consecutive_failures,
       baseEjectionMs: durationMs(od.base_ejection_time),
@@ -230,7 +224,7 @@ export class ClusterRuntime {
    * Counts a routing decision of an inference-aware cluster (models configured or `explain`) in
    * `fulcrum_route_decisions_total`; other clusters skip it.
    */
-  routeDecided(reason: "affinity" | "model" | "cost" | "policy"): void {
+  routeDecided(reason: RouteDecision): void {
     if (this.config.models.length === 0 && !this.config.explain) return;
     let tally = this.routeTallies.get(reason);
     if (!tally) {
@@ -313,8 +307,7 @@ export class ClusterRuntime {
   eject(address: string, durationMs: number): void {
     const members = this.endpoints.endpoints;
     const ejected = members.filter((e) => e.ejected).length;
-    const overLimit =
-      ejected > 0 && ((ejected + 1) * 100) / Math.max(1, members.length) > this.maxEjectionPercent;
+    const overLimit = !this.outliers.mayEjectAnother(ejected, members.length);
     if (overLimit || !this.endpoints.setEjected(address, true)) {
       if (this.role === "all") this.outliers.uneject(address);
       return;
@@ -366,37 +359,6 @@ export class ClusterRuntime {
   ejectionEnded(address: string): void {
     this.outliers.uneject(address);
   }
-}
-
-function createProber(config: ClusterConfig): Prober | undefined {
-  const type = config.health_check?.type;
-  switch (type) {
-    case "tcp":
-      return new TcpProber();
-    case "grpc": {
-      const tls = config.tls;
-      return new GrpcHealthProber({
-        service: config.health_check?.service ?? "",
-        tls: tls
-          ? { ca: tls.ca, serverName: tls.server_name, insecureSkipVerify: tls.insecure_skip_verify }
-          : undefined,
-      });
-    }
-    case "triton":
-      return new TritonProber({ models: config.models, tls: proberTls(config) });
-    case "torchserve":
-      return new TorchServeProber({ tls: proberTls(config) });
-    case undefined:
-    case "none":
-      return undefined;
-  }
-}
-
-function proberTls(config: ClusterConfig): GrpcProbeTls {
-  const tls = config.tls;
-  return tls
-    ? { ca: tls.ca, serverName: tls.server_name, insecureSkipVerify: tls.insecure_skip_verify }
-    : undefined;
 }
 
 /** Live sequences one cluster can pin at once (a power of two; 64 Ki entries, 1 MiB of shared memory). */

@@ -14,12 +14,12 @@ import { ClusterPools } from "../grpc/engine-http2/cluster-pools.js";
 import { GrpcListener } from "../grpc/engine-http2/grpc-listener.js";
 import { FramesListener } from "../grpc/engine-frames/frames-listener.js";
 import { FramesClusterPools } from "../grpc/engine-frames/frames-upstream-pool.js";
-import { AccessLogSink } from "../log/access-log.js";
+import { AccessLogSink } from "../access-log/access-log.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { TcpListener } from "../tcp/tcp-listener.js";
 import type { ClusterRuntime } from "./cluster-runtime.js";
-import type { Listener } from "./listener.js";
+import type { Listener, ListenerStatus } from "../net/listener.js";
 import { sameSocket, upstreamChanged } from "./reload-plan.js";
 
 export interface DataPlaneDeps {
@@ -36,15 +36,6 @@ export interface DataPlaneDeps {
 }
 
 /** One listener as `/status` shows it. */
-export interface ListenerStatus {
-  readonly name: string;
-  readonly protocol: "tcp" | "grpc";
-  readonly address: string;
-  readonly engine: "http2" | "frames";
-  /** Active connections (tcp) or streams (grpc). */
-  readonly active: number;
-}
-
 /**
  * Where the listeners run, as the main thread drives them: a DataPlane in the main thread
  * (`threads: 1`) or one in each worker thread (ThreadsHost). Same phases either way.

@@ -11,20 +11,27 @@ import type { RandomSource } from "../balancer/picker.js";
 import { ConfigError } from "../config/config-error.js";
 import type { FulcrumConfig, ListenerConfig } from "../config/config-schema.js";
 import { durationMs } from "../config/config-units.js";
-import type { AccessLogSink } from "../log/access-log.js";
+import type { AccessLogSink } from "../access-log/access-log.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { mergeStatsReports, type EndpointStats } from "../metrics/endpoint-stats.js";
 import { collectEndpointGauges } from "../admin/admin-gauges.js";
-import { DataPlane, type DataPlaneHost, type ListenerStatus } from "./data-plane.js";
+import type { ListenerStatus } from "../net/listener.js";
+import { DataPlane, type DataPlaneHost } from "./data-plane.js";
 import { bindFailureMessage, bindIssue } from "./bind-issue.js";
-import { reloadRefusals, sameSocket } from "./reload-plan.js";
 import { ThreadsHost } from "./threads-host.js";
-import { loadConfigFile } from "../config/config-load.js";
 import { unreadableFiles } from "../config/config-files.js";
 import { ClusterRuntime } from "./cluster-runtime.js";
+import type { AdminHost } from "../admin/admin-host.js";
 import { AdminServer } from "../admin/admin-server.js";
-import { DnsDiscovery, dnsResolverIssues } from "../discovery/dns-discovery.js";
+import { ClusterDiscoveries } from "./fulcrum-discoveries.js";
+import {
+  reloadFromFile,
+  reloadIssues,
+  reloadSummary,
+  swapClusters,
+  type ReloadAnswer,
+} from "./fulcrum-reload.js";
 
 export interface FulcrumDeps {
   readonly log: Logger;
@@ -47,7 +54,7 @@ export interface BoundListener {
 /** Counter slots per cluster: the most endpoints one cluster can have at once. */
 const MAX_ENDPOINTS_PER_CLUSTER = 1024;
 
-export class Fulcrum {
+export class Fulcrum implements AdminHost {
   readonly clusters = new Map<string, ClusterRuntime>();
   /** Where the listeners run: this thread (`threads: 1`) or the worker threads. */
   private readonly plane: DataPlaneHost;
@@ -60,8 +67,8 @@ export class Fulcrum {
   private removeCollector: (() => void) | undefined;
   /** Weights set through the admin API, per cluster: they survive a reload while the endpoint exists. */
   private readonly adminWeights = new Map<string, Set<string>>();
-  /** DNS discovery of each `discovery: dns` cluster, by cluster name. */
-  private readonly discoveries = new Map<string, DnsDiscovery>();
+  /** DNS discovery of each `discovery: dns` cluster. */
+  private readonly discoveries: ClusterDiscoveries;
 
   private constructor(
     private current: FulcrumConfig,
@@ -69,6 +76,11 @@ export class Fulcrum {
   ) {
     this.log = deps.log.child({ component: "fulcrum" });
     this.threads = threadCount(current.threads);
+    this.discoveries = new ClusterDiscoveries({
+      log: deps.log,
+      cluster: (name) => this.clusters.get(name),
+      adminWeights: (name) => this.adminWeights.get(name),
+    });
     this.plane =
       this.threads === 1
         ? new DataPlane(current, {
@@ -166,13 +178,7 @@ export class Fulcrum {
    */
   async reload(next: FulcrumConfig): Promise<void> {
     if (this.draining) throw new ConfigError([{ path: "(reload)", message: "Fulcrum is stopping" }]);
-    const refused = [
-      ...reloadRefusals(this.current, next),
-      ...unreadableFiles(next),
-      ...next.clusters.flatMap((c, i) =>
-        c.discovery === "dns" ? dnsResolverIssues(c, `clusters[${i}]`) : [],
-      ),
-    ];
+    const refused = reloadIssues(this.current, next);
     if (refused.length > 0) {
       this.deps.metrics.configReloads.inc({ result: "failure" });
       this.log.error(
@@ -191,32 +197,16 @@ export class Fulcrum {
       this.log.error({ err: `${issue.path}: ${issue.message}` }, "config reload failed: old config kept");
       throw new ConfigError([issue]);
     }
-    // Clusters: the endpoint sets carry over, so health, drains, weights and counts survive.
-    const retiredClusters: ClusterRuntime[] = [];
-    for (const c of next.clusters) {
-      const previous = this.clusters.get(c.name);
-      const runtime = this.createCluster(c, previous);
-      if (previous) {
-        previous.retire();
-        retiredClusters.push(previous);
-        const discovery = this.discoveries.get(c.name);
-        // A DNS cluster keeps its resolved endpoints; its discovery takes the new names below.
-        runtime.setEndpoints(
-          c.discovery === "dns" && discovery ? discovery.specs : c.endpoints,
-          this.adminWeights.get(c.name),
-        );
-      }
-      this.clusters.set(c.name, runtime);
-      runtime.start();
-    }
-    for (const [name, runtime] of this.clusters) {
-      if (next.clusters.some((c) => c.name === name)) continue;
-      runtime.setEndpoints([]);
-      runtime.retire();
-      retiredClusters.push(runtime);
-      this.clusters.delete(name);
-    }
-    await this.reconcileDiscoveries(next);
+    const retiredClusters = swapClusters(
+      {
+        clusters: this.clusters,
+        create: (c, previous) => this.createCluster(c, previous),
+        discovered: (name) => this.discoveries.specsOf(name),
+        adminWeights: (name) => this.adminWeights.get(name),
+      },
+      next,
+    );
+    await this.discoveries.reconcile(next);
     this.plane.commit(next);
     const previous = this.current;
     this.current = next;
@@ -232,70 +222,15 @@ export class Fulcrum {
     }, durationMs(next.drain_timeout));
     timer.unref();
     this.deps.metrics.configReloads.inc({ result: "success" });
-    this.log.info(
-      {
-        listeners: next.listeners.length,
-        listeners_added: next.listeners.filter((_, i) => added[i] !== undefined).map((l) => l.name),
-        listeners_removed: previous.listeners
-          .filter((pl) => !next.listeners.some((nl, i) => added[i] === undefined && sameSocket(pl, nl)))
-          .map((l) => l.name),
-        clusters: next.clusters.map((c) => c.name),
-        clusters_removed: previous.clusters
-          .filter((c) => !next.clusters.some((n) => n.name === c.name))
-          .map((c) => c.name),
-      },
-      "config reloaded",
-    );
-  }
-
-  /** After a reload: DNS clusters take their new settings; added ones start, removed ones stop. */
-  private async reconcileDiscoveries(next: FulcrumConfig): Promise<void> {
-    for (const [name, d] of this.discoveries) {
-      if (!next.clusters.some((c) => c.name === name && c.discovery === "dns")) {
-        d.stop();
-        this.discoveries.delete(name);
-      }
-    }
-    for (const [i, c] of next.clusters.entries()) {
-      if (c.discovery !== "dns") continue;
-      const existing = this.discoveries.get(c.name);
-      if (existing) {
-        await existing.update(c);
-        continue;
-      }
-      const discovery = new DnsDiscovery(c, {
-        log: this.deps.log,
-        cluster: () => this.clusters.get(c.name),
-        adminWeights: () => this.adminWeights.get(c.name),
-        path: `clusters[${i}]`,
-      });
-      this.discoveries.set(c.name, discovery);
-      await discovery.start();
-    }
+    this.log.info(reloadSummary(previous, next, added), "config reloaded");
   }
 
   /** Reloads from the file Fulcrum was started with (SIGHUP, `POST /reload`). */
-  async reloadFile(): Promise<{ ok: true } | { ok: false; errors: string[] }> {
+  async reloadFile(): Promise<ReloadAnswer> {
     const file = this.deps.configFile;
     if (file === undefined)
       return { ok: false, errors: ["(reload): Fulcrum was not started from a config file"] };
-    let next: FulcrumConfig;
-    try {
-      next = loadConfigFile(file);
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      const errors = err.issues.map((i) => `${i.path}: ${i.message}`);
-      this.deps.metrics.configReloads.inc({ result: "failure" });
-      this.log.error({ config: file, errors }, "config reload rejected: old config kept");
-      return { ok: false, errors };
-    }
-    try {
-      await this.reload(next);
-      return { ok: true };
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err;
-      return { ok: false, errors: err.issues.map((i) => `${i.path}: ${i.message}`) };
-    }
+    return reloadFromFile(file, (next) => this.reload(next), { log: this.log, metrics: this.deps.metrics });
   }
 
   /** The bound address of the listener called `name` (`host:port`). */
@@ -334,17 +269,8 @@ export class Fulcrum {
     for (const [i, c] of this.config.clusters.entries()) {
       const runtime = this.createCluster(c, undefined);
       this.clusters.set(c.name, runtime);
-      if (c.discovery === "dns") {
-        // Resolved before the listeners bind: traffic never reaches an unresolved name.
-        const discovery = new DnsDiscovery(c, {
-          log: this.deps.log,
-          cluster: () => this.clusters.get(c.name),
-          adminWeights: () => this.adminWeights.get(c.name),
-          path: `clusters[${i}]`,
-        });
-        this.discoveries.set(c.name, discovery);
-        await discovery.start();
-      }
+      // Resolved before the listeners bind: traffic never reaches an unresolved name.
+      if (c.discovery === "dns") await this.discoveries.start(c, i);
       runtime.start();
     }
     this.removeCollector = this.deps.metrics.addCollector(() => this.collectActive());
@@ -427,7 +353,7 @@ export class Fulcrum {
 
   private async doStop(drainMs: number): Promise<void> {
     this.log.info({ drain_timeout_ms: drainMs }, "stopping");
-    for (const d of this.discoveries.values()) d.stop();
+    this.discoveries.stop();
     await this.plane.stop(drainMs);
     for (const c of this.clusters.values()) c.stop();
     this.removeCollector?.();

@@ -11,11 +11,12 @@
  */
 import { Worker } from "node:worker_threads";
 import type { EndpointSet } from "../balancer/endpoint-set.js";
-import type { ModelReadiness } from "../balancer/model-readiness.js";
+import type { ModelReadiness } from "../health/model-readiness.js";
 import type { FulcrumConfig } from "../config/config-schema.js";
 import type { Logger } from "../log/logger.js";
 import type { ClusterRuntime } from "./cluster-runtime.js";
-import { BindError, type DataPlaneHost, type ListenerStatus, type PortOverrides } from "./data-plane.js";
+import type { ListenerStatus } from "../net/listener.js";
+import { BindError, type DataPlaneHost, type PortOverrides } from "./data-plane.js";
 import type { ClusterStatsReport } from "../metrics/endpoint-stats.js";
 import type { ClusterState, FromThread, ThreadInit, ThreadReplyValue, ToThread } from "./threads-messages.js";
 

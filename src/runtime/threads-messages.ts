@@ -6,11 +6,12 @@
  */
 import type { EndpointCounterBuffers } from "../balancer/endpoint-counters.js";
 import type { EndpointHealth } from "../balancer/endpoint-set.js";
-import type { ModelRef } from "../balancer/model-readiness.js";
+import type { ModelRef } from "../health/model-readiness.js";
 import type { SequencePinBuffers } from "../balancer/sequence-pins.js";
 import type { FulcrumConfig } from "../config/config-schema.js";
 import type { ClusterStatsReport } from "../metrics/endpoint-stats.js";
-import type { ListenerStatus, PortOverrides } from "./data-plane.js";
+import type { ListenerStatus } from "../net/listener.js";
+import type { PortOverrides } from "./data-plane.js";
 
 /** One endpoint as the main thread's set holds it. */
 export interface EndpointState {

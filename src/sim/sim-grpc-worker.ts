@@ -9,7 +9,7 @@
 import { bindSimServer, shutdownSimServer } from "./sim-grpc-server.js";
 import { constants as h2, type ServerHttp2Stream } from "node:http2";
 import * as grpc from "@grpc/grpc-js";
-import { healthService } from "../health/prober-grpc-health.js";
+import { healthService } from "../protos/health-proto.js";
 import { decodeInferReply, encodeInferReply } from "./sim-worker-proto.js";
 
 export interface SimGrpcWorkerOptions {

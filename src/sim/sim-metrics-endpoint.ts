@@ -5,7 +5,7 @@
  */
 import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { bindServer } from "../runtime/server-address.js";
+import { bindServer } from "../net/server-address.js";
 
 export class SimMetricsEndpoint {
   /** `GET /metrics` requests answered. */

@@ -4,7 +4,7 @@
  * echoing, then ends). Tracks its open connections so tests can count and close them.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
-import { bindServer } from "../runtime/server-address.js";
+import { bindServer } from "../net/server-address.js";
 
 export interface SimTcpWorkerOptions {
   readonly name: string;

@@ -9,7 +9,7 @@
  * carry an `x-worker` header naming it.
  */
 import * as grpc from "@grpc/grpc-js";
-import { torchserveService } from "../health/inference-protos.js";
+import { torchserveService } from "../protos/inference-protos.js";
 import { bindSimServer, shutdownSimServer } from "./sim-grpc-server.js";
 import { SimServiceQueue } from "./sim-service-queue.js";
 

@@ -19,8 +19,8 @@
  * stick.
  */
 import * as grpc from "@grpc/grpc-js";
-import { healthService } from "../health/prober-grpc-health.js";
-import { tritonService } from "../health/inference-protos.js";
+import { healthService } from "../protos/health-proto.js";
+import { tritonService } from "../protos/inference-protos.js";
 import { bindSimServer, shutdownSimServer } from "./sim-grpc-server.js";
 import { SimMetricsEndpoint } from "./sim-metrics-endpoint.js";
 import { SimServiceQueue } from "./sim-service-queue.js";

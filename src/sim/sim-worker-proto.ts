@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import * as protoLoader from "@grpc/proto-loader";
-import { LOAD_OPTIONS, protosDir } from "../health/inference-protos.js";
+import { LOAD_OPTIONS, protosDir } from "../protos/protos-dir.js";
 
 /** The proto file, relative to `protos/`. */
 export const SIM_WORKER_PROTO = join("fulcrum", "sim", "worker.proto");

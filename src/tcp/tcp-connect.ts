@@ -8,7 +8,7 @@ import { connect, type OnReadOpts, type Socket } from "node:net";
 import type { Endpoint } from "../balancer/endpoint-set.js";
 import { endpointShortage } from "../balancer/endpoint-shortage.js";
 import type { PickContext, PickFailureReason } from "../balancer/picker.js";
-import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
+import type { UpstreamCluster } from "../cluster/upstream-cluster.js";
 
 export interface ConnectFailure {
   /**
@@ -44,7 +44,7 @@ export interface ConnectRequest {
 }
 
 export function connectUpstream(
-  cluster: ClusterRuntime,
+  cluster: UpstreamCluster,
   request: ConnectRequest,
   done: (outcome: ConnectOutcome) => void,
 ): void {
@@ -104,7 +104,7 @@ export function connectUpstream(
   attempt();
 }
 
-function failureOf(cluster: ClusterRuntime, reason: PickFailureReason, lastError: string): ConnectFailure {
+function failureOf(cluster: UpstreamCluster, reason: PickFailureReason, lastError: string): ConnectFailure {
   if (reason === "all_endpoints_tried" || lastError !== "")
     return { reason: "connect_failed", detail: lastError };
   const shortage = endpointShortage(cluster.name, cluster.endpoints.endpoints);

@@ -4,23 +4,23 @@
  * paused until the upstream is connected, so client bytes that arrive meanwhile wait in the kernel
  * and are forwarded.
  */
-import { bindServer, serverAddress, type BindOptions } from "../runtime/server-address.js";
+import { bindServer, serverAddress, type BindOptions } from "../net/server-address.js";
 import { createServer, type Server, type Socket } from "node:net";
 import type { ListenerConfig } from "../config/config-schema.js";
 import { durationMs } from "../config/config-units.js";
-import { AccessLog, type AccessLogSink, type ConnectionAccess } from "../log/access-log.js";
+import { AccessLog, type AccessLogSink, type ConnectionAccess } from "../access-log/access-log.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { CounterTally, HistogramTally } from "../metrics/metrics-tally.js";
 import { normalizeClientAddress } from "../balancer/picker.js";
-import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
-import type { Listener } from "../runtime/listener.js";
+import type { UpstreamCluster } from "../cluster/upstream-cluster.js";
+import type { Listener } from "../net/listener.js";
 import type { Endpoint } from "../balancer/endpoint-set.js";
 import { connectUpstream, type ConnectFailure } from "./tcp-connect.js";
 import { TcpRelay } from "./tcp-relay.js";
 import { encodeProxyHeader } from "./proxy-protocol.js";
 import { RateLimitedWarning } from "../log/rate-limited-warning.js";
-import { LiveSet, type LiveSetMember } from "../runtime/live-set.js";
+import { LiveSet, type LiveSetMember } from "../net/live-set.js";
 
 /** Why a downstream connection was closed without being served; also the metric's `reason` label. */
 export type RefusalReason =
@@ -47,7 +47,7 @@ export interface TcpListenerDeps {
   readonly metrics: Metrics;
   readonly thread: string;
   /** Resolves the listener's cluster at accept time, so a reload can swap clusters under it. */
-  readonly cluster: () => ClusterRuntime;
+  readonly cluster: () => UpstreamCluster;
   /** This thread's access-log output. */
   readonly accessLog: AccessLogSink;
 }

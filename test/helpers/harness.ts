@@ -11,7 +11,7 @@ import { Writable } from "node:stream";
 import { Registry } from "prom-client";
 import { seededRandom } from "../../src/balancer/random-seeded.js";
 import { parseConfig } from "../../src/config/config-load.js";
-import { AccessLogSink } from "../../src/log/access-log.js";
+import { AccessLogSink } from "../../src/access-log/access-log.js";
 import { createLogger, type Logger } from "../../src/log/logger.js";
 import { createMetrics, type Metrics } from "../../src/metrics/metrics.js";
 import { Fulcrum } from "../../src/runtime/fulcrum.js";

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { healthService } from "../../src/health/prober-grpc-health.js";
+import { healthService } from "../../src/protos/health-proto.js";
 import { SimTritonWorker, tritonService } from "../../src/sim/sim-triton-worker.js";
 
 type Callback = (err: grpc.ServiceError | null, res: Record<string, unknown>) => void;

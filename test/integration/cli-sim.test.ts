@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { afterEach, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { torchserveService, tritonService } from "../../src/health/inference-protos.js";
+import { torchserveService, tritonService } from "../../src/protos/inference-protos.js";
 import { simWorkerClient } from "../../src/sim/sim-grpc-worker.js";
 import { runCli, startCli, type CliProcess } from "../helpers/cli-process.js";
 import { closeSocket, connectAndGreet } from "../helpers/harness.js";

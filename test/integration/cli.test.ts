@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { tritonService } from "../../src/health/inference-protos.js";
+import { tritonService } from "../../src/protos/inference-protos.js";
 import { runnableExample } from "../helpers/examples.js";
 import { makeTestCerts } from "../helpers/grpc-certs.js";
 import { connectAndGreet, closeSocket, waitFor } from "../helpers/harness.js";

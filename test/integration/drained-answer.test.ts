@@ -22,7 +22,7 @@ import {
 } from "../helpers/harness.js";
 import { connect } from "node:net";
 import * as grpc from "@grpc/grpc-js";
-import { tritonService } from "../../src/health/inference-protos.js";
+import { tritonService } from "../../src/protos/inference-protos.js";
 import { SimTritonWorker } from "../../src/sim/sim-triton-worker.js";
 import { call, clientOf } from "../helpers/inference-client.js";
 

@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { torchserveService, tritonService } from "../../src/health/inference-protos.js";
+import { torchserveService, tritonService } from "../../src/protos/inference-protos.js";
 import { SimTorchServeWorker } from "../../src/sim/sim-torchserve-worker.js";
 import { SimTritonWorker, type SimTritonWorkerOptions } from "../../src/sim/sim-triton-worker.js";
 import { Teardown, grpcConfig, sleep } from "../helpers/grpc-client.js";

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { tritonService } from "../../src/health/inference-protos.js";
+import { tritonService } from "../../src/protos/inference-protos.js";
 import { SimTritonWorker } from "../../src/sim/sim-triton-worker.js";
 import { Teardown, grpcConfig } from "../helpers/grpc-client.js";
 import { call, clientOf, type UnaryClient } from "../helpers/inference-client.js";

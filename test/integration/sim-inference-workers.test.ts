@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { torchserveService, tritonService } from "../../src/health/inference-protos.js";
+import { torchserveService, tritonService } from "../../src/protos/inference-protos.js";
 import { sumPromMetric } from "../../src/health/load-metrics-scraper.js";
 import { SimTorchServeWorker } from "../../src/sim/sim-torchserve-worker.js";
 import { PENDING_METRIC, SimTritonWorker } from "../../src/sim/sim-triton-worker.js";

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { seededRandom } from "../../src/balancer/random-seeded.js";
 import { parseConfig } from "../../src/config/config-load.js";
-import { AccessLog, AccessLogSink } from "../../src/log/access-log.js";
+import { AccessLog, AccessLogSink } from "../../src/access-log/access-log.js";
 
 function listener(accessLog: string): ReturnType<typeof parseConfig>["listeners"][number] {
   const config = parseConfig(

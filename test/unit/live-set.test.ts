@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { LiveSet, type LiveSetMember } from "../../src/runtime/live-set.js";
+import { LiveSet, type LiveSetMember } from "../../src/net/live-set.js";
 
 const member = (name: string): LiveSetMember & { name: string } => ({ name, liveIndex: -1 });
 

@@ -1,5 +1,5 @@
 /**
- * Per-model readiness (src/balancer/model-readiness.ts): the same threshold semantics as endpoint
+ * Per-model readiness (src/health/model-readiness.ts): the same threshold semantics as endpoint
  * health, per endpoint and model, table-driven; reload and membership changes; the queries model-aware
  * routing uses; and the health checker feeding it from a scripted prober (triton-shaped outcomes).
  */
@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Registry } from "prom-client";
 import { EndpointSet } from "../../src/balancer/endpoint-set.js";
-import { ModelReadiness, type ModelRef } from "../../src/balancer/model-readiness.js";
+import { ModelReadiness, type ModelRef } from "../../src/health/model-readiness.js";
 import { HealthChecker } from "../../src/health/health-checker.js";
 import type { ProbeResult } from "../../src/health/health-thresholds.js";
 import type { ProbeOutcome, Prober } from "../../src/health/prober.js";

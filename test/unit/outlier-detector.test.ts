@@ -43,6 +43,26 @@ describe("outlier detector", { timeout: 10_000 }, () => {
     assert.equal(wide.ejectedCount(0), 2);
   });
 
+  it("states the ejection limit once: max_ejection_percent, but at least one endpoint", () => {
+    // [max_ejection_percent, already ejected, cluster size, may one more be ejected]
+    const table: [number, number, number, boolean][] = [
+      [10, 0, 3, true],
+      [0, 0, 1, true],
+      [10, 1, 3, false],
+      [50, 1, 4, true],
+      [50, 2, 4, false],
+      [34, 1, 6, true],
+      [34, 2, 6, false],
+      [100, 4, 5, true],
+      [100, 5, 5, false],
+      [10, 0, 0, true],
+    ];
+    for (const [percent, ejected, size, expected] of table) {
+      const d = new OutlierDetector({ ...settings, maxEjectionPercent: percent });
+      assert.equal(d.mayEjectAnother(ejected, size), expected, `${percent} %, ${ejected} of ${size} ejected`);
+    }
+  });
+
   it("failures during an ejection do not extend it", () => {
     const d = new OutlierDetector(settings);
     for (let i = 0; i < 3; i++) d.record("a", false, 0, 3);

@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { GrpcHealthProber, healthService } from "../../src/health/prober-grpc-health.js";
+import { GrpcHealthProber } from "../../src/health/prober-grpc-health.js";
+import { healthService } from "../../src/protos/health-proto.js";
 import { SimGrpcWorker } from "../../src/sim/sim-grpc-worker.js";
 
 const LOCAL = "127.0.0.1";

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { constants as h2 } from "node:http2";
 import { describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { healthService } from "../../src/health/prober-grpc-health.js";
+import { healthService } from "../../src/protos/health-proto.js";
 import {
   SimGrpcWorker,
   simWorkerClient,

@@ -23,3 +23,13 @@ export interface Listener {
   /** Ends work still running on endpoints a reload removed (called when their drain_timeout ran out). */
   closeRemoved(): void;
 }
+
+/** One listener as `/status` shows it; with worker threads, `active` is summed over them. */
+export interface ListenerStatus {
+  readonly name: string;
+  readonly protocol: "tcp" | "grpc";
+  readonly address: string;
+  readonly engine: "http2" | "frames";
+  /** Active connections (tcp) or streams (grpc). */
+  readonly active: number;
+}

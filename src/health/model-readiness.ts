@@ -17,7 +17,7 @@ import {
   type HealthTransition,
   type ProbeResult,
   type Thresholds,
-} from "../health/health-thresholds.js";
+} from "./health-thresholds.js";
 
 /** One entry of `clusters[].models`: a model name and a version (`""` = whichever the worker serves). */
 export interface ModelRef {
