@@ -9,7 +9,6 @@ import { readFileSync } from "node:fs";
 import type { TlsOptions } from "node:tls";
 import type { ListenerConfig } from "../config/config-schema.js";
 import { durationMs } from "../config/config-units.js";
-import { AccessLog, type AccessLogSink } from "../access-log/access-log.js";
 import type { Logger } from "../log/logger.js";
 import { RateLimitedWarning } from "../log/rate-limited-warning.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -22,8 +21,17 @@ export interface GrpcListenerBaseDeps {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly thread: string;
-  /** This thread's access-log output. */
-  readonly accessLog: AccessLogSink;
+}
+
+/**
+ * The listener's access log (access-log/, which the engines hand in: it reads gRPC status names, so
+ * this folder must not import it back).
+ */
+export interface StreamAccessLog {
+  /** True when this stream's line is to be written (sampling). */
+  take(): boolean;
+  stream(cluster: string, outcome: StreamOutcome): void;
+  configure(config: ListenerConfig): void;
 }
 
 /** Why a new connection was turned away. */
@@ -39,20 +47,19 @@ export abstract class GrpcListenerBase implements Listener {
   protected draining = false;
   private readonly refusedWarning: RateLimitedWarning;
   private readonly streamMetrics: GrpcStreamMetrics;
-  private readonly accessLog: AccessLog;
   private readonly metrics: Metrics;
 
   protected constructor(
     public config: ListenerConfig,
     deps: GrpcListenerBaseDeps,
     engine: "frames" | "http2",
+    private readonly accessLog: StreamAccessLog,
   ) {
     this.log = deps.log.child({ component: "grpc", listener: config.name, engine });
     this.metrics = deps.metrics;
     this.refusedWarning = new RateLimitedWarning(this.log, 10_000);
     this.labels = { listener: config.name, thread: deps.thread };
     this.streamMetrics = new GrpcStreamMetrics(deps.metrics, config.name);
-    this.accessLog = new AccessLog(config, deps.accessLog);
     this.idleMs = durationMs(config.idle_timeout);
     this.handshakeMs = durationMs(config.handshake_timeout);
   }

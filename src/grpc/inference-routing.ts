@@ -11,7 +11,7 @@ import { endpointShortage } from "../balancer/endpoint-shortage.js";
 import type { ModelRef } from "../health/model-readiness.js";
 import type { PickResult } from "../balancer/picker.js";
 import { sizeBytes } from "../config/config-units.js";
-import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
+import type { UpstreamCluster } from "../cluster/upstream-cluster.js";
 import { RequestPeeker, inferenceMethodOf, type PeekOutcome } from "./inference-peek.js";
 
 /** Why an endpoint was chosen: affinity decided, the model narrowed the set, least_loaded's cost, or the policy. */
@@ -33,14 +33,14 @@ export class InferenceRouting {
   private outcome: PeekOutcome = { kind: "need_more" };
 
   private constructor(
-    private readonly cluster: ClusterRuntime,
+    private readonly cluster: UpstreamCluster,
     method: NonNullable<ReturnType<typeof inferenceMethodOf>>,
   ) {
     this.peeker = new RequestPeeker(method, sizeBytes(cluster.config.peek_max_bytes));
   }
 
   /** The routing of a new stream, or undefined when its cluster or method needs no peek. */
-  static forStream(cluster: ClusterRuntime, path: string | undefined): InferenceRouting | undefined {
+  static forStream(cluster: UpstreamCluster, path: string | undefined): InferenceRouting | undefined {
     if (path === undefined) return undefined;
     const sequences = cluster.pins !== undefined;
     if (cluster.config.models.length === 0 && !sequences) return undefined;
@@ -85,7 +85,7 @@ export class InferenceRouting {
  * Triton (its readiness is unknown, so nothing speaks against any endpoint), and refused for
  * TorchServe, whose Ping cannot tell which models a server has: there the list is the truth.
  */
-export function modelFilter(cluster: ClusterRuntime, name: string, version: string): ModelFilter {
+export function modelFilter(cluster: UpstreamCluster, name: string, version: string): ModelFilter {
   const refs: ModelRef[] = cluster.config.models.filter(
     (m) => m.name === name && (m.version === "" || version === "" || m.version === version),
   );
@@ -112,7 +112,7 @@ export function modelFilter(cluster: ClusterRuntime, name: string, version: stri
  * included, when it had one candidate or a tie).
  */
 export function routeReason(
-  cluster: ClusterRuntime,
+  cluster: UpstreamCluster,
   affinityKey: string | undefined,
   filter: ModelFilter,
   picked: PickResult,
@@ -127,7 +127,7 @@ export function routeReason(
  * The `fulcrum-route` trailer value; `endpoint` is "none" and `reason` a failure flag
  * (no_healthy_endpoint, model_unavailable, …) when Fulcrum answered without an endpoint.
  */
-export function routeTrailer(endpoint: string, cluster: ClusterRuntime, reason: string): string {
+export function routeTrailer(endpoint: string, cluster: UpstreamCluster, reason: string): string {
   return `endpoint=${endpoint};policy=${cluster.config.policy};reason=${reason}`;
 }
 
@@ -145,7 +145,7 @@ export type SequenceDecision =
  * pinned; `sequence_end` ends the pin after routing the last request.
  */
 export function routeSequence(
-  cluster: ClusterRuntime,
+  cluster: UpstreamCluster,
   sequence: { readonly key: string; readonly start: boolean; readonly end: boolean },
   clientAddress: string | undefined,
   exclude: ReadonlySet<Endpoint> | undefined,

@@ -14,7 +14,7 @@
  * (`upstreamFailed`) or the client's end (`finish`).
  */
 import type { Endpoint } from "../balancer/endpoint-set.js";
-import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
+import type { UpstreamCluster } from "../cluster/upstream-cluster.js";
 import { GrpcStatus, encodeGrpcMessage, parseStatus, statusOfResetCode } from "./grpc-status.js";
 import { parseGrpcTimeout } from "./grpc-timeout.js";
 import { InferenceRouting } from "./inference-routing.js";
@@ -61,7 +61,7 @@ const EMPTY = Buffer.alloc(0);
 
 /** The stream's place in its cluster: the route inputs both engines give the core. */
 export interface StreamRouteInputs {
-  readonly cluster: ClusterRuntime;
+  readonly cluster: UpstreamCluster;
   /** The client's address (no port), when known. */
   readonly clientAddress: string | undefined;
   /** The affinity key of this stream (`header:<name>` value or the client address), if any. */
@@ -84,7 +84,7 @@ export abstract class ProxiedStream<Up> {
   protected requestHasTrailers = false;
   protected bytesIn = 0;
   protected bytesOut = 0;
-  protected readonly cluster: ClusterRuntime;
+  protected readonly cluster: UpstreamCluster;
   /** Inference routing of this stream (models configured and an inference method), if any. */
   protected readonly routing: InferenceRouting | undefined;
   /** The endpoint of each attempt (model filter, sequence pins, policy) and the route's explanation. */

@@ -8,7 +8,7 @@
 import type { Endpoint } from "../balancer/endpoint-set.js";
 import { endpointShortage } from "../balancer/endpoint-shortage.js";
 import type { PickResult } from "../balancer/picker.js";
-import type { ClusterRuntime } from "../runtime/cluster-runtime.js";
+import type { UpstreamCluster } from "../cluster/upstream-cluster.js";
 import {
   routeReason,
   routeSequence,
@@ -44,7 +44,7 @@ export class StreamEndpointChoice {
   private refused: Set<Endpoint> | undefined;
 
   constructor(
-    private readonly cluster: ClusterRuntime,
+    private readonly cluster: UpstreamCluster,
     private readonly clientAddress: string | undefined,
     private readonly affinityKey: string | undefined,
     private readonly routing: InferenceRouting | undefined,

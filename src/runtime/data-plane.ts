@@ -18,7 +18,7 @@ import { AccessLogSink } from "../access-log/access-log.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { TcpListener } from "../tcp/tcp-listener.js";
-import type { ClusterRuntime } from "./cluster-runtime.js";
+import type { UpstreamCluster } from "../cluster/upstream-cluster.js";
 import type { Listener, ListenerStatus } from "../net/listener.js";
 import { sameSocket, upstreamChanged } from "./reload-plan.js";
 
@@ -30,7 +30,7 @@ export interface DataPlaneDeps {
   /** Bind with SO_REUSEPORT (worker threads share each address). */
   readonly reusePort: boolean;
   /** The cluster runtime called `name` now; reloads replace runtimes, so it is looked up per use. */
-  readonly cluster: (name: string) => ClusterRuntime;
+  readonly cluster: (name: string) => UpstreamCluster;
   /** Where this thread's access-log lines go; default stdout (buffered, see access-log.ts). */
   readonly accessLog?: AccessLogSink | undefined;
 }

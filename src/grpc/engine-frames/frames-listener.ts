@@ -7,10 +7,11 @@
  */
 import { createServer as createNetServer, type Server, type Socket } from "node:net";
 import { createServer as createTlsServer, type TLSSocket } from "node:tls";
+import { AccessLog, type AccessLogSink } from "../../access-log/access-log.js";
 import type { ListenerConfig } from "../../config/config-schema.js";
 import { sizeBytes } from "../../config/config-units.js";
 import type { HeaderList } from "../../h2/hpack-header-list.js";
-import type { ClusterRuntime } from "../../runtime/cluster-runtime.js";
+import type { UpstreamCluster } from "../../cluster/upstream-cluster.js";
 import { GrpcListenerBase, listenerTlsOptions, type GrpcListenerBaseDeps } from "../grpc-listener-base.js";
 import type { StreamOutcome } from "../stream-outcome.js";
 import { DownstreamConnection } from "./frames-downstream.js";
@@ -19,7 +20,9 @@ import type { FramesClusterPools } from "./frames-upstream-pool.js";
 
 export interface FramesListenerDeps extends GrpcListenerBaseDeps {
   /** Resolved per stream, so a reload can swap the cluster under a running listener. */
-  readonly cluster: () => ClusterRuntime;
+  readonly cluster: () => UpstreamCluster;
+  /** This thread's access-log output. */
+  readonly accessLog: AccessLogSink;
   readonly pools: () => FramesClusterPools;
 }
 
@@ -39,7 +42,7 @@ export class FramesListener extends GrpcListenerBase {
     config: ListenerConfig,
     private readonly deps: FramesListenerDeps,
   ) {
-    super(config, deps, "frames");
+    super(config, deps, "frames", new AccessLog(config, deps.accessLog));
     this.maxHeaderListSize = sizeBytes(config.max_header_list_size);
     const tls = config.tls;
     if (tls) {

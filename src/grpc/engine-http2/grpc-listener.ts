@@ -16,9 +16,10 @@ import {
   type ServerHttp2Stream,
 } from "node:http2";
 import { normalizeClientAddress } from "../../balancer/picker.js";
+import { AccessLog, type AccessLogSink } from "../../access-log/access-log.js";
 import type { ListenerConfig } from "../../config/config-schema.js";
 import { sizeBytes } from "../../config/config-units.js";
-import type { ClusterRuntime } from "../../runtime/cluster-runtime.js";
+import type { UpstreamCluster } from "../../cluster/upstream-cluster.js";
 import { GrpcListenerBase, listenerTlsOptions, type GrpcListenerBaseDeps } from "../grpc-listener-base.js";
 import type { StreamOutcome, StreamOwner } from "../stream-outcome.js";
 import type { ClusterPools } from "./cluster-pools.js";
@@ -33,7 +34,9 @@ const IDLE_CLOSE_GRACE_MS = 250;
 
 export interface GrpcListenerDeps extends GrpcListenerBaseDeps {
   /** Resolved per stream, so a reload can swap the cluster under a running listener. */
-  readonly cluster: () => ClusterRuntime;
+  readonly cluster: () => UpstreamCluster;
+  /** This thread's access-log output. */
+  readonly accessLog: AccessLogSink;
   readonly pools: () => ClusterPools;
 }
 
@@ -62,7 +65,7 @@ export class GrpcListener extends GrpcListenerBase {
     config: ListenerConfig,
     private readonly deps: GrpcListenerDeps,
   ) {
-    super(config, deps, "http2");
+    super(config, deps, "http2", new AccessLog(config, deps.accessLog));
     const maxHeaderListSize = sizeBytes(config.max_header_list_size);
     const options = {
       settings: {
