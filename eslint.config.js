@@ -37,9 +37,8 @@ export default tseslint.config(
     // depends on which. import-x walks the module graph as the TypeScript resolver resolves it (the
     // ".js" specifiers of NodeNext imports reach their ".ts" sources). It follows value imports only;
     // cycles through type-only imports, and cycles between folders, are caught by
-    // test/unit/layering.test.ts. Not bench/ yet: scenario-outside and scenario-policies import each
-    // other.
-    files: ["src/**/*.ts", "test/**/*.ts"],
+    // test/unit/layering.test.ts.
+    files: ["src/**/*.ts", "test/**/*.ts", "bench/**/*.ts"],
     plugins: { "import-x": importX },
     settings: {
       // Without these, import-x takes only .js files for modules and the graph stops at every .ts.

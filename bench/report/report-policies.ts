@@ -3,8 +3,8 @@
  * and each worker's share of the calls (medians over repetitions); and the chart of latency
  * percentiles per policy at every load level.
  */
-import type { PoliciesResult, PolicyPoint } from "../scenarios/scenario-policies.js";
-import { DEADLINE_MS, SERVICE_MS, SLOTS } from "../scenarios/scenario-policies.js";
+import type { PoliciesResult } from "../scenarios/scenario-policies.js";
+import { DEADLINE_MS, SERVICE_MS, SLOTS, type PolicyPoint } from "../scenarios/scenario-policies-fleet.js";
 import { OUTSIDE_SERVICE_MS } from "../scenarios/scenario-outside.js";
 import { fmtSpread, mdTable, num, spread } from "./report-stats.js";
 import { latencyChartSvg } from "./report-svg.js";

@@ -16,7 +16,13 @@ import { summarise } from "../loadgen/loadgen-windows.js";
 import { startTarget } from "../targets/target-start.js";
 import type { ListenerSpec, Policy, RunningTarget, TargetName } from "../targets/target.js";
 import { counterDelta, startWorkerPool, type WorkerPool } from "../worker/worker-pool.js";
-import { DEADLINE_MS, SLOTS, measureCapacity, pointName, type PolicyPoint } from "./scenario-policies.js";
+import {
+  DEADLINE_MS,
+  SLOTS,
+  measureCapacity,
+  pointName,
+  type PolicyPoint,
+} from "./scenario-policies-fleet.js";
 
 export const OUTSIDE_WORKERS = ["gpu-0-shared", "gpu-1", "gpu-2", "gpu-3"] as const;
 export const OUTSIDE_SERVICE_MS = 20;

@@ -12,34 +12,27 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { TOOLS, ensureTools } from "../proc/proc-debian.js";
-import type { LatencySummary } from "../loadgen/loadgen-histogram.js";
 import { runLoad } from "../loadgen/loadgen-run.js";
-import { stableWhen, summarise } from "../loadgen/loadgen-windows.js";
+import { summarise } from "../loadgen/loadgen-windows.js";
 import { startTarget } from "../targets/target-start.js";
 import type { ListenerSpec, Policy, RunningTarget, TargetName } from "../targets/target.js";
 import { counterDelta, startWorkerPool, type WorkerPool } from "../worker/worker-pool.js";
 import { runOutside, type OutsideResult } from "./scenario-outside.js";
-
-export const POLICY_WORKERS = [
-  { name: "gpu-0", speed: 1 },
-  { name: "gpu-1", speed: 1 },
-  { name: "gpu-2", speed: 1 },
-  { name: "gpu-3-slow", speed: 3 },
-] as const;
-export const SLOTS = 4;
-export const SERVICE_MS = 10;
-export const CAPACITY = POLICY_WORKERS.reduce((n, w) => n + (SLOTS * 1000) / (SERVICE_MS * w.speed), 0);
-export const LOADS = [0.5, 0.8, 0.95] as const;
-/** A call not answered within this is DEADLINE_EXCEEDED and counted (at this latency) as an error. */
-export const DEADLINE_MS = 2000;
+import {
+  CAPACITY,
+  DEADLINE_MS,
+  LOADS,
+  POLICY_WORKERS,
+  SERVICE_MS,
+  SLOTS,
+  measureCapacity,
+  pointName,
+  type PolicyPoint,
+} from "./scenario-policies-fleet.js";
 
 const POLICIES: Record<string, readonly Policy[]> = {
   fulcrum: ["round_robin", "least_connections", "p2c", "random", "least_loaded"],
   haproxy: ["round_robin", "least_connections"],
-};
-const HAPROXY_NAMES: Partial<Record<Policy, string>> = {
-  round_robin: "roundrobin",
-  least_connections: "leastconn",
 };
 
 export interface PoliciesOptions {
@@ -54,20 +47,6 @@ export interface PoliciesOptions {
   /** Only the policies whose name (`fulcrum least_loaded`, `haproxy leastconn`) contains one of these. */
   readonly policies?: readonly string[] | undefined;
   readonly say: (line: string) => void;
-}
-
-export interface PolicyPoint {
-  /** e.g. `fulcrum round_robin`, `haproxy leastconn`. */
-  readonly policy: string;
-  /** `50 %`, `80 %`, `95 %` of capacity, `closed 32`, or `outside 80 %` (scenario-outside.ts). */
-  readonly load: string;
-  readonly rep: number;
-  readonly offered: number | undefined;
-  readonly throughput: number;
-  readonly latency: LatencySummary;
-  readonly errors: number;
-  /** Share of the calls each worker answered OK, in the order of the scenario's workers. */
-  readonly shares: readonly number[];
 }
 
 export interface PoliciesResult {
@@ -160,42 +139,6 @@ async function runUnequal(
     await pool.stop();
   }
   return { capacity, points, problems };
-}
-
-/**
- * Every worker saturated directly at once (twice its slots in flight): each one's OK answers per
- * second, in 1 s windows until the last three agree within 10 % (at most `seconds`), so the
- * first cold second does not count.
- */
-export async function measureCapacity(
-  pool: WorkerPool,
-  seconds: number,
-  path = "/fulcrum.sim.Worker/Infer",
-  message?: Buffer,
-): Promise<number[]> {
-  return Promise.all(
-    pool.workers.map(async (w) => {
-      const run = await runLoad({
-        address: w.address,
-        path,
-        streaming: false,
-        payloadBytes: 100,
-        message,
-        metadata: {},
-        deadlineMs: DEADLINE_MS,
-        connections: 1,
-        concurrency: 2 * SLOTS,
-        durationMs: seconds * 1000,
-        windowMs: Math.min(1000, (seconds * 1000) / 4),
-        isStable: stableWhen({ windows: 3, tolerance: 0.1 }),
-      });
-      return summarise(run, true).throughput;
-    }),
-  );
-}
-
-export function pointName(target: TargetName, policy: Policy): string {
-  return target === "haproxy" ? `haproxy ${HAPROXY_NAMES[policy] ?? policy}` : `fulcrum ${policy}`;
 }
 
 function loadLabel(load: number | undefined): string {

@@ -12,7 +12,7 @@ import { chromium, type Browser } from "playwright-core";
 import { overheadSvg } from "../../bench/report/report-overhead.js";
 import { policiesSvg } from "../../bench/report/report-policies.js";
 import type { OverheadMeasurement } from "../../bench/scenarios/scenario-overhead.js";
-import { CAPACITY, POLICY_WORKERS, type PolicyPoint } from "../../bench/scenarios/scenario-policies.js";
+import { CAPACITY, POLICY_WORKERS, type PolicyPoint } from "../../bench/scenarios/scenario-policies-fleet.js";
 import type { TargetName } from "../../bench/targets/target.js";
 import { repoRoot } from "../helpers/repo-root.js";
 
