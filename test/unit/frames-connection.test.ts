@@ -14,6 +14,7 @@ import {
   StreamEnd,
   type DecodeStatus,
 } from "../../src/grpc/engine-frames/frames-connection.js";
+import { DownstreamConnection } from "../../src/grpc/engine-frames/frames-downstream.js";
 import type { StreamHandler } from "../../src/grpc/engine-frames/frames-stream-end.js";
 import { FRAMES_TUNING } from "../../src/grpc/engine-frames/frames-tuning.js";
 import { UpstreamConnection, type UpstreamEvents } from "../../src/grpc/engine-frames/frames-upstream.js";
@@ -606,5 +607,66 @@ describe("frames connection in memory: header blocks, floods, output", { timeout
     assert.equal(conn.end(1).state, "closed");
     assert.equal(handler.events.at(-1), `reset 1 ${ERROR.CANCEL} connection`);
     assert.equal(pipe.ended, true);
+  });
+});
+
+describe("frames downstream connection in memory", { timeout: 10_000 }, () => {
+  function downstream(): { pipe: H2MemoryPipe; conn: DownstreamConnection; closed: string[] } {
+    const pipe = new H2MemoryPipe();
+    const closed: string[] = [];
+    const conn = new DownstreamConnection(pipe, MAX_HEADER_LIST, {
+      // Only the refusals run here: a request that would be proxied fails the test.
+      route: () => assert.fail("no request is routed in these tests"),
+      scheme: () => "http",
+      onStreamStart: () => {},
+      onStreamDone: () => {},
+      onHandshake: () => {},
+      onClosed: () => closed.push("closed"),
+    });
+    pipe.deliver(CLIENT_PREFACE, settingsFrame());
+    pipe.take();
+    return { pipe, conn, closed };
+  }
+
+  it("drain: GOAWAY at the largest id and a PING, the final GOAWAY when the timer fires (fake clock)", () => {
+    const { pipe, conn, closed } = downstream();
+    pipe.deliver(headersFrame(1, block([...REQUEST, ["content-length", "1"]]), { endStream: true }));
+    conn.drain();
+    let out = pipe.take();
+    assert.deepEqual(
+      out.map((f) => f.type),
+      [FRAME.RST_STREAM, FRAME.GOAWAY, FRAME.PING],
+    );
+    assert.equal(out[1]?.payload.readUInt32BE(0), 2 ** 31 - 1);
+    pipe.timers.advance(FRAMES_TUNING.goawayPingTimeoutMs - 1);
+    assert.deepEqual(pipe.take(), [], "the final GOAWAY waits for the PING or the timer");
+    pipe.timers.advance(1);
+    out = pipe.take();
+    assert.deepEqual(
+      out.map((f) => [f.type, f.payload.readUInt32BE(0)]),
+      [[FRAME.GOAWAY, 1]],
+      "the final GOAWAY names the last stream the client opened",
+    );
+    assert.deepEqual(closed, ["closed"], "no stream open: the connection closes");
+    assert.equal(pipe.ended, true);
+  });
+
+  it("refused before routing: malformed requests, bad content-length, a stream after the final GOAWAY", () => {
+    const { pipe, conn } = downstream();
+    pipe.deliver(
+      headersFrame(1, block(REQUEST.filter(([n]) => n !== ":path")), { endStream: true }),
+      headersFrame(3, block([...REQUEST, ["content-length", "x"]]), { endStream: true }),
+      headersFrame(5, block([...REQUEST, ["content-length", "2"]]), { endStream: true }),
+    );
+    assert.deepEqual(errors(pipe.take()), [
+      `rst 1 ${ERROR.PROTOCOL_ERROR}`,
+      `rst 3 ${ERROR.PROTOCOL_ERROR}`,
+      `rst 5 ${ERROR.PROTOCOL_ERROR}`,
+    ]);
+    conn.goAway();
+    assert.deepEqual(
+      pipe.take().map((f) => [f.type, f.payload.readUInt32BE(0)]),
+      [[FRAME.GOAWAY, 5]],
+    );
   });
 });
