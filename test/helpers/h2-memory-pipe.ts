@@ -4,6 +4,10 @@
  * bytes the test built (h2-frames-client.ts builds any frame, valid or not); `turn` ends the event-loop
  * turn, which hands the connection's output to the sink; `take` parses what it wrote into frames,
  * header blocks decoded by the test's own HPACK decoder.
+ *
+ * Also here, the peers the unit tests put on a pipe: a minimal server role (every valid stream opened
+ * for a recording handler, nothing of the proxy), the engine's own UpstreamConnection as the client
+ * role, and helpers that read the frames they wrote.
  */
 import type {
   ByteSink,
@@ -12,7 +16,25 @@ import type {
   TimerHandle,
   Timers,
 } from "../../src/grpc/engine-frames/frames-link.js";
-import { CLIENT_PREFACE, FLAG, FRAME, HpackDecoder, type Frame } from "./h2-frames-client.js";
+import assert from "node:assert/strict";
+import {
+  H2Connection,
+  StreamEnd,
+  type DecodeStatus,
+} from "../../src/grpc/engine-frames/frames-connection.js";
+import type { StreamHandler } from "../../src/grpc/engine-frames/frames-stream-end.js";
+import { UpstreamConnection, type UpstreamEvents } from "../../src/grpc/engine-frames/frames-upstream.js";
+import { HeaderList } from "../../src/h2/hpack-header-list.js";
+import {
+  CLIENT_PREFACE,
+  FLAG,
+  FRAME,
+  HpackDecoder,
+  encodeHeaderBlock,
+  settingsFrame,
+  type Frame,
+  type HeaderList as Fields,
+} from "./h2-frames-client.js";
 
 interface PendingTimer {
   at: number;
@@ -183,4 +205,162 @@ export class H2MemoryPipe implements ConnectionLink, ByteSink {
     if (!this.input) throw new Error("no connection attached to the pipe");
     return this.input;
   }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Connections on a pipe
+
+export const MAX_HEADER_LIST = 16 * 1024;
+export const REQUEST: Fields = [
+  [":method", "POST"],
+  [":scheme", "http"],
+  [":path", "/pkg.Svc/M"],
+  [":authority", "fulcrum"],
+  ["content-type", "application/grpc"],
+  ["te", "trailers"],
+];
+
+/** Everything a stream's handler heard, as short strings. */
+export class Recorder implements StreamHandler {
+  readonly events: string[] = [];
+  /** Hand received DATA on at once (give its window back). */
+  autoConsume = false;
+
+  onHeaders(end: StreamEnd, list: HeaderList, endStream: boolean): void {
+    const first = list.length > 0 ? `${list.name(0)}=${list.value(0)}` : "";
+    this.events.push(`headers ${end.id} ${first}${endStream ? " end" : ""}`);
+  }
+
+  onData(end: StreamEnd, data: Buffer, endStream: boolean): void {
+    this.events.push(`data ${end.id} ${data.length}${endStream ? " end" : ""}`);
+    if (this.autoConsume) end.conn.consumed(end, data.length);
+  }
+
+  onReset(end: StreamEnd, code: number, why: string): void {
+    this.events.push(`reset ${end.id} ${code} ${why}`);
+  }
+
+  onWritten(end: StreamEnd, n: number): void {
+    this.events.push(`written ${end.id} ${n}`);
+  }
+
+  onLocalEnd(end: StreamEnd): void {
+    this.events.push(`local-end ${end.id}`);
+  }
+}
+
+/** The server role with nothing of the proxy: every valid stream is opened for `handler`. */
+export class TestServer extends H2Connection {
+  readonly opened = new Map<number, StreamEnd>();
+  closedWhy: string | undefined;
+  private lastId = 0;
+
+  constructor(
+    pipe: H2MemoryPipe,
+    readonly handler: Recorder,
+  ) {
+    super(pipe, "server", MAX_HEADER_LIST);
+    this.sendPrefaceSettings({ maxConcurrentStreams: 100 });
+  }
+
+  protected override onNewStreamHeaders(
+    id: number,
+    list: HeaderList,
+    endStream: boolean,
+    status: DecodeStatus,
+  ): void {
+    if (id % 2 === 0 || id <= this.lastId) {
+      if (this.wasReset(id)) return;
+      return this.connectionError("PROTOCOL_ERROR", "bad stream id");
+    }
+    this.lastId = id;
+    const end = new StreamEnd(this, id, this.handler);
+    this.register(end);
+    this.opened.set(id, end);
+    const refusal = this.acceptHeaders(end, list, endStream);
+    if (status !== "ok" || refusal !== undefined) return this.resetStream(end, refusal ?? "PROTOCOL_ERROR");
+    this.handler.onHeaders(end, list, endStream);
+  }
+
+  protected override onPeerSettings(): void {}
+  protected override onGoaway(): void {}
+  protected override onClosed(why: string): void {
+    this.closedWhy = why;
+  }
+  protected override isIdle(id: number): boolean {
+    return id % 2 === 1 ? id > this.lastId : true;
+  }
+  protected override lastPeerStreamId(): number {
+    return this.lastId;
+  }
+
+  end(id: number): StreamEnd {
+    const end = this.opened.get(id);
+    assert.ok(end, `stream ${id} was opened`);
+    return end;
+  }
+}
+
+export function memoryServer(): { pipe: H2MemoryPipe; conn: TestServer; handler: Recorder } {
+  const pipe = new H2MemoryPipe();
+  const handler = new Recorder();
+  const conn = new TestServer(pipe, handler);
+  pipe.deliver(CLIENT_PREFACE, settingsFrame());
+  const preface = pipe.take();
+  assert.deepEqual(
+    preface.map((f) => f.type),
+    [FRAME.SETTINGS, FRAME.WINDOW_UPDATE, FRAME.SETTINGS],
+  );
+  return { pipe, conn, handler };
+}
+
+export const NO_EVENTS: UpstreamEvents = {
+  onOpen: () => {},
+  onStateChange: () => {},
+  onStreamEnded: () => {},
+};
+
+export function memoryClient(settings: readonly (readonly [number, number])[] = []): {
+  pipe: H2MemoryPipe;
+  conn: UpstreamConnection;
+  handler: Recorder;
+} {
+  const pipe = new H2MemoryPipe();
+  const conn = new UpstreamConnection(pipe, MAX_HEADER_LIST, NO_EVENTS);
+  pipe.deliver(settingsFrame(settings));
+  pipe.take();
+  assert.equal(conn.state, "open");
+  return { pipe, conn, handler: new Recorder() };
+}
+
+export function requestList(): HeaderList {
+  const l = new HeaderList();
+  for (const [n, v] of REQUEST) l.add(n, v);
+  return l;
+}
+
+export function fieldList(...pairs: [string, string][]): HeaderList {
+  const l = new HeaderList();
+  for (const [n, v] of pairs) l.add(n, v);
+  return l;
+}
+
+export function headerBlock(headers: Fields): Buffer {
+  return encodeHeaderBlock(headers);
+}
+
+/** The RST_STREAM and GOAWAY frames in `frames`, as "rst ID CODE" / "goaway CODE". */
+export function errorFrames(frames: readonly PipeFrame[]): string[] {
+  const out: string[] = [];
+  for (const f of frames) {
+    if (f.type === FRAME.RST_STREAM) out.push(`rst ${f.streamId} ${f.payload.readUInt32BE(0)}`);
+    if (f.type === FRAME.GOAWAY) out.push(`goaway ${f.payload.readUInt32BE(4)}`);
+  }
+  return out;
+}
+
+export function windowUpdates(frames: readonly PipeFrame[]): [number, number][] {
+  return frames
+    .filter((f) => f.type === FRAME.WINDOW_UPDATE)
+    .map((f) => [f.streamId, f.payload.readUInt32BE(0)]);
 }
