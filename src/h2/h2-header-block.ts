@@ -14,6 +14,15 @@ import type { H2Frame } from "./h2-frame-reader.js";
 
 export type HeaderBlockStatus = "complete" | "partial" | "too_large";
 
+/**
+ * The longest block a connection with SETTINGS_MAX_HEADER_LIST_SIZE `maxHeaderListSize` assembles:
+ * twice the list (HPACK literals without Huffman coding are at most about its size, plus their
+ * length prefixes) and one frame more, so every block that can decode within the limit fits.
+ */
+export function headerBlockBound(maxHeaderListSize: number): number {
+  return maxHeaderListSize * 2 + 16_384;
+}
+
 export class HeaderBlockAssembler {
   private readonly maxBlockLength: number;
   private joined: Buffer = Buffer.allocUnsafeSlow(0);

@@ -1,16 +1,19 @@
 /**
  * One HTTP/2 connection of the `frames` engine, either side (RFC 9113): frames in through a
  * FrameReader, HPACK per connection in both directions, SETTINGS and their acknowledgement, PING,
- * GOAWAY, RST_STREAM, the stream table with its state rules (§5.1), and flow control both ways (§5.2,
- * §6.9) with real backpressure: a receive window is given back to the peer only for bytes that have
- * been written on to the other side, and a socket that does not drain stops everything queued for it.
+ * GOAWAY, RST_STREAM, the stream states of §5.1 and the message rules of §8.1 (a malformed block
+ * never reaches a stream's owner), and flow control both ways (§5.2, §6.9) with real backpressure: a
+ * receive window is given back to the peer only for bytes that have been written on to the other
+ * side, and a sink that does not drain stops everything queued for it (frames-connection-send.ts).
  *
+ * It owns no socket: it writes to the byte sink of its link and is fed `receive`, `peerEnded`,
+ * `drained` and `lost` (frames-link.ts), so a test drives it frame by frame in memory.
  * Downstream (server role) and upstream (client role) connections extend it; a proxied stream links
  * one StreamEnd of each (frames-stream.ts). Nothing here throws across an event boundary: every
  * protocol violation ends as a stream error (RST_STREAM) or a connection error (GOAWAY, close).
  */
-import type { Socket } from "node:net";
-import { H2_ERROR_CODES, type H2ErrorName } from "../../h2/h2-error-codes.js";
+import { H2_ERROR_CODES } from "../../h2/h2-error-codes.js";
+import { FloodGuard } from "../../h2/h2-flood-guard.js";
 import {
   readGoaway,
   readPingPayload,
@@ -20,12 +23,10 @@ import {
 import { FrameReader, type H2Frame } from "../../h2/h2-frame-reader.js";
 import {
   FLAG_ACK,
-  FLAG_END_HEADERS,
   FLAG_END_STREAM,
   FRAME_CONTINUATION,
   FRAME_DATA,
   FRAME_GOAWAY,
-  FRAME_HEADER_LENGTH,
   FRAME_HEADERS,
   FRAME_PING,
   FRAME_PRIORITY,
@@ -34,149 +35,46 @@ import {
   FRAME_WINDOW_UPDATE,
   MAX_WINDOW_SIZE,
 } from "../../h2/h2-frame-types.js";
+import { SETTINGS_ACK_FRAME, encodePingFrame, encodeRstStreamFrame } from "../../h2/h2-frame-writers.js";
+import { HeaderBlockAssembler, headerBlockBound } from "../../h2/h2-header-block.js";
 import {
-  SETTINGS_ACK_FRAME,
-  encodeGoawayFrame,
-  encodePingFrame,
-  encodeRstStreamFrame,
-  encodeSettingsFrame,
-  encodeWindowUpdateFrame,
-  writeDataFrameHeader,
-  writeFrameHeader,
-} from "../../h2/h2-frame-writers.js";
-import {
-  H2_INITIAL_SETTINGS,
-  parseSettingsPayload,
-  type H2Settings,
-  type H2SettingsUpdate,
-} from "../../h2/h2-settings.js";
+  BAD_CONTENT_LENGTH,
+  NO_CONTENT_LENGTH,
+  contentLengthOf,
+  trailersMalformed,
+} from "../../h2/h2-message-checks.js";
+import { H2_INITIAL_SETTINGS, parseSettingsPayload } from "../../h2/h2-settings.js";
+import type { StreamRefusal } from "../../h2/h2-stream-state.js";
 import { HpackDecoder } from "../../h2/hpack-decoder.js";
-import { HpackEncoder } from "../../h2/hpack-encoder.js";
 import { HeaderList } from "../../h2/hpack-header-list.js";
-import { forwardable, forwardedFields } from "./frames-headers.js";
-import { FloodGuard } from "../../h2/h2-flood-guard.js";
+import { H2ConnectionSend } from "./frames-connection-send.js";
+import type { ConnectionLink, LinkInput } from "./frames-link.js";
+import type { StreamEnd } from "./frames-stream-end.js";
 import { FRAMES_TUNING } from "./frames-tuning.js";
-import { FrameOutput } from "./frames-output.js";
-import { StreamTable } from "./frames-stream-table.js";
-import { emptyArray } from "./frames-arrays.js";
 
-/** What a stream's owner hears from its connection. */
-export interface StreamHandler {
-  /** A complete header block: request or response headers, or trailers. `list` is reused after the call. */
-  onHeaders(end: StreamEnd, list: HeaderList, endStream: boolean): void;
-  /** DATA content (a view of the received bytes, never overwritten); the owner must `consumed()` it. */
-  onData(end: StreamEnd, data: Buffer, endStream: boolean): void;
-  /** The stream ended abnormally: RST_STREAM from the peer, a stream error, or the connection closed. */
-  onReset(end: StreamEnd, code: number, why: ResetCause): void;
-  /** `n` octets of DATA queued on this end were written to the socket (give the source's window back). */
-  onWritten(end: StreamEnd, n: number): void;
-  /** We sent END_STREAM on this end (the last DATA or trailers left). */
-  onLocalEnd(end: StreamEnd): void;
-}
-
-/** Why a stream was reset: by the peer, by a GOAWAY below its id (never processed), or by the connection's end. */
-export type ResetCause = "peer" | "goaway" | "connection" | "protocol";
-
-/** One side of a stream on one connection. */
-export class StreamEnd {
-  /** Peer's window for our DATA on this stream. */
-  sendWindow: number;
-  /** Our window for the peer's DATA (what it may still send). */
-  recvWindow: number;
-  /** Received octets handed on but not yet returned to the peer with WINDOW_UPDATE. */
-  unacked = 0;
-  /** DATA waiting for send window or a draining socket; END_STREAM follows when `endQueued`. */
-  readonly queue: Buffer[] = [];
-  queuedBytes = 0;
-  endQueued = false;
-  /** We sent END_STREAM (or RST_STREAM). */
-  localClosed = false;
-  /** The peer sent END_STREAM (or RST_STREAM). */
-  remoteClosed = false;
-  /** In its connection's set of streams waiting to send (a flag spares a hash lookup per stream). */
-  blocked = false;
-  /** Header blocks received (0 → the next one is the first). */
-  headerBlocks = 0;
-  /** Trailers to send once the queued DATA has left (encoded only then: HPACK state follows wire order). */
-  trailers: HeaderList | undefined;
-
-  constructor(
-    readonly conn: H2Connection,
-    readonly id: number,
-    public handler: StreamHandler,
-  ) {
-    this.sendWindow = conn.remoteSettings.initialWindowSize;
-    this.recvWindow = conn.localStreamWindow;
-  }
-
-  get closed(): boolean {
-    return this.localClosed && this.remoteClosed;
-  }
-}
+export { StreamEnd } from "./frames-stream-end.js";
+export type { ResetCause, StreamHandler } from "./frames-stream-end.js";
 
 const EMPTY = Buffer.alloc(0);
-/** How many reset stream ids are remembered (the peer's frames in flight after our RST_STREAM). */
-const RECENT_RESETS = 1024;
 
-export abstract class H2Connection {
-  readonly streams = new StreamTable<StreamEnd>();
-  remoteSettings: H2Settings = H2_INITIAL_SETTINGS;
-  /** Our per-stream receive window (SETTINGS_INITIAL_WINDOW_SIZE we send). */
-  readonly localStreamWindow = FRAMES_TUNING.streamWindow;
-  closed = false;
+export abstract class H2Connection extends H2ConnectionSend implements LinkInput {
   /** Set once a GOAWAY was received; the peer's last stream id. */
   goawayReceived: number | undefined;
   protected readonly reader: FrameReader;
   protected readonly decoder: HpackDecoder;
-  protected readonly encoder = new HpackEncoder();
   protected readonly headerList = new HeaderList();
-  private sendWindow = 65_535;
-  private recvWindow = 65_535;
-  private unacked = 0;
-  /** Streams with DATA queued, waiting for window or for the socket to drain. */
-  private readonly blocked = new Set<StreamEnd>();
-  protected readonly output: FrameOutput;
-  /** Header block being assembled from HEADERS + CONTINUATION. */
-  private blockStream = 0;
-  private blockFlags = 0;
-  private blockParts: Buffer[] = [];
-  private blockBytes = 0;
-  /**
-   * Streams we reset lately: frames the peer sent before it saw our RST_STREAM are ignored, as §5.1
-   * requires, instead of being answered as errors. Bounded: the oldest ids drop out.
-   */
-  private readonly recentlyReset = new Set<number>();
-  private readonly flood = new FloodGuard(FRAMES_TUNING.floodBurst, FRAMES_TUNING.floodPerSecond);
+  /** HEADERS + CONTINUATION joined into one block, within one bound. */
+  private readonly block: HeaderBlockAssembler;
+  private readonly flood: FloodGuard;
 
-  constructor(
-    readonly socket: Socket,
-    protected readonly role: "server" | "client",
-    readonly maxHeaderListSize: number,
-  ) {
-    this.output = new FrameOutput(socket);
+  constructor(link: ConnectionLink, role: "server" | "client", maxHeaderListSize: number) {
+    super(link, role, maxHeaderListSize);
     this.reader = new FrameReader({ expectClientPreface: role === "server" });
     this.decoder = new HpackDecoder({ maxHeaderListSize });
-    socket.setNoDelay(true);
-    socket.on("data", (chunk: Buffer) => this.onChunk(chunk));
-    socket.on("drain", () => this.onSocketDrain());
-    socket.on("error", () => this.destroy("socket error"));
-    socket.on("close", () => this.destroy("socket closed"));
-    socket.on("end", () => this.onPeerEnd());
-  }
-
-  /** Our SETTINGS, the connection window raised, then whatever the role sends first. */
-  protected sendPrefaceSettings(extra: H2SettingsUpdate): void {
-    this.write(
-      encodeSettingsFrame({
-        enablePush: 0,
-        initialWindowSize: this.localStreamWindow,
-        maxHeaderListSize: this.maxHeaderListSize,
-        ...extra,
-      }),
-    );
-    const raise = FRAMES_TUNING.connectionWindow - this.recvWindow;
-    this.recvWindow += raise;
-    this.write(encodeWindowUpdateFrame(0, raise));
+    this.block = new HeaderBlockAssembler(headerBlockBound(maxHeaderListSize));
+    const timers = this.timers;
+    this.flood = new FloodGuard(FRAMES_TUNING.floodBurst, FRAMES_TUNING.floodPerSecond, () => timers.now());
+    link.attach(this);
   }
 
   // ---- hooks of the roles -------------------------------------------------------------------------
@@ -192,308 +90,19 @@ export abstract class H2Connection {
   protected abstract onPeerSettings(): void;
   /** GOAWAY from the peer, after streams above `lastStreamId` were reset as never processed. */
   protected abstract onGoaway(lastStreamId: number, code: number): void;
-  /** The connection is gone; every stream was reset before this. */
-  protected abstract onClosed(why: string): void;
   /** A PING acknowledgement for one of ours. */
   protected onPingAck(_payload: Buffer): void {}
   /** Highest stream id the peer may have opened (server) or we opened (client), for id checks. */
   protected abstract isIdle(id: number): boolean;
-
-  // ---- sending ------------------------------------------------------------------------------------
-
-  /** Queues a control frame; everything of one turn of the event loop leaves in one write. */
-  write(buf: Buffer): void {
-    if (this.closed) return;
-    this.output.copy(buf);
-  }
-
-  /** The socket holds more than it should: stop sending DATA until it drains. */
-  private get congested(): boolean {
-    return this.output.backlog > FRAMES_TUNING.socketBacklog;
-  }
-
-  /**
-   * Sends a header block. With `forward`, `list` is a block received on the other side (reused by
-   * its connection after this call) and is encoded filtered (forwardedFields) without a copy,
-   * unless it must wait behind queued DATA.
-   */
-  sendHeaders(
-    end: StreamEnd,
-    list: HeaderList,
-    endStream: boolean,
-    forward?: "response" | "trailers",
-    extra?: readonly [string, string],
-  ): void {
-    if (this.closed || end.localClosed) return;
-    if (endStream && (end.queue.length > 0 || end.endQueued)) {
-      // Trailers go after the DATA still waiting for window.
-      end.endQueued = false;
-      if (forward) {
-        const copy = new HeaderList();
-        forwardedFields(list, copy, forward === "response");
-        if (extra) copy.add(extra[0], extra[1]);
-        end.trailers = copy;
-      } else {
-        end.trailers = list;
-      }
-      return;
-    }
-    // HEADERS, then CONTINUATION frames past the peer's max frame size (§6.10), straight into the output.
-    const length = forward
-      ? this.encodeForwarded(list, forward === "response", extra)
-      : this.encoder.encode(list);
-    const block = this.encoder.output;
-    const maxFrame = this.remoteSettings.maxFrameSize;
-    const frames = Math.max(1, Math.ceil(length / maxFrame));
-    const out = this.output;
-    const slab = out.reserve(length + frames * FRAME_HEADER_LENGTH);
-    const start = out.offset;
-    let o = start;
-    for (let i = 0, p = 0; i < frames; i++) {
-      const n = Math.min(maxFrame, length - p);
-      let flags = i === frames - 1 ? FLAG_END_HEADERS : 0;
-      if (i === 0 && endStream) flags |= FLAG_END_STREAM;
-      o = writeFrameHeader(slab, o, n, i === 0 ? FRAME_HEADERS : FRAME_CONTINUATION, flags, end.id);
-      o += block.copy(slab, o, p, p + n);
-      p += n;
-    }
-    out.commit(o - start);
-    if (endStream) this.closeLocal(end);
-  }
-
-  /**
-   * Sends DATA as far as the windows and the socket allow and queues the rest (a view, not a copy);
-   * the source end's receive window is given back for what was written.
-   */
-  sendData(end: StreamEnd, data: Buffer, endStream: boolean): void {
-    if (this.closed || end.localClosed) return;
-    const n = data.length;
-    if (
-      n > 0 &&
-      end.queue.length === 0 &&
-      !end.endQueued &&
-      n <= end.sendWindow &&
-      n <= this.sendWindow &&
-      n <= this.remoteSettings.maxFrameSize &&
-      !this.congested
-    ) {
-      // What flush() would do for a queue of one that fits every window and one frame, without the queue.
-      this.writeDataHeader(end.id, n, endStream);
-      this.output.attach(data);
-      end.sendWindow -= n;
-      this.sendWindow -= n;
-      end.handler.onWritten(end, n);
-      if (endStream) this.closeLocal(end);
-      return;
-    }
-    if (data.length > 0) {
-      end.queue.push(data);
-      end.queuedBytes += data.length;
-    }
-    if (endStream) end.endQueued = true;
-    this.flush(end);
-  }
-
-  resetStream(end: StreamEnd, code: H2ErrorName): void {
-    if (this.closed || (end.localClosed && end.remoteClosed)) return;
-    this.write(encodeRstStreamFrame(end.id, code));
-    this.recentlyReset.add(end.id);
-    if (this.recentlyReset.size > RECENT_RESETS) {
-      for (const id of this.recentlyReset) {
-        this.recentlyReset.delete(id);
-        break;
-      }
-    }
-    this.forget(end);
-  }
-
-  /** True when `id` is a stream we reset lately (its late frames are ignored, §5.1). */
-  protected wasReset(id: number): boolean {
-    return this.recentlyReset.has(id);
-  }
-
-  sendGoaway(lastStreamId: number, code: H2ErrorName, debug = ""): void {
-    this.write(encodeGoawayFrame(lastStreamId, code, debug));
-  }
-
-  ping(payload: Buffer): void {
-    this.write(encodePingFrame(payload, false));
-  }
-
-  /** The owner handed `n` received octets of `end` on: give them back to the peer (batched). */
-  consumed(end: StreamEnd, n: number): void {
-    if (n <= 0 || this.closed) return;
-    this.unacked += n;
-    if (this.unacked >= FRAMES_TUNING.connectionWindow / 2) {
-      this.write(encodeWindowUpdateFrame(0, this.unacked));
-      this.recvWindow += this.unacked;
-      this.unacked = 0;
-    }
-    if (end.remoteClosed) return;
-    end.unacked += n;
-    if (end.unacked >= this.localStreamWindow / 2) {
-      this.write(encodeWindowUpdateFrame(end.id, end.unacked));
-      end.recvWindow += end.unacked;
-      end.unacked = 0;
-    }
-  }
-
-  /** A connection error (§5.4.1): GOAWAY with `code`, then close. */
-  connectionError(code: H2ErrorName, debug: string): void {
-    if (this.closed) return;
-    this.sendGoaway(this.lastPeerStreamId(), code, debug);
-    this.destroy(`connection error ${code}: ${debug}`);
-  }
-
-  /** Ends the connection now, resetting every stream; what was queued (a GOAWAY) still leaves first. */
-  destroy(why: string): void {
-    if (this.closed) return;
-    this.output.flush();
-    this.closed = true;
-    for (const end of this.streams.values()) {
-      this.streams.delete(end.id);
-      end.localClosed = end.remoteClosed = true;
-      end.handler.onReset(end, H2_ERROR_CODES.CANCEL, "connection");
-    }
-    for (const end of this.blocked) end.blocked = false;
-    this.blocked.clear();
-    const socket = this.socket;
-    if (!socket.destroyed) {
-      if (socket.writableLength === 0) socket.destroy();
-      else {
-        // Let the queued bytes leave, then FIN; the timer bounds a peer that does not read.
-        if (!socket.writableEnded) socket.end();
-        setTimeout(() => socket.destroy(), 1000).unref();
-      }
-    }
-    this.onClosed(why);
-  }
-
-  /** Highest stream id of the peer processed, for GOAWAY. */
-  protected abstract lastPeerStreamId(): number;
-
-  protected register(end: StreamEnd): void {
-    this.streams.set(end);
-  }
-
-  protected closeLocal(end: StreamEnd): void {
-    end.localClosed = true;
-    end.handler.onLocalEnd(end);
-    if (end.remoteClosed) this.forget(end);
-  }
-
-  protected forget(end: StreamEnd): void {
-    end.localClosed = end.remoteClosed = true;
-    emptyArray(end.queue);
-    end.queuedBytes = 0;
-    this.unblock(end);
-    if (this.streams.get(end.id) === end) {
-      this.streams.delete(end.id);
-      this.onStreamClosed(end);
-    }
-  }
-
-  /** A stream left the table (both sides closed or reset). */
-  protected onStreamClosed(_end: StreamEnd): void {}
-
-  private flush(end: StreamEnd): void {
-    const maxFrame = this.remoteSettings.maxFrameSize;
-    while (end.queue.length > 0 && !this.closed) {
-      if (this.congested) break;
-      const head = end.queue[0] as Buffer;
-      const room = Math.min(end.sendWindow, this.sendWindow, maxFrame);
-      if (room <= 0) break;
-      const n = Math.min(room, head.length);
-      const last = n === head.length && end.queue.length === 1 && end.endQueued;
-      this.writeDataHeader(end.id, n, last);
-      this.output.attach(n === head.length ? head : head.subarray(0, n));
-      if (n === head.length) end.queue.shift();
-      else end.queue[0] = head.subarray(n);
-      end.queuedBytes -= n;
-      end.sendWindow -= n;
-      this.sendWindow -= n;
-      end.handler.onWritten(end, n);
-      if (last) {
-        end.endQueued = false;
-        this.unblock(end);
-        this.closeLocal(end);
-        return;
-      }
-    }
-    if (end.queue.length === 0 && end.endQueued && !this.closed) {
-      // END_STREAM alone: an empty DATA frame (no window needed).
-      end.endQueued = false;
-      this.writeDataHeader(end.id, 0, true);
-      this.unblock(end);
-      this.closeLocal(end);
-      return;
-    }
-    if (end.queue.length > 0) {
-      if (!end.blocked) {
-        end.blocked = true;
-        this.blocked.add(end);
-      }
-      return;
-    }
-    this.unblock(end);
-    const trailers = end.trailers;
-    if (trailers && !this.closed) {
-      end.trailers = undefined;
-      this.sendHeaders(end, trailers, true);
-    }
-  }
-
-  /** Encodes a received block minus connection-specific fields (and pseudo-headers for trailers). */
-  private encodeForwarded(list: HeaderList, keepPseudo: boolean, extra?: readonly [string, string]): number {
-    const encoder = this.encoder;
-    encoder.begin();
-    for (let i = 0; i < list.length; i++) {
-      const name = list.name(i);
-      if (!forwardable(name, keepPseudo)) continue;
-      encoder.field(name, list.value(i), list.neverIndexed(i));
-    }
-    if (extra) encoder.field(extra[0], extra[1]);
-    return encoder.end();
-  }
-
-  private writeDataHeader(id: number, length: number, endStream: boolean): void {
-    const out = this.output;
-    const slab = out.reserve(FRAME_HEADER_LENGTH);
-    writeDataFrameHeader(slab, out.offset, id, length, endStream);
-    out.commit(FRAME_HEADER_LENGTH);
-  }
-
-  private unblock(end: StreamEnd): void {
-    if (!end.blocked) return;
-    end.blocked = false;
-    this.blocked.delete(end);
-  }
-
-  private flushBlocked(): void {
-    for (const end of [...this.blocked]) {
-      if (this.congested || this.sendWindow <= 0) return;
-      this.flush(end);
-    }
-  }
-
-  private onSocketDrain(): void {
-    this.flushBlocked();
-  }
-
-  /** The peer half-closed its side: no more frames can come; streams still open cannot complete. */
-  private onPeerEnd(): void {
-    if (this.streams.size === 0) this.destroy("peer closed");
-    else this.onPeerHalfClose();
-  }
 
   /** Hook: the peer sent FIN with streams open (a downstream client may still read its responses). */
   protected onPeerHalfClose(): void {
     this.destroy("peer closed with streams open");
   }
 
-  // ---- receiving ----------------------------------------------------------------------------------
+  // ---- what the link feeds ------------------------------------------------------------------------
 
-  private onChunk(chunk: Buffer): void {
+  receive(chunk: Buffer): void {
     if (this.closed) return;
     this.reader.push(chunk);
     for (let frame = this.reader.next(); frame !== null; frame = this.reader.next()) {
@@ -503,6 +112,51 @@ export abstract class H2Connection {
     const err = this.reader.error;
     if (err) this.connectionError(err.code, err.reason);
   }
+
+  /** The peer half-closed its side: no more frames can come; streams still open cannot complete. */
+  peerEnded(): void {
+    if (this.streams.size === 0) this.destroy("peer closed");
+    else this.onPeerHalfClose();
+  }
+
+  lost(why: string): void {
+    this.destroy(why);
+  }
+
+  /**
+   * Applies a received header block to `end` (§5.1) and checks it as a message (§8.1): the first
+   * block of a client's stream (its content-length noted), a 1xx before a response, the final
+   * response headers, or trailers, which end the stream and carry no pseudo-header. Returns the
+   * stream error for a block the stream cannot take; the state is then unchanged.
+   */
+  protected acceptHeaders(end: StreamEnd, list: HeaderList, endStream: boolean): StreamRefusal | undefined {
+    if (end.remoteClosed) return "STREAM_CLOSED";
+    const state = end.state;
+    let refusal: StreamRefusal | undefined;
+    if (state === "idle") {
+      refusal = end.transition("recv-headers");
+      const length = contentLengthOf(list);
+      if (length === BAD_CONTENT_LENGTH) return "PROTOCOL_ERROR";
+      end.contentLeft = length;
+    } else if (state === "open-awaiting-headers" || state === "half-closed-local-awaiting-headers") {
+      const status = list.get(":status");
+      if (status !== undefined && status.length === 3 && status.charCodeAt(0) === 0x31 /* 1 */) {
+        // An informational response: the final one follows; it cannot end the stream (§8.1).
+        return endStream ? "PROTOCOL_ERROR" : end.transition("recv-informational");
+      }
+      refusal = end.transition("recv-headers");
+    } else if (!endStream) {
+      // A block after the first can only be trailers, and trailers end the stream (§8.1).
+      return "PROTOCOL_ERROR";
+    } else if (trailersMalformed(list)) {
+      return "PROTOCOL_ERROR";
+    }
+    if (refusal !== undefined || !endStream) return refusal;
+    if (end.contentLeft > 0) return "PROTOCOL_ERROR";
+    return end.transition("recv-end");
+  }
+
+  // ---- receiving ----------------------------------------------------------------------------------
 
   private onFrame(f: H2Frame): void {
     switch (f.type) {
@@ -537,8 +191,8 @@ export abstract class H2Connection {
 
   private onDataFrame(f: H2Frame): void {
     const length = f.length;
-    this.recvWindow -= length;
-    if (this.recvWindow < 0) return this.connectionError("FLOW_CONTROL_ERROR", "connection window exceeded");
+    if (!this.recvWindow.receive(length))
+      return this.connectionError("FLOW_CONTROL_ERROR", "connection window exceeded");
     const end = this.streams.get(f.streamId);
     if (!end) {
       this.consumedUntracked(length);
@@ -547,66 +201,47 @@ export abstract class H2Connection {
       if (!this.wasReset(f.streamId)) this.write(encodeRstStreamFrame(f.streamId, "STREAM_CLOSED"));
       return;
     }
-    if (end.remoteClosed) {
+    // Half-closed (remote): STREAM_CLOSED; before the response headers: PROTOCOL_ERROR (§8.1).
+    const refusal = end.transition("recv-data");
+    if (refusal !== undefined) {
       this.consumedUntracked(length);
-      this.streamError(end, "STREAM_CLOSED");
-      return;
+      return this.streamError(end, refusal);
     }
-    if (end.headerBlocks === 0) {
-      this.consumedUntracked(length);
-      return this.streamError(end, "PROTOCOL_ERROR");
-    }
-    end.recvWindow -= length;
-    if (end.recvWindow < 0) {
+    if (!end.recvWindow.receive(length)) {
       this.consumedUntracked(length);
       return this.streamError(end, "FLOW_CONTROL_ERROR");
     }
-    if (f.dataLength === 0 && !f.hasFlag(FLAG_END_STREAM)) this.spend(1);
+    const endStream = f.hasFlag(FLAG_END_STREAM);
+    if (end.contentLeft !== NO_CONTENT_LENGTH) {
+      // §8.1.1: DATA beyond the declared content-length, or less of it at the end, is malformed.
+      end.contentLeft -= f.dataLength;
+      if (end.contentLeft < 0 || (endStream && end.contentLeft !== 0)) {
+        this.consumedUntracked(length);
+        return this.streamError(end, "PROTOCOL_ERROR");
+      }
+    }
+    if (f.dataLength === 0 && !endStream) this.spend(1);
     // Padding is flow-controlled but never forwarded: give it back now.
     const padding = length - f.dataLength;
     if (padding > 0) this.consumed(end, padding);
-    const endStream = f.hasFlag(FLAG_END_STREAM);
-    if (endStream) end.remoteClosed = true;
+    if (endStream) end.transition("recv-end");
     end.handler.onData(end, f.dataLength > 0 ? f.data() : EMPTY, endStream);
-    if (endStream && end.localClosed) this.forget(end);
-  }
-
-  /** Connection window for octets no stream will hand on. */
-  private consumedUntracked(n: number): void {
-    if (n <= 0) return;
-    this.unacked += n;
-    if (this.unacked >= FRAMES_TUNING.connectionWindow / 2) {
-      this.write(encodeWindowUpdateFrame(0, this.unacked));
-      this.recvWindow += this.unacked;
-      this.unacked = 0;
-    }
+    if (endStream && end.closed) this.forget(end);
   }
 
   private onHeaderFragment(f: H2Frame): void {
-    if (f.type === FRAME_HEADERS) {
-      this.blockStream = f.streamId;
-      this.blockFlags = f.flags;
-      emptyArray(this.blockParts);
-      this.blockBytes = 0;
-    } else if (f.dataLength === 0) {
+    if (f.type === FRAME_CONTINUATION && f.dataLength === 0) {
       this.spend(1);
+      if (this.closed) return;
     }
-    const done = f.hasFlag(FLAG_END_HEADERS);
-    if (done && f.type === FRAME_HEADERS) return this.onHeaderBlock(f.buffer, f.dataOffset, f.dataLength);
-    this.blockBytes += f.dataLength;
-    if (this.blockBytes > this.maxHeaderListSize * 2 + 16_384)
-      return this.connectionError("ENHANCE_YOUR_CALM", "header block too large");
-    // A fragment is a view of a chunk the reader never overwrites; keep it until the block is whole.
-    this.blockParts.push(f.data());
-    if (!done) return;
-    const block = Buffer.concat(this.blockParts, this.blockBytes);
-    emptyArray(this.blockParts);
-    this.onHeaderBlock(block, 0, block.length);
+    const block = this.block;
+    const result = block.add(f);
+    if (result === "partial") return;
+    if (result === "too_large") return this.connectionError("ENHANCE_YOUR_CALM", "header block too large");
+    this.onHeaderBlock(block.streamId, block.endStream, block.buffer, block.offset, block.length);
   }
 
-  private onHeaderBlock(buf: Buffer, offset: number, length: number): void {
-    const id = this.blockStream;
-    const endStream = (this.blockFlags & FLAG_END_STREAM) !== 0;
+  private onHeaderBlock(id: number, endStream: boolean, buf: Buffer, offset: number, length: number): void {
     const list = this.headerList;
     const result = this.decoder.decode(buf, offset, length, list);
     if (result === "compression_error")
@@ -614,21 +249,13 @@ export abstract class H2Connection {
     const status: DecodeStatus = result === "ok" ? (list.malformed ? "malformed" : "ok") : "too_large";
     const end = this.streams.get(id);
     if (!end) return this.onNewStreamHeaders(id, list, endStream, status);
-    if (end.remoteClosed) {
-      // §5.1: HEADERS on a half-closed (remote) stream.
-      return this.streamError(end, "STREAM_CLOSED");
-    }
+    // §5.1: HEADERS on a half-closed (remote) stream.
+    if (end.remoteClosed) return this.streamError(end, "STREAM_CLOSED");
     if (status !== "ok") return this.streamError(end, "PROTOCOL_ERROR");
-    end.headerBlocks++;
-    if (endStream) end.remoteClosed = true;
+    const refusal = this.acceptHeaders(end, list, endStream);
+    if (refusal !== undefined) return this.streamError(end, refusal);
     end.handler.onHeaders(end, list, endStream);
-    if (endStream && end.localClosed) this.forget(end);
-  }
-
-  /** A stream error (§5.4.2): RST_STREAM with `code`; the owner hears of it. */
-  streamError(end: StreamEnd, code: H2ErrorName): void {
-    this.resetStream(end, code);
-    end.handler.onReset(end, H2_ERROR_CODES[code], "protocol");
+    if (endStream && end.closed) this.forget(end);
   }
 
   private onRstStream(f: H2Frame): void {
@@ -639,7 +266,6 @@ export abstract class H2Connection {
       return;
     }
     const code = readRstStreamCode(f);
-    end.remoteClosed = true;
     this.forget(end);
     end.handler.onReset(end, code, "peer");
   }
@@ -713,7 +339,7 @@ export abstract class H2Connection {
     if (increment === 0) return this.streamError(end, "PROTOCOL_ERROR");
     end.sendWindow += increment;
     if (end.sendWindow > MAX_WINDOW_SIZE) return this.streamError(end, "FLOW_CONTROL_ERROR");
-    if (end.queue.length > 0 || end.endQueued || end.trailers) this.flush(end);
+    if (end.queue.length > 0 || end.queuedEnd !== undefined) this.flush(end);
   }
 }
 

@@ -6,13 +6,15 @@
  * then, one PING round trip later, the final GOAWAY naming the last stream accepted; the connection
  * closes when its streams end. A client that half-closes still receives its responses.
  */
-import type { Socket } from "node:net";
+import { Socket } from "node:net";
 import { normalizeClientAddress } from "../../balancer/picker.js";
 import type { StreamOutcome, StreamOwner } from "../stream-outcome.js";
 import { H2Connection, StreamEnd, type DecodeStatus, type StreamHandler } from "./frames-connection.js";
 import { releaseRequestList, takeRequestList, upstreamRequest } from "./frames-headers.js";
 import type { HeaderList } from "../../h2/hpack-header-list.js";
 import { FramesStream, type FramesRoute } from "./frames-stream.js";
+import type { ConnectionLink, TimerHandle } from "./frames-link.js";
+import { SocketLink } from "./frames-socket-link.js";
 import { FRAMES_TUNING } from "./frames-tuning.js";
 
 export interface DownstreamDeps {
@@ -49,13 +51,15 @@ export class DownstreamConnection extends H2Connection implements StreamOwner {
   private handshaken = false;
   private readonly clientAddress: string | undefined;
 
+  /** On a client's socket (the listener), or on any link (tests drive one in memory). */
   constructor(
-    socket: Socket,
+    link: Socket | ConnectionLink,
     maxHeaderListSize: number,
     private readonly deps: DownstreamDeps,
   ) {
-    super(socket, "server", maxHeaderListSize);
-    this.clientAddress = normalizeClientAddress(socket.remoteAddress);
+    const l = link instanceof Socket ? new SocketLink(link) : link;
+    super(l, "server", maxHeaderListSize);
+    this.clientAddress = normalizeClientAddress(l.remoteAddress);
     this.sendPrefaceSettings({ maxConcurrentStreams: FRAMES_TUNING.maxConcurrentStreams });
   }
 
@@ -69,12 +73,10 @@ export class DownstreamConnection extends H2Connection implements StreamOwner {
     this.draining = true;
     this.sendGoaway(FRAMES_TUNING.maxStreamId, "NO_ERROR");
     this.ping(PING_PAYLOAD);
-    const timer = setTimeout(() => this.finalGoaway(), FRAMES_TUNING.goawayPingTimeoutMs);
-    timer.unref();
-    this.pingTimer = timer;
+    this.pingTimer = this.timers.setTimeout(() => this.finalGoaway(), FRAMES_TUNING.goawayPingTimeoutMs);
   }
 
-  private pingTimer: NodeJS.Timeout | undefined;
+  private pingTimer: TimerHandle | undefined;
 
   /** GOAWAY and close at once (max_connections, idle). */
   goAway(): void {
@@ -84,7 +86,7 @@ export class DownstreamConnection extends H2Connection implements StreamOwner {
   }
 
   private finalGoaway(): void {
-    clearTimeout(this.pingTimer);
+    this.timers.clearTimeout(this.pingTimer);
     if (this.closed || this.finalLastId !== undefined) return;
     this.finalLastId = this.lastStreamId;
     this.sendGoaway(this.lastStreamId, "NO_ERROR");
@@ -128,7 +130,7 @@ export class DownstreamConnection extends H2Connection implements StreamOwner {
   }
 
   protected override onClosed(): void {
-    clearTimeout(this.pingTimer);
+    this.timers.clearTimeout(this.pingTimer);
     this.deps.onClosed(this);
   }
 
@@ -147,10 +149,10 @@ export class DownstreamConnection extends H2Connection implements StreamOwner {
     }
     this.lastStreamId = id;
     const end = new StreamEnd(this, id, IGNORE);
-    end.headerBlocks = 1;
-    if (endStream) end.remoteClosed = true;
+    // The request's block opens the stream; a bad content-length makes it malformed (§8.1.1).
+    const refusal = this.acceptHeaders(end, list, endStream);
     if (this.finalLastId !== undefined && id > this.finalLastId) return this.refuse(end, "REFUSED_STREAM");
-    if (status === "malformed") return this.refuse(end, "PROTOCOL_ERROR");
+    if (status === "malformed" || refusal !== undefined) return this.refuse(end, "PROTOCOL_ERROR");
     if (this.streams.size >= FRAMES_TUNING.maxConcurrentStreams) return this.refuse(end, "REFUSED_STREAM");
     // Decoded (HPACK state kept) but over max_header_list_size: refused like nghttp2 does, which
     // gRPC clients report as RESOURCE_EXHAUSTED.

@@ -1,5 +1,5 @@
 /**
- * What one connection sends during one turn of the event loop, leaving in one socket write (a
+ * What one connection sends during one turn of the event loop, leaving in one write to its sink (a
  * writev when large payloads ride along). Frame headers, header blocks and small payloads are
  * written into a slab that is handed to the socket segment by segment and never written over
  * (the next turn continues after the last segment), so nothing is copied twice and Node's Writable
@@ -11,8 +11,8 @@
  * phase: requests from many client connections bound for one worker connection leave in one write
  * (measured: write syscalls were a quarter of the CPU per RPC with a flush after each read).
  */
-import type { Socket } from "node:net";
 import { emptyArray } from "./frames-arrays.js";
+import type { ByteSink, Timers } from "./frames-link.js";
 
 /** Payloads up to this size are copied into the slab; larger ones are attached without copying. */
 export const COPY_LIMIT = 2048;
@@ -31,11 +31,14 @@ export class FrameOutput {
     this.flush();
   };
 
-  constructor(private readonly socket: Socket) {}
+  constructor(
+    private readonly sink: ByteSink,
+    private readonly timers: Timers,
+  ) {}
 
-  /** Bytes waiting: queued this turn plus what the socket has not handed to the kernel yet. */
+  /** Bytes waiting: queued this turn plus what the sink has not handed on yet. */
   get backlog(): number {
-    return this.queued + this.socket.writableLength;
+    return this.queued + this.sink.backlog;
   }
 
   /**
@@ -78,24 +81,25 @@ export class FrameOutput {
     this.schedule();
   }
 
-  /** Hands this turn's bytes to the socket; false when the socket asks to wait for 'drain'. */
+  /** Hands this turn's bytes to the sink; false when the sink asks to wait until it drained. */
   flush(): boolean {
     this.scheduled = false;
     this.seal();
     const parts = this.parts;
     this.queued = 0;
-    if (parts.length === 0 || this.socket.destroyed) {
+    const sink = this.sink;
+    if (parts.length === 0 || sink.closed) {
       emptyArray(parts);
       return true;
     }
     let ok: boolean;
     if (parts.length === 1) {
-      ok = this.socket.write(parts[0] as Buffer);
+      ok = sink.write(parts[0] as Buffer);
     } else {
-      this.socket.cork();
+      sink.cork();
       ok = true;
-      for (const p of parts) ok = this.socket.write(p) && ok;
-      this.socket.uncork();
+      for (const p of parts) ok = sink.write(p) && ok;
+      sink.uncork();
     }
     emptyArray(parts);
     return ok;
@@ -111,6 +115,6 @@ export class FrameOutput {
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(this.flushNow);
+    this.timers.setImmediate(this.flushNow);
   }
 }

@@ -12,6 +12,7 @@ import type { ClusterConfig } from "../../config/config-schema.js";
 import { durationMs } from "../../config/config-units.js";
 import type { Logger } from "../../log/logger.js";
 import { tlsOptionsOf, type UpstreamTls } from "../upstream-tls.js";
+import { SocketLink } from "./frames-socket-link.js";
 import { UpstreamConnection, type UpstreamEvents, type UpstreamState } from "./frames-upstream.js";
 
 export type ConnectionResult =
@@ -36,7 +37,7 @@ export class FramesUpstreamPool implements UpstreamEvents {
   private readonly waiters = new Map<UpstreamConnection, Waiter[]>();
   private readonly timers = new Map<UpstreamConnection, NodeJS.Timeout>();
   /** Why a connection's socket failed, for the streams that waited on it. */
-  private readonly failureReasons = new WeakMap<Socket, string>();
+  private readonly failureReasons = new WeakMap<UpstreamConnection, string>();
   private consecutiveFailures = 0;
   private retryAt = 0;
   private lastFailure = "";
@@ -126,17 +127,17 @@ export class FramesUpstreamPool implements UpstreamEvents {
       : netConnect({ host, port });
     // Before the connection's own handlers, so the reason is known when it reports the close.
     socket.once("error", (err: NodeJS.ErrnoException) => {
-      this.failureReasons.set(socket, err.code ?? err.message);
+      this.failureReasons.set(conn, err.code ?? err.message);
       this.options.log.debug(
         { endpoint: this.endpoint.address, err: err.code ?? err.message },
         "upstream connection error",
       );
     });
-    const conn = new UpstreamConnection(socket, this.options.maxHeaderListSize, this);
+    const conn = new UpstreamConnection(new SocketLink(socket), this.options.maxHeaderListSize, this);
     this.conns.push(conn);
     const timer = setTimeout(() => {
       if (conn.state !== "connecting") return;
-      this.failureReasons.set(socket, "connect timeout");
+      this.failureReasons.set(conn, "connect timeout");
       conn.destroy("connect timeout");
     }, this.options.connectTimeoutMs);
     this.timers.set(conn, timer);
@@ -144,7 +145,7 @@ export class FramesUpstreamPool implements UpstreamEvents {
   }
 
   private lastFailureOf(conn: UpstreamConnection): string {
-    return this.failureReasons.get(conn.socket) ?? "connection closed";
+    return this.failureReasons.get(conn) ?? "connection closed";
   }
 
   private failed(waiting: readonly Waiter[], reason: string): void {

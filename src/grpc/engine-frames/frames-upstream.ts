@@ -5,10 +5,10 @@
  * processed, so the proxied stream may retry), no new stream starts here, and the connection closes
  * once its streams end. Its life is a union of states with one transition function.
  */
-import type { Socket } from "node:net";
 import { CLIENT_PREFACE } from "../../h2/h2-preface.js";
 import type { HeaderList } from "../../h2/hpack-header-list.js";
 import { H2Connection, StreamEnd, type DecodeStatus, type StreamHandler } from "./frames-connection.js";
+import type { ConnectionLink } from "./frames-link.js";
 
 export type UpstreamState = "connecting" | "open" | "draining" | "closed";
 
@@ -28,11 +28,11 @@ export class UpstreamConnection extends H2Connection {
   active = 0;
 
   constructor(
-    socket: Socket,
+    link: ConnectionLink,
     maxHeaderListSize: number,
     private readonly events: UpstreamEvents,
   ) {
-    super(socket, "client", maxHeaderListSize);
+    super(link, "client", maxHeaderListSize);
     this.write(CLIENT_PREFACE);
     this.sendPrefaceSettings({});
   }
