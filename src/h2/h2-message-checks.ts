@@ -1,9 +1,25 @@
 /**
  * Checks of a message's header blocks that RFC 9113 §8.1.1 makes a stream error PROTOCOL_ERROR
  * ("malformed"), beyond what the HPACK decoder checks field by field: no pseudo-header field in
- * trailers (§8.1), and content-length equal to the DATA received (§8.1.1, RFC 9110 §8.6).
+ * trailers (§8.1), no connection-specific field (§8.2.2), and content-length equal to the DATA
+ * received (§8.1.1, RFC 9110 §8.6).
  */
 import type { HeaderList } from "./hpack-header-list.js";
+
+/** Connection-specific fields (§8.2.2): a message carrying one is malformed. */
+export const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+/** True when the block carries a connection-specific field (§8.2.2). */
+export function hasConnectionSpecificField(list: HeaderList): boolean {
+  for (let i = 0; i < list.length; i++) if (CONNECTION_SPECIFIC.has(list.name(i))) return true;
+  return false;
+}
 
 /** True when trailers carry a pseudo-header field (§8.1: "trailers MUST NOT include pseudo-header fields"). */
 export function trailersMalformed(list: HeaderList): boolean {

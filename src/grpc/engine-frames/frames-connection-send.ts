@@ -86,6 +86,8 @@ export abstract class H2ConnectionSend implements StreamConnection {
 
   /** Highest stream id of the peer processed, for GOAWAY. */
   protected abstract lastPeerStreamId(): number;
+  /** The response on `end` is complete: a peer still sending is told to stop (the receive side knows when). */
+  abstract stopRequest(end: StreamEnd): void;
   /** The connection is gone; every stream was reset before this. */
   protected abstract onClosed(why: string): void;
   /** A stream left the table (both sides closed or reset). */

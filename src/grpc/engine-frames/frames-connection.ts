@@ -41,6 +41,7 @@ import {
   BAD_CONTENT_LENGTH,
   NO_CONTENT_LENGTH,
   contentLengthOf,
+  hasConnectionSpecificField,
   trailersMalformed,
 } from "../../h2/h2-message-checks.js";
 import { H2_INITIAL_SETTINGS, parseSettingsPayload } from "../../h2/h2-settings.js";
@@ -66,6 +67,10 @@ export abstract class H2Connection extends H2ConnectionSend implements LinkInput
   /** HEADERS + CONTINUATION joined into one block, within one bound. */
   private readonly block: HeaderBlockAssembler;
   private readonly flood: FloodGuard;
+  /** Inside `receive`: frames of one read are being handled. */
+  private reading = false;
+  /** Streams to ask to stop once this read is handled (`stopRequest`). */
+  private readonly stopsAfterRead: StreamEnd[] = [];
 
   constructor(link: ConnectionLink, role: "server" | "client", maxHeaderListSize: number) {
     super(link, role, maxHeaderListSize);
@@ -105,12 +110,36 @@ export abstract class H2Connection extends H2ConnectionSend implements LinkInput
   receive(chunk: Buffer): void {
     if (this.closed) return;
     this.reader.push(chunk);
+    this.reading = true;
     for (let frame = this.reader.next(); frame !== null; frame = this.reader.next()) {
       this.onFrame(frame);
-      if (this.closed) return;
+      if (this.closed) {
+        this.reading = false;
+        return;
+      }
     }
+    this.reading = false;
+    if (this.stopsAfterRead.length > 0) this.sendStops();
     const err = this.reader.error;
     if (err) this.connectionError(err.code, err.reason);
+  }
+
+  /**
+   * The response on `end` is complete while the peer may still be sending: it is asked to stop with
+   * RST_STREAM NO_ERROR (RFC 9113 §8.1), but only after the frames already read are handled, since
+   * their END_STREAM (often in the same read as the request headers) closes the stream anyway.
+   */
+  stopRequest(end: StreamEnd): void {
+    if (end.remoteClosed) return;
+    if (this.reading) this.stopsAfterRead.push(end);
+    else this.resetStream(end, "NO_ERROR");
+  }
+
+  private sendStops(): void {
+    const stops = this.stopsAfterRead;
+    for (let end = stops.pop(); end !== undefined; end = stops.pop()) {
+      if (!end.remoteClosed && this.streams.get(end.id) === end) this.resetStream(end, "NO_ERROR");
+    }
   }
 
   /** The peer half-closed its side: no more frames can come; streams still open cannot complete. */
@@ -151,6 +180,9 @@ export abstract class H2Connection extends H2ConnectionSend implements LinkInput
     } else if (trailersMalformed(list)) {
       return "PROTOCOL_ERROR";
     }
+    // A response or trailers with a connection-specific field is malformed (§8.2.2); a request's
+    // first block is checked with the rest of the request rules (frames-headers.ts).
+    if (state !== "idle" && hasConnectionSpecificField(list)) return "PROTOCOL_ERROR";
     if (refusal !== undefined || !endStream) return refusal;
     if (end.contentLeft > 0) return "PROTOCOL_ERROR";
     return end.transition("recv-end");

@@ -93,7 +93,12 @@ export class DownstreamConnection extends H2Connection implements StreamOwner {
     if (this.streams.size === 0) this.close("drained");
   }
 
+  /** Closes a connection whose streams are over, saying so with GOAWAY first (RFC 9113 §6.8). */
   private close(why: string): void {
+    if (this.finalLastId === undefined) {
+      this.finalLastId = this.lastStreamId;
+      this.sendGoaway(this.lastStreamId, "NO_ERROR");
+    }
     this.destroy(why);
   }
 

@@ -69,23 +69,6 @@ export function upstreamRequest(
 }
 
 /**
- * Why a worker's response headers or trailers are malformed, or undefined: a connection-specific
- * field (RFC 9113 §8.2.2), or a pseudo-header in trailers (§8.1). A proxy must not forward them
- * (§8.1.1): the upstream stream gets a stream error PROTOCOL_ERROR, as nghttp2 gives it.
- */
-export function responseProblem(list: HeaderList, trailers: boolean): string | undefined {
-  for (let i = 0; i < list.length; i++) {
-    const name = list.name(i);
-    if (name.charCodeAt(0) === 0x3a /* : */) {
-      if (trailers) return `pseudo-header ${name} in trailers`;
-    } else if (CONNECTION_SPECIFIC.has(name)) {
-      return `connection-specific field ${name}`;
-    }
-  }
-  return undefined;
-}
-
-/**
  * Request header lists of streams that ended, for the next streams of this thread: a stream keeps its
  * request (a retry sends it again) until it finishes, and a fresh list grows three arrays field by
  * field (measured: ~0.5 KB of the ~4 KB of garbage per unary RPC). Bounded, so a burst of streams

@@ -49,6 +49,8 @@ export interface StreamConnection {
   ): void;
   sendData(end: StreamEnd, data: Buffer, endStream: boolean): void;
   resetStream(end: StreamEnd, code: H2ErrorName): void;
+  /** The response on `end` is complete: a peer still sending is told to stop (RST_STREAM NO_ERROR). */
+  stopRequest(end: StreamEnd): void;
   streamError(end: StreamEnd, code: H2ErrorName): void;
   consumed(end: StreamEnd, n: number): void;
 }

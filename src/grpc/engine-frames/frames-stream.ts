@@ -12,13 +12,7 @@ import { ROUTE_TRAILER } from "../inference-routing.js";
 import { ProxiedStream, type StreamRouteInputs } from "../proxied-stream.js";
 import type { StreamOwner } from "../stream-outcome.js";
 import type { ResetCause, StreamEnd, StreamHandler } from "./frames-connection.js";
-import {
-  forwardedFields,
-  releaseRequestList,
-  responseProblem,
-  statusTrailers,
-  trailersOnly,
-} from "./frames-headers.js";
+import { forwardedFields, releaseRequestList, statusTrailers, trailersOnly } from "./frames-headers.js";
 import type { FramesClusterPools, ConnectionResult } from "./frames-upstream-pool.js";
 import type { UpstreamConnection } from "./frames-upstream.js";
 
@@ -117,18 +111,12 @@ export class FramesStream extends ProxiedStream<StreamEnd> implements StreamHand
         this.buffered = [];
         return;
       }
-      if (responseProblem(list, false) !== undefined) return end.conn.streamError(end, "PROTOCOL_ERROR");
       if (!this.responseHeaders(endStream, endStream ? list.get("grpc-status") : undefined)) return;
       const note = endStream ? this.routeField() : undefined;
       this.down.conn.sendHeaders(this.down, list, endStream, "response", note);
       return;
     }
-    if (!endStream) {
-      // A second header block must be trailers (RFC 9113 §8.1).
-      end.conn.streamError(end, "PROTOCOL_ERROR");
-      return;
-    }
-    if (responseProblem(list, true) !== undefined) return end.conn.streamError(end, "PROTOCOL_ERROR");
+    // Trailers: the connection let through only a final block without pseudo-headers (RFC 9113 §8.1).
     if (!this.responseTrailers(list.get("grpc-status"))) return;
     this.down.conn.sendHeaders(this.down, list, true, "trailers", this.routeField());
   }
@@ -166,7 +154,7 @@ export class FramesStream extends ProxiedStream<StreamEnd> implements StreamHand
   onLocalEnd(end: StreamEnd): void {
     if (end !== this.down) return;
     // The response is complete. A client still sending is told to stop (RFC 9113 §8.1).
-    if (!end.remoteClosed) end.conn.resetStream(end, "NO_ERROR");
+    end.conn.stopRequest(end);
     this.finish();
   }
 
