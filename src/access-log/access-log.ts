@@ -12,6 +12,7 @@ import type { RandomSource } from "../balancer/picker.js";
 import type { ListenerConfig } from "../config/config-schema.js";
 import { statusName } from "../grpc/grpc-status.js";
 import { ChunkedFdWriter } from "./access-log-output.js";
+import type { StreamOutcome } from "../grpc/stream-outcome.js";
 
 /** Where access lines go: whole lines, each ending with "\n". */
 export interface AccessLogDestination {
@@ -82,22 +83,6 @@ export interface ConnectionAccess {
 }
 
 /**
- * How a gRPC stream ended, as its access line tells it: what either engine reports when a stream
- * ends (their stream outcome), stated here so that the access log depends on no engine.
- */
-export interface StreamAccess {
-  readonly status: number;
-  readonly bytesIn: number;
-  readonly bytesOut: number;
-  readonly seconds: number;
-  readonly client: string | undefined;
-  readonly method: string | undefined;
-  readonly endpoint: string | undefined;
-  readonly retries: number;
-  readonly route: string | undefined;
-}
-
-/**
  * One listener's access log: whether a stream or connection is logged (`enabled`, then a `sample`
  * fraction drawn from `random`), and its line. A reload changes `enabled` and `sample` in place.
  */
@@ -140,7 +125,7 @@ export class AccessLog {
   }
 
   /** The line of a gRPC stream of `cluster` that ended with `a`. */
-  stream(cluster: string, a: StreamAccess): void {
+  stream(cluster: string, a: StreamOutcome): void {
     let line = `{"level":"info","time":"${isoNow()}${this.head}`;
     if (a.client !== undefined) line += `,"client":${this.quote(a.client)}`;
     if (a.method !== undefined) line += `,"method":${this.quote(a.method)}`;

@@ -7,14 +7,7 @@
  * pass it.
  */
 
-/** Connection-specific fields (§8.2.2): never forwarded; in a request they make it malformed. */
-export const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "upgrade",
-]);
+import { CONNECTION_SPECIFIC } from "../h2/h2-message-checks.js";
 
 /** Fields that never cross the proxy, in either direction. */
 const HOP_BY_HOP: ReadonlySet<string> = new Set([...CONNECTION_SPECIFIC, "host", "http2-settings"]);

@@ -6,7 +6,8 @@
  * (header-rules.ts).
  */
 import { FIELD_NEVER_INDEXED, HeaderList } from "../../h2/hpack-header-list.js";
-import { CONNECTION_SPECIFIC, crossesProxy } from "../header-rules.js";
+import { CONNECTION_SPECIFIC } from "../../h2/h2-message-checks.js";
+import { crossesProxy } from "../header-rules.js";
 
 const REQUEST_PSEUDO: ReadonlySet<string> = new Set([":method", ":scheme", ":path", ":authority"]);
 

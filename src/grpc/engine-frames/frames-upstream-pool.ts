@@ -11,6 +11,7 @@ import type { Endpoint } from "../../balancer/endpoint-set.js";
 import type { ClusterConfig } from "../../config/config-schema.js";
 import { durationMs } from "../../config/config-units.js";
 import type { Logger } from "../../log/logger.js";
+import { ClusterPoolSet, type EndpointPool } from "../cluster-pool-set.js";
 import { tlsOptionsOf, type UpstreamTls } from "../upstream-tls.js";
 import { SocketLink } from "./frames-socket-link.js";
 import { UpstreamConnection, type UpstreamEvents, type UpstreamState } from "./frames-upstream.js";
@@ -31,7 +32,7 @@ export interface FramesPoolOptions {
   readonly log: Logger;
 }
 
-export class FramesUpstreamPool implements UpstreamEvents {
+export class FramesUpstreamPool implements UpstreamEvents, EndpointPool {
   private readonly conns: UpstreamConnection[] = [];
   /** Waiters per connection being set up, and the slots promised to them. */
   private readonly waiters = new Map<UpstreamConnection, Waiter[]>();
@@ -158,66 +159,12 @@ export class FramesUpstreamPool implements UpstreamEvents {
 }
 
 /** The `frames` engine's pools of one cluster, one per endpoint, created on first use. */
-export class FramesClusterPools {
-  private readonly pools = new Map<string, FramesUpstreamPool>();
-  private readonly retired: FramesUpstreamPool[] = [];
-  private readonly options: FramesPoolOptions;
-
+export class FramesClusterPools extends ClusterPoolSet<FramesUpstreamPool> {
   constructor(config: ClusterConfig, maxHeaderListSize: number, log: Logger) {
-    this.options = {
-      connectTimeoutMs: durationMs(config.connect_timeout),
-      maxHeaderListSize,
-      tls: config.tls
-        ? {
-            ca: config.tls.ca,
-            serverName: config.tls.server_name,
-            insecureSkipVerify: config.tls.insecure_skip_verify,
-          }
-        : undefined,
-      log,
-    };
-  }
-
-  get scheme(): "http" | "https" {
-    return this.options.tls ? "https" : "http";
-  }
-
-  get(endpoint: Endpoint): FramesUpstreamPool {
-    let pool = this.pools.get(endpoint.address);
-    if (!pool) {
-      pool = new FramesUpstreamPool(endpoint, this.options);
-      this.pools.set(endpoint.address, pool);
-    }
-    return pool;
-  }
-
-  sessionsTo(address: string): number {
-    return this.pools.get(address)?.connectionCount ?? 0;
-  }
-
-  retain(addresses: ReadonlySet<string>): number {
-    let retired = 0;
-    for (const [address, pool] of this.pools) {
-      if (addresses.has(address)) continue;
-      pool.close();
-      this.retired.push(pool);
-      this.pools.delete(address);
-      retired++;
-    }
-    return retired;
-  }
-
-  destroyRemoved(): void {
-    for (const pool of this.retired.splice(0)) pool.destroy();
-  }
-
-  close(): void {
-    for (const p of this.pools.values()) p.close();
-  }
-
-  destroy(): void {
-    this.destroyRemoved();
-    for (const p of this.pools.values()) p.destroy();
-    this.pools.clear();
+    const connectTimeoutMs = durationMs(config.connect_timeout);
+    super(
+      config,
+      (endpoint, tls) => new FramesUpstreamPool(endpoint, { connectTimeoutMs, maxHeaderListSize, tls, log }),
+    );
   }
 }

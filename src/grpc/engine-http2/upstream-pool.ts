@@ -8,6 +8,7 @@ import { connect, type ClientHttp2Session, type SecureClientSessionOptions, type
 import type { Endpoint } from "../../balancer/endpoint-set.js";
 import type { Logger } from "../../log/logger.js";
 import { H2_TUNING } from "./h2-tuning.js";
+import type { EndpointPool } from "../cluster-pool-set.js";
 import { tlsOptionsOf, type UpstreamTls } from "../upstream-tls.js";
 
 export type UpstreamSessionState = "connecting" | "open" | "draining" | "closed";
@@ -52,7 +53,7 @@ type Waiter = (result: SessionResult) => void;
 const BACKOFF_BASE_MS = 100;
 const BACKOFF_MAX_MS = 5000;
 
-export class UpstreamPool {
+export class UpstreamPool implements EndpointPool {
   private readonly sessions: UpstreamSession[] = [];
   private readonly waiters = new Map<UpstreamSession, Waiter[]>();
   private consecutiveFailures = 0;
@@ -97,7 +98,7 @@ export class UpstreamPool {
   }
 
   /** Sessions by state, for status and tests. */
-  get sessionCount(): number {
+  get connectionCount(): number {
     return this.sessions.length;
   }
 
