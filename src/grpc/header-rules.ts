@@ -9,8 +9,10 @@
 
 import { CONNECTION_SPECIFIC } from "../h2/h2-message-checks.js";
 
-/** Fields that never cross the proxy, in either direction. */
-const HOP_BY_HOP: ReadonlySet<string> = new Set([...CONNECTION_SPECIFIC, "host", "http2-settings"]);
+/** `host` and `http2-settings`: fields of one hop that are not connection-specific (no malformed message). */
+export function isOneHopField(name: string): boolean {
+  return name === "host" || name === "http2-settings";
+}
 
 /**
  * True when a received field crosses to the other side: request and response headers keep their
@@ -18,5 +20,5 @@ const HOP_BY_HOP: ReadonlySet<string> = new Set([...CONNECTION_SPECIFIC, "host",
  */
 export function crossesProxy(name: string, keepPseudo: boolean): boolean {
   if (name.charCodeAt(0) === 0x3a /* : */) return keepPseudo;
-  return !HOP_BY_HOP.has(name);
+  return !CONNECTION_SPECIFIC.has(name) && !isOneHopField(name);
 }

@@ -25,6 +25,27 @@ export type EndpointChoice =
 
 const ANY_MODEL: ModelFilter = Object.freeze({ kind: "any" });
 
+/** What `affinityKeyOf` reads a stream's request headers through (a frames HeaderList is one). */
+export interface RequestHeaders {
+  get(name: string): string | undefined;
+}
+
+/**
+ * A stream's affinity key, for both engines: the value of the request header `affinity.key:
+ * header:<name>` names, the client's address for `source_ip`, else none (`triton_sequence` keys come
+ * from the message, in inference routing).
+ */
+export function affinityKeyOf(
+  cluster: UpstreamCluster,
+  clientAddress: string | undefined,
+  headers: RequestHeaders,
+): string | undefined {
+  const key = cluster.config.affinity?.key;
+  if (key === undefined) return undefined;
+  if (key === "source_ip") return clientAddress;
+  return key.startsWith("header:") ? headers.get(key.slice(7).toLowerCase()) : undefined;
+}
+
 export class StreamEndpointChoice {
   /** Attempts made so far (a retry is attempt 2 and on). */
   attempts = 0;

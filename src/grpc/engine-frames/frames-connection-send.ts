@@ -27,7 +27,8 @@ import { H2_INITIAL_SETTINGS, type H2Settings, type H2SettingsUpdate } from "../
 import { HpackEncoder } from "../../h2/hpack-encoder.js";
 import { HeaderList } from "../../h2/hpack-header-list.js";
 import { emptyArray } from "./frames-arrays.js";
-import { forwardable, forwardedFields } from "./frames-headers.js";
+import { crossesProxy } from "../header-rules.js";
+import { forwardedFields } from "./frames-headers.js";
 import type { ByteSink, ConnectionLink, Timers } from "./frames-link.js";
 import { FrameOutput } from "./frames-output.js";
 import { END_ON_DATA, type StreamConnection, type StreamEnd } from "./frames-stream-end.js";
@@ -345,7 +346,7 @@ export abstract class H2ConnectionSend implements StreamConnection {
     encoder.begin();
     for (let i = 0; i < list.length; i++) {
       const name = list.name(i);
-      if (!forwardable(name, keepPseudo)) continue;
+      if (!crossesProxy(name, keepPseudo)) continue;
       encoder.field(name, list.value(i), list.neverIndexed(i));
     }
     if (extra) encoder.field(extra[0], extra[1]);

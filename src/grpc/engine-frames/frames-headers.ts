@@ -7,7 +7,7 @@
  */
 import { FIELD_NEVER_INDEXED, HeaderList } from "../../h2/hpack-header-list.js";
 import { CONNECTION_SPECIFIC } from "../../h2/h2-message-checks.js";
-import { crossesProxy } from "../header-rules.js";
+import { crossesProxy, isOneHopField } from "../header-rules.js";
 
 const REQUEST_PSEUDO: ReadonlySet<string> = new Set([":method", ":scheme", ":path", ":authority"]);
 
@@ -63,7 +63,8 @@ export function upstreamRequest(
   if (authority !== undefined) out.add(":authority", authority);
   for (let i = 0; i < list.length; i++) {
     const name = list.name(i);
-    if (name.charCodeAt(0) === 0x3a || !crossesProxy(name, false)) continue;
+    // Connection-specific fields were refused above; what is left of one hop stays here.
+    if (name.charCodeAt(0) === 0x3a || isOneHopField(name)) continue;
     out.add(name, list.value(i), list.neverIndexed(i) ? FIELD_NEVER_INDEXED : 0);
   }
   return undefined;
@@ -90,17 +91,12 @@ export function releaseRequestList(list: HeaderList): void {
   spareRequestLists.push(list);
 }
 
-/** True when a received field crosses to the other side (pseudo-headers only in response headers). */
-export function forwardable(name: string, keepPseudo: boolean): boolean {
-  return crossesProxy(name, keepPseudo);
-}
-
 /** A response header block or trailers for the other side: connection-specific fields dropped. */
 export function forwardedFields(list: HeaderList, out: HeaderList, keepPseudo: boolean): void {
   out.clear();
   for (let i = 0; i < list.length; i++) {
     const name = list.name(i);
-    if (!forwardable(name, keepPseudo)) continue;
+    if (!crossesProxy(name, keepPseudo)) continue;
     out.add(name, list.value(i), list.neverIndexed(i) ? FIELD_NEVER_INDEXED : 0);
   }
 }

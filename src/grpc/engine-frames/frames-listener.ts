@@ -13,6 +13,7 @@ import { sizeBytes } from "../../config/config-units.js";
 import type { HeaderList } from "../../h2/hpack-header-list.js";
 import type { UpstreamCluster } from "../../cluster/upstream-cluster.js";
 import { GrpcListenerBase, listenerTlsOptions, type GrpcListenerBaseDeps } from "../grpc-listener-base.js";
+import { affinityKeyOf } from "../stream-endpoint-choice.js";
 import type { StreamOutcome } from "../stream-outcome.js";
 import { DownstreamConnection } from "./frames-downstream.js";
 import type { FramesRoute } from "./frames-stream.js";
@@ -138,10 +139,7 @@ export class FramesListener extends GrpcListenerBase {
 
   private route(request: HeaderList, clientAddress: string | undefined): FramesRoute {
     const cluster = this.deps.cluster();
-    const key = cluster.config.affinity?.key;
-    let affinityKey: string | undefined;
-    if (key?.startsWith("header:")) affinityKey = request.get(key.slice(7).toLowerCase());
-    else if (key === "source_ip") affinityKey = clientAddress;
+    const affinityKey = affinityKeyOf(cluster, clientAddress, request);
     return { cluster, pools: this.deps.pools(), clientAddress, affinityKey };
   }
 

@@ -23,7 +23,8 @@ import type { UpstreamCluster } from "../../cluster/upstream-cluster.js";
 import { GrpcListenerBase, listenerTlsOptions, type GrpcListenerBaseDeps } from "../grpc-listener-base.js";
 import type { StreamOutcome, StreamOwner } from "../stream-outcome.js";
 import type { ClusterPools } from "./cluster-pools.js";
-import { GrpcStreamProxy, type StreamRoute } from "./grpc-stream-proxy.js";
+import { affinityKeyOf } from "../stream-endpoint-choice.js";
+import { GrpcStreamProxy, headerValue, type StreamRoute } from "./grpc-stream-proxy.js";
 import { H2_TUNING } from "./h2-tuning.js";
 
 const MAX_STREAM_ID = 2 ** 31 - 1;
@@ -189,12 +190,9 @@ export class GrpcListener extends GrpcListenerBase {
     clearTimeout(state.idleTimer);
     const cluster = this.deps.cluster();
     const clientAddress = normalizeClientAddress(session.socket?.remoteAddress);
-    const key = cluster.config.affinity?.key;
-    const affinityKey = key?.startsWith("header:")
-      ? headerValue(headers[key.slice(7).toLowerCase()])
-      : key === "source_ip"
-        ? clientAddress
-        : undefined;
+    const affinityKey = affinityKeyOf(cluster, clientAddress, {
+      get: (name) => headerValue(headers[name]),
+    });
     const route: StreamRoute = { cluster, pools: this.deps.pools(), clientAddress, affinityKey };
     new GrpcStreamProxy(stream, headers, route, state);
   }
@@ -205,10 +203,6 @@ export class GrpcListener extends GrpcListenerBase {
     if (state.active === 0) this.armIdle(state.session, state);
     this.report(cluster, outcome);
   }
-}
-
-function headerValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }
 
 function noop(): void {}

@@ -229,7 +229,8 @@ function forwardedFields(headers: IncomingHttpHeaders, keepPseudo: boolean): Out
   return out;
 }
 
-function headerValue(value: string | string[] | undefined): string | undefined {
+/** The first value of a received header (node:http2 gives an array for some repeated fields). */
+export function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
