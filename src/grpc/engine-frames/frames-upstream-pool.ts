@@ -11,6 +11,7 @@ import type { Endpoint } from "../../balancer/endpoint-set.js";
 import type { ClusterConfig } from "../../config/config-schema.js";
 import { durationMs } from "../../config/config-units.js";
 import type { Logger } from "../../log/logger.js";
+import { ConnectBackoff } from "../connect-backoff.js";
 import { ClusterPoolSet, type EndpointPool } from "../cluster-pool-set.js";
 import { tlsOptionsOf, type UpstreamTls } from "../upstream-tls.js";
 import { SocketLink } from "./frames-socket-link.js";
@@ -21,9 +22,6 @@ export type ConnectionResult =
   | { readonly kind: "failed"; readonly reason: string };
 
 type Waiter = (result: ConnectionResult) => void;
-
-const BACKOFF_BASE_MS = 100;
-const BACKOFF_MAX_MS = 5000;
 
 export interface FramesPoolOptions {
   readonly connectTimeoutMs: number;
@@ -39,9 +37,7 @@ export class FramesUpstreamPool implements UpstreamEvents, EndpointPool {
   private readonly timers = new Map<UpstreamConnection, NodeJS.Timeout>();
   /** Why a connection's socket failed, for the streams that waited on it. */
   private readonly failureReasons = new WeakMap<UpstreamConnection, string>();
-  private consecutiveFailures = 0;
-  private retryAt = 0;
-  private lastFailure = "";
+  private readonly backoff = new ConnectBackoff();
   private closed = false;
   private readonly tlsOptions: ConnectionOptions | undefined;
 
@@ -63,8 +59,8 @@ export class FramesUpstreamPool implements UpstreamEvents, EndpointPool {
     const ready = this.tryAcquire();
     if (ready) return done({ kind: "ok", conn: ready });
     if (this.closed) return done({ kind: "failed", reason: "pool closed" });
-    if (Date.now() < this.retryAt)
-      return done({ kind: "failed", reason: `backing off after: ${this.lastFailure}` });
+    const backingOff = this.backoff.refusal();
+    if (backingOff !== undefined) return done({ kind: "failed", reason: backingOff });
     for (const [c, waiting] of this.waiters) {
       if (c.state === "connecting") {
         waiting.push(done);
@@ -94,8 +90,7 @@ export class FramesUpstreamPool implements UpstreamEvents, EndpointPool {
   onOpen(conn: UpstreamConnection): void {
     clearTimeout(this.timers.get(conn));
     this.timers.delete(conn);
-    this.consecutiveFailures = 0;
-    this.retryAt = 0;
+    this.backoff.succeeded();
     if (this.closed) conn.drain();
     const waiting = this.waiters.get(conn) ?? [];
     this.waiters.delete(conn);
@@ -150,10 +145,7 @@ export class FramesUpstreamPool implements UpstreamEvents, EndpointPool {
   }
 
   private failed(waiting: readonly Waiter[], reason: string): void {
-    this.consecutiveFailures++;
-    this.lastFailure = reason;
-    const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (this.consecutiveFailures - 1));
-    this.retryAt = Date.now() + backoff * (0.8 + 0.2 * Math.random());
+    this.backoff.failed(reason);
     for (const w of waiting) w({ kind: "failed", reason });
   }
 }

@@ -9,6 +9,7 @@ import type { Endpoint } from "../../balancer/endpoint-set.js";
 import type { Logger } from "../../log/logger.js";
 import { H2_TUNING } from "./h2-tuning.js";
 import type { EndpointPool } from "../cluster-pool-set.js";
+import { ConnectBackoff } from "../connect-backoff.js";
 import { tlsOptionsOf, type UpstreamTls } from "../upstream-tls.js";
 
 export type UpstreamSessionState = "connecting" | "open" | "draining" | "closed";
@@ -50,15 +51,10 @@ export type SessionResult =
 
 type Waiter = (result: SessionResult) => void;
 
-const BACKOFF_BASE_MS = 100;
-const BACKOFF_MAX_MS = 5000;
-
 export class UpstreamPool implements EndpointPool {
   private readonly sessions: UpstreamSession[] = [];
   private readonly waiters = new Map<UpstreamSession, Waiter[]>();
-  private consecutiveFailures = 0;
-  private retryAt = 0;
-  private lastFailure = "";
+  private readonly backoff = new ConnectBackoff();
   private closed = false;
   private readonly authority: string;
   private readonly tlsOptions: SecureClientSessionOptions | undefined;
@@ -83,8 +79,8 @@ export class UpstreamPool implements EndpointPool {
     const ready = this.tryAcquire();
     if (ready) return done({ kind: "ok", session: ready });
     if (this.closed) return done({ kind: "failed", reason: "pool closed" });
-    if (Date.now() < this.retryAt)
-      return done({ kind: "failed", reason: `backing off after: ${this.lastFailure}` });
+    const backingOff = this.backoff.refusal();
+    if (backingOff !== undefined) return done({ kind: "failed", reason: backingOff });
     for (const s of this.sessions) {
       if (s.state === "connecting") {
         s.reserved++;
@@ -142,10 +138,7 @@ export class UpstreamPool implements EndpointPool {
     const fail = (reason: string): void => {
       clearTimeout(timer);
       if (s.state !== "connecting") return;
-      this.consecutiveFailures++;
-      this.lastFailure = reason;
-      const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (this.consecutiveFailures - 1));
-      this.retryAt = Date.now() + backoff * (0.8 + 0.2 * Math.random());
+      this.backoff.failed(reason);
       s.transition("closed");
       this.forget(s);
       session.destroy();
@@ -158,8 +151,7 @@ export class UpstreamPool implements EndpointPool {
     session.once("remoteSettings", (settings: Settings) => {
       clearTimeout(timer);
       if (s.state !== "connecting") return;
-      this.consecutiveFailures = 0;
-      this.retryAt = 0;
+      this.backoff.succeeded();
       s.maxConcurrent = settings.maxConcurrentStreams ?? Number.MAX_SAFE_INTEGER;
       s.transition(this.closed ? "draining" : "open");
       this.serveWaiters(s);
