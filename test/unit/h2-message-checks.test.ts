@@ -6,7 +6,9 @@ import { FrameReader } from "../../src/h2/h2-frame-reader.js";
 import {
   BAD_CONTENT_LENGTH,
   NO_CONTENT_LENGTH,
+  CONNECTION_SPECIFIC,
   contentLengthOf,
+  hasConnectionSpecificField,
   parseContentLength,
   trailersMalformed,
 } from "../../src/h2/h2-message-checks.js";
@@ -36,6 +38,31 @@ describe("h2 message checks (RFC 9113 §8.1)", { timeout: 10_000 }, () => {
     assert.equal(trailersMalformed(list(["grpc-status", "0"], ["grpc-message", ""])), false);
     assert.equal(trailersMalformed(list(["grpc-status", "0"], [":status", "200"])), true);
     assert.equal(trailersMalformed(list()), false);
+  });
+
+  it("§8.2.2 every connection-specific field is found, among names of its length, in a reused list", () => {
+    const reused = new HeaderList();
+    for (const name of CONNECTION_SPECIFIC) {
+      // Names of the same lengths that are not connection-specific do not count.
+      const decoys = ["user-agent", ":authority", "content-type", "grpc-status", "x".repeat(name.length)];
+      reused.clear();
+      for (const d of decoys) reused.add(d, "v");
+      assert.equal(hasConnectionSpecificField(reused), false, `decoys for ${name}`);
+      reused.add(name, "v");
+      assert.equal(hasConnectionSpecificField(reused), true, name);
+      reused.clear();
+      assert.equal(hasConnectionSpecificField(reused), false, `${name} after clear`);
+    }
+    // A name of 32 octets or more shares a length bit with a shorter one: still only a scan.
+    assert.equal(hasConnectionSpecificField(list(["x".repeat(10 + 32), "v"])), false);
+  });
+
+  it("§8.1 a reused list forgets its pseudo-header fields on clear", () => {
+    const reused = list([":status", "200"]);
+    assert.equal(trailersMalformed(reused), true);
+    reused.clear();
+    reused.add("grpc-status", "0");
+    assert.equal(trailersMalformed(reused), false);
   });
 
   it("§8.1.1 content-length: digits only, repeated values must agree", () => {

@@ -59,7 +59,14 @@ export interface StreamConnection {
 export const END_ON_DATA = "end-on-data";
 
 export class StreamEnd {
-  state: StreamState = "idle";
+  private current: StreamState = "idle";
+  /**
+   * The state's closed halves, kept by `transition` (read per frame, so fields rather than a
+   * function of the state). Local: we sent END_STREAM (or RST_STREAM), nothing more goes out.
+   * Remote: the peer sent END_STREAM (or RST_STREAM), nothing more comes in.
+   */
+  private localDone = false;
+  private remoteDone = false;
   /** Peer's window for our DATA on this stream. */
   sendWindow: number;
   /** Our window for the peer's DATA. */
@@ -90,21 +97,27 @@ export class StreamEnd {
   transition(event: StreamEvent): StreamRefusal | undefined {
     const next = streamTransition(this.state, event);
     if (next === "PROTOCOL_ERROR" || next === "STREAM_CLOSED") return next;
-    this.state = next;
+    this.current = next;
+    this.localDone = !localOpen(next);
+    this.remoteDone = !remoteOpen(next);
     return undefined;
   }
 
+  get state(): StreamState {
+    return this.current;
+  }
+
   get closed(): boolean {
-    return this.state === "closed";
+    return this.localDone && this.remoteDone;
   }
 
   /** We sent END_STREAM (or RST_STREAM): nothing more goes out. */
   get localClosed(): boolean {
-    return !localOpen(this.state);
+    return this.localDone;
   }
 
   /** The peer sent END_STREAM (or RST_STREAM): nothing more comes in. */
   get remoteClosed(): boolean {
-    return !remoteOpen(this.state);
+    return this.remoteDone;
   }
 }
