@@ -202,19 +202,22 @@ export abstract class ProxiedStream<Up> {
     const choice = this.choice.next();
     if (choice.kind === "unavailable") return this.respondError(GrpcStatus.UNAVAILABLE, choice.message);
     this.moveTo("connecting");
-    this.openOn(choice.endpoint);
+    // The endpoint counts the stream from its pick, not from its connection: a burst that lands
+    // while a new connection is made sees it (a just-undrained endpoint would otherwise take it all).
+    const endpoint = choice.endpoint;
+    this.upEndpoint = endpoint;
+    this.cluster.acquire(endpoint);
+    this.openOn(endpoint);
   }
 
   /**
    * The engine opened `up` on `endpoint` (its request HEADERS sent, with END_STREAM when `sentEnd`):
-   * the endpoint counts it, and the buffered request follows.
+   * the buffered request follows.
    */
   protected opened(endpoint: Endpoint, sentEnd: boolean): void {
     const up = this.up as Up;
     this.moveTo("forwarded");
-    this.upEndpoint = endpoint;
     this.upStartedAt = performance.now();
-    this.cluster.acquire(endpoint);
     const replay = this.buffered;
     if (!this.replayable) this.buffered = [];
     for (let i = 0; i < replay.length; i++) {
@@ -227,13 +230,17 @@ export abstract class ProxiedStream<Up> {
   protected connectFailed(endpoint: Endpoint, reason: string): void {
     this.cluster.connectFailed(endpoint, reason);
     this.choice.connectFailed(endpoint, reason);
-    if (this.phase === "connecting") this.retryOrFail(`${endpoint.address}: ${reason}`);
+    if (this.phase !== "connecting" || endpoint !== this.upEndpoint) return;
+    this.endAttempt(undefined);
+    this.retryOrFail(`${endpoint.address}: ${reason}`);
   }
 
   /** The connection chosen on `endpoint` refused a new stream before sending it (it was going away). */
   protected refusedOnOpen(endpoint: Endpoint, reason: string): void {
     this.choice.refusedBy(endpoint, "refused");
-    if (this.phase === "connecting") this.retryOrFail(`${endpoint.address}: ${reason}`);
+    if (this.phase !== "connecting" || endpoint !== this.upEndpoint) return;
+    this.endAttempt(undefined);
+    this.retryOrFail(`${endpoint.address}: ${reason}`);
   }
 
   /**
@@ -309,10 +316,9 @@ export abstract class ProxiedStream<Up> {
     if (!this.moveTo("answered")) return;
     this.status = status;
     const up = this.up;
-    if (up !== undefined) {
-      this.abortUp(up);
-      this.endAttempt(status);
-    }
+    // An attempt still connecting holds its endpoint's count without having run anything there.
+    if (up !== undefined) this.abortUp(up);
+    this.endAttempt(up !== undefined ? status : undefined);
     this.answerClient(status, encodeGrpcMessage(message), this.choice.answerExplanation(), afterHeaders);
   }
 
@@ -347,6 +353,8 @@ export abstract class ProxiedStream<Up> {
       if (trailed) this.cluster.streamResult(endpoint, status !== GrpcStatus.UNAVAILABLE);
       this.abortUp(up);
       this.endAttempt(status);
+    } else {
+      this.endAttempt(undefined); // cancelled while connecting
     }
     this.finished();
     const choice = this.choice;
