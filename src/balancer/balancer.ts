@@ -4,7 +4,14 @@
  * health, drain, weight and membership changes cost nothing on picks that follow no change.
  */
 import { EndpointSet, type Endpoint } from "./endpoint-set.js";
-import type { PickContext, PickResult, Picker, PolicySnapshot, RandomSource } from "./picker.js";
+import {
+  unavailable,
+  type PickContext,
+  type PickResult,
+  type Picker,
+  type PolicySnapshot,
+  type RandomSource,
+} from "./picker.js";
 import type { LoadCosts } from "./load-cost.js";
 import { createPolicyPicker, type PolicyName } from "./policy.js";
 import { createAffinityPicker } from "./affinity.js";
@@ -35,10 +42,22 @@ export class Balancer {
     return this.options.policy;
   }
 
+  /**
+   * With caps (`max_active`), an endpoint at its cap is not eligible for the policy: a pick that
+   * lands on one is made again without the full ones, and "at_capacity" when every candidate is
+   * full. An affinity pick keeps its endpoint even when full: the caller waits for a slot there.
+   */
   pick(ctx: PickContext): PickResult {
     if (this.builtVersion !== this.endpoints.version) this.rebuild();
     if (ctx.affinityKey !== undefined && this.affinityPicker) return this.affinityPicker.pick(ctx);
-    return (this.picker as Picker).pick(ctx);
+    const picker = this.picker as Picker;
+    const first = picker.pick(ctx);
+    const set = this.endpoints;
+    if (first.kind !== "complete" || !set.hasCaps || set.hasRoom(first.endpoint)) return first;
+    const exclude = new Set(ctx.exclude);
+    for (const e of set.endpoints) if (!set.hasRoom(e)) exclude.add(e);
+    const again = picker.pick({ ...ctx, exclude });
+    return again.kind === "complete" ? again : unavailable("at_capacity");
   }
 
   private rebuild(): void {

@@ -81,6 +81,25 @@ export class EndpointCounters {
   }
 
   /** Returns the global active count after the release. */
+  /**
+   * Counts one more on `slot` unless it already holds `cap` (0 = no cap): one compare-and-swap
+   * loop on the shared count, so threads together never pass the cap.
+   */
+  tryAcquire(slot: number, cap: number): boolean {
+    if (cap <= 0) {
+      this.acquire(slot);
+      return true;
+    }
+    const active = this.active;
+    for (let seen = Atomics.load(active, slot); seen < cap; seen = Atomics.load(active, slot)) {
+      if (Atomics.compareExchange(active, slot, seen, seen + 1) === seen) {
+        this.total[slot] = (this.total[slot] ?? 0) + 1;
+        return true;
+      }
+    }
+    return false;
+  }
+
   release(slot: number): number {
     return Atomics.sub(this.active, slot, 1) - 1;
   }

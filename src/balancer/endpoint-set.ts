@@ -77,6 +77,9 @@ export class EndpointSet {
   readonly counters: EndpointCounters;
   private versionCounter = 0;
   private readonly listeners = new Set<() => void>();
+  private caps: ReadonlyMap<string, number> = new Map();
+  private defaultCap = 0;
+  private capped = false;
 
   constructor(
     readonly cluster: string,
@@ -189,6 +192,37 @@ export class EndpointSet {
   /** Counts one started connection or stream on `endpoint`. Pair with exactly one `release`. */
   acquire(endpoint: Endpoint): void {
     this.counters.acquire(endpoint.slot);
+  }
+
+  /**
+   * Each endpoint's cap on active work (0 = none), set from the config at each reload by every
+   * thread alike; endpoints not in `caps` get `defaultCap`.
+   */
+  setCaps(caps: ReadonlyMap<string, number>, defaultCap: number): void {
+    this.caps = caps;
+    this.defaultCap = defaultCap;
+    this.capped = defaultCap > 0 || [...caps.values()].some((c) => c > 0);
+  }
+
+  /** True when some endpoint has a cap. */
+  get hasCaps(): boolean {
+    return this.capped;
+  }
+
+  capOf(endpoint: Endpoint): number {
+    return this.caps.get(endpoint.address) ?? this.defaultCap;
+  }
+
+  /** True when `endpoint` is below its cap (or has none). */
+  hasRoom(endpoint: Endpoint): boolean {
+    if (!this.capped) return true;
+    const cap = this.capOf(endpoint);
+    return cap <= 0 || this.activeOf(endpoint) < cap;
+  }
+
+  /** Counts work on `endpoint` unless it is at its cap (exact across threads); pair a true with `release`. */
+  tryAcquire(endpoint: Endpoint): boolean {
+    return this.counters.tryAcquire(endpoint.slot, this.capped ? this.capOf(endpoint) : 0);
   }
 
   release(endpoint: Endpoint): void {

@@ -16,7 +16,7 @@ export interface PickContext {
 }
 
 /** Why no endpoint was picked; also a metric label and part of the message a client sees. */
-export type PickFailureReason = "no_healthy_endpoint" | "all_endpoints_tried";
+export type PickFailureReason = "no_healthy_endpoint" | "all_endpoints_tried" | "at_capacity";
 
 export type PickResult =
   | {
@@ -51,11 +51,13 @@ export interface LoadView {
 export type RandomSource = () => number;
 
 export function unavailable(reason: PickFailureReason): PickResult {
-  return reason === "no_healthy_endpoint" ? NO_HEALTHY : ALL_TRIED;
+  return reason === "no_healthy_endpoint" ? NO_HEALTHY : reason === "at_capacity" ? AT_CAPACITY : ALL_TRIED;
 }
 
 const NO_HEALTHY: PickResult = Object.freeze({ kind: "unavailable", reason: "no_healthy_endpoint" });
 const ALL_TRIED: PickResult = Object.freeze({ kind: "unavailable", reason: "all_endpoints_tried" });
+/** Endpoints could take the work but every one of them is at its cap (`max_active`). */
+const AT_CAPACITY: PickResult = Object.freeze({ kind: "unavailable", reason: "at_capacity" });
 
 /** `::ffff:10.0.0.1` → `10.0.0.1`, so one client hashes the same on v4 and dual-stack sockets. */
 export function normalizeClientAddress(address: string | undefined): string | undefined {

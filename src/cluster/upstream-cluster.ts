@@ -11,6 +11,7 @@ import type { PickContext, PickResult } from "../balancer/picker.js";
 import type { SequencePins } from "../balancer/sequence-pins.js";
 import type { ClusterConfig } from "../config/config-schema.js";
 import type { ModelReadiness } from "../health/model-readiness.js";
+import type { WorkQueue } from "./work-queue.js";
 
 /** Why an inference-aware stream went where it went (`fulcrum_route_decisions_total`'s `reason`). */
 export type RouteDecision = "affinity" | "model" | "cost" | "policy";
@@ -35,8 +36,14 @@ export interface UpstreamCluster {
   pick(ctx: PickContext): PickResult;
   /** Counts a routing decision of an inference-aware cluster; other clusters ignore it. */
   routeDecided(reason: RouteDecision): void;
+  /** Calls waiting for a free slot when every endpoint is at its cap (`clusters[].queue`). */
+  readonly queue: WorkQueue;
+
   /** A connection or stream starts on `endpoint`; pair with exactly one `release`. */
   acquire(endpoint: Endpoint): void;
+  /** `acquire` unless `endpoint` is at its cap (`max_active`, exact across threads); false: not counted. */
+  tryAcquire(endpoint: Endpoint): boolean;
+  /** The work on `endpoint` ended: its slot is free for a queued call. */
   release(endpoint: Endpoint): void;
   /** A data-path connect to `endpoint` failed (`reason` is for the debug log): fed to outlier detection. */
   connectFailed(endpoint: Endpoint, reason: string): void;

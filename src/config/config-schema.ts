@@ -175,6 +175,9 @@ const listener = object({
 const endpoint = object({
   address: address(1).describe("host:port or [v6]:port of the worker"),
   weight: int(1, 1000, 1).describe("Integer 1–1000; ignored by round_robin"),
+  max_active: int(0, 1_000_000, 0).describe(
+    "Most streams/connections on this endpoint at once; 0 = the cluster's max_active_per_endpoint",
+  ),
   name: text()
     .min(1, { error: "expected a non-empty name" })
     .optional()
@@ -242,6 +245,28 @@ const loadMetrics = object({
   interval: duration("1s").describe("Time between scrapes"),
 });
 
+/** A header name (lower case: HTTP/2 field names are); "" = not used. */
+const HEADER_NAME_RE = /^([a-z0-9!#$%&'*+.^_`|~-]+)?$/;
+
+const queue = object({
+  max_size: int(0, 1_000_000, 0).describe(
+    "Calls that may wait for a free slot (with caps); 0 = no queue: a call finding no free slot is shed at once",
+  ),
+  timeout: duration("1s").describe("A call waiting longer is shed (RESOURCE_EXHAUSTED, queue timeout)"),
+  priority_header: z
+    .string({ error: msg("a lower-case header name") })
+    .regex(HEADER_NAME_RE, { error: msg("a lower-case header name") })
+    .default("")
+    .describe(
+      'Request header holding an integer priority (lower is served first, absent = 0, negative = sheddable: never queued); "" = none',
+    ),
+  fairness_header: z
+    .string({ error: msg("a lower-case header name") })
+    .regex(HEADER_NAME_RE, { error: msg("a lower-case header name") })
+    .default("")
+    .describe('Request header naming a flow: within a priority, flows take turns; "" = one flow'),
+});
+
 const cluster = object({
   name: name().describe("Unique cluster name"),
   policy: oneOf(POLICIES)
@@ -252,6 +277,14 @@ const cluster = object({
     .describe("A stream/connection carrying the key sticks; others use the policy"),
   connect_timeout: duration("2s").describe("TCP connect (+ TLS + upstream SETTINGS for grpc)"),
   connect_attempts: int(1, 100, 3).describe("Total tries on distinct endpoints before giving up"),
+  max_active_per_endpoint: int(0, 1_000_000, 0).describe(
+    "Cap on streams/connections per endpoint (endpoints[].max_active overrides); 0 = no cap; an endpoint at its cap is not picked",
+  ),
+  queue: queue
+    .prefault({})
+    .describe(
+      "gRPC: where calls wait when every endpoint is at its cap; bound to an endpoint only when a slot frees",
+    ),
   discovery: oneOf(["static", "dns"])
     .default("static")
     .describe("static | dns: endpoint names re-resolved every dns_refresh"),

@@ -18,7 +18,8 @@ import type { UpstreamCluster } from "../cluster/upstream-cluster.js";
 import { GrpcStatus, encodeGrpcMessage, parseStatus, statusOfResetCode } from "./grpc-status.js";
 import { parseGrpcTimeout } from "./grpc-timeout.js";
 import { InferenceRouting } from "./inference-routing.js";
-import { StreamEndpointChoice } from "./stream-endpoint-choice.js";
+import { StreamEndpointChoice, type QueueKeys } from "./stream-endpoint-choice.js";
+import type { QueueEntry, QueuedCall, ShedReason } from "../cluster/work-queue.js";
 import type { StreamOwner } from "./stream-outcome.js";
 
 /** Request bytes kept for a retry; past it a stream is no longer retried (docs/architecture.md). */
@@ -31,6 +32,8 @@ export const RETRY_BUFFER_BYTES = 64 * 1024;
 export type StreamPhase =
   /** Waits for the head of the first message to choose its endpoint (inference routing). */
   | "routing"
+  /** Every endpoint it may use is at its cap: it waits in the cluster's queue, holding nothing upstream. */
+  | "queued"
   /** An attempt waits for a connection (a free stream slot) to its endpoint. */
   | "connecting"
   /** The request goes upstream on an attempt; no response byte yet, so a retry is still possible. */
@@ -45,9 +48,10 @@ export type StreamPhase =
   | "done";
 
 const MOVES: Readonly<Record<StreamPhase, readonly StreamPhase[]>> = {
-  routing: ["connecting", "answered", "done"],
-  connecting: ["connecting", "forwarded", "answered", "done"],
-  forwarded: ["connecting", "responding", "trailed", "answered", "done"],
+  routing: ["queued", "connecting", "answered", "done"],
+  queued: ["connecting", "answered", "done"],
+  connecting: ["queued", "connecting", "forwarded", "answered", "done"],
+  forwarded: ["queued", "connecting", "responding", "trailed", "answered", "done"],
   responding: ["trailed", "answered", "done"],
   trailed: ["done"],
   answered: ["done"],
@@ -59,6 +63,15 @@ export type UpstreamFailure = "refused" | "reset" | "lost";
 
 const EMPTY = Buffer.alloc(0);
 
+/** The end of a shed call's grpc-message. */
+const SHED_MESSAGES: Readonly<Record<ShedReason, string>> = {
+  queue_full: "queue full",
+  queue_timeout: "queue timeout",
+  evicted: "evicted from the queue by a call of higher priority",
+  sheddable: "every endpoint is at its cap and the call is sheddable (negative priority)",
+  no_queue: "every endpoint is at its cap and the cluster has no queue",
+};
+
 /** The stream's place in its cluster: the route inputs both engines give the core. */
 export interface StreamRouteInputs {
   readonly cluster: UpstreamCluster;
@@ -66,9 +79,11 @@ export interface StreamRouteInputs {
   readonly clientAddress: string | undefined;
   /** The affinity key of this stream (`header:<name>` value or the client address), if any. */
   readonly affinityKey: string | undefined;
+  /** Its priority and flow in the cluster's queue (`clusters[].queue`). */
+  readonly queueKeys: QueueKeys;
 }
 
-export abstract class ProxiedStream<Up> {
+export abstract class ProxiedStream<Up> implements QueuedCall {
   protected phase: StreamPhase = "routing";
   /** The gRPC status the client got or gets; set on entering `trailed` or `answered`. */
   protected status: number | undefined;
@@ -94,6 +109,9 @@ export abstract class ProxiedStream<Up> {
   private deadline: NodeJS.Timeout | undefined;
   private readonly started = performance.now();
   private readonly clientAddress: string | undefined;
+  private readonly queueKeys: QueueKeys;
+  /** Its place in the cluster's queue while `queued`. */
+  private queueEntry: QueueEntry | undefined;
 
   protected constructor(
     route: StreamRouteInputs,
@@ -102,6 +120,7 @@ export abstract class ProxiedStream<Up> {
   ) {
     this.cluster = route.cluster;
     this.clientAddress = route.clientAddress;
+    this.queueKeys = route.queueKeys;
     this.routing = InferenceRouting.forStream(route.cluster, method);
     this.choice = new StreamEndpointChoice(
       route.cluster,
@@ -195,19 +214,72 @@ export abstract class ProxiedStream<Up> {
     return true;
   }
 
-  /** An attempt on the next endpoint, or UNAVAILABLE when there is none. */
+  /**
+   * An attempt on the next endpoint, or UNAVAILABLE when there is none, or a place in the queue
+   * when every endpoint it may use is at its cap. A first attempt queues behind calls already
+   * waiting rather than take a slot that frees for them.
+   */
   private attempt(): void {
     const phase = this.phase;
     if (phase !== "routing" && phase !== "connecting" && phase !== "forwarded") return;
+    if (phase === "routing" && this.cluster.queue.waiting > 0) return this.enqueue(undefined);
     const choice = this.choice.next();
     if (choice.kind === "unavailable") return this.respondError(GrpcStatus.UNAVAILABLE, choice.message);
+    if (choice.kind === "full") return this.enqueue(choice.pinned);
+    this.startAttempt(choice.endpoint);
+  }
+
+  /**
+   * The attempt's endpoint was picked and counts the stream already (from its pick, not from its
+   * connection: a burst that lands while a new connection is made sees it, where a just-undrained
+   * endpoint would otherwise take it all).
+   */
+  private startAttempt(endpoint: Endpoint): void {
     this.moveTo("connecting");
-    // The endpoint counts the stream from its pick, not from its connection: a burst that lands
-    // while a new connection is made sees it (a just-undrained endpoint would otherwise take it all).
-    const endpoint = choice.endpoint;
     this.upEndpoint = endpoint;
-    this.cluster.acquire(endpoint);
     this.openOn(endpoint);
+  }
+
+  private enqueue(pinned: Endpoint | undefined): void {
+    const queued = this.cluster.queue.offer(this, this.queueKeys.priority, this.queueKeys.flow, pinned);
+    if (typeof queued === "string") return this.respondShed(queued);
+    this.moveTo("queued");
+    this.queueEntry = queued;
+  }
+
+  /** The queue's call: a slot may be free (late binding). True when the stream no longer waits. */
+  bind(): boolean {
+    if (this.phase !== "queued") return true;
+    const choice = this.choice.next();
+    if (choice.kind === "full") return false;
+    this.queueEntry = undefined;
+    if (choice.kind === "unavailable") {
+      this.respondError(GrpcStatus.UNAVAILABLE, choice.message);
+      return true;
+    }
+    this.startAttempt(choice.endpoint);
+    return true;
+  }
+
+  /** The queue's call: shed while waiting (evicted by a better priority, or `queue.timeout`). */
+  shed(reason: ShedReason): void {
+    this.queueEntry = undefined;
+    this.respondShed(reason);
+  }
+
+  private respondShed(reason: ShedReason): void {
+    this.respondError(
+      GrpcStatus.RESOURCE_EXHAUSTED,
+      `cluster "${this.cluster.name}" is overloaded: ${SHED_MESSAGES[reason]}`,
+    );
+  }
+
+  /** Leaves the queue when the stream ends or is answered while waiting. */
+  private leaveQueue(): void {
+    const entry = this.queueEntry;
+    if (entry === undefined) return;
+    this.queueEntry = undefined;
+    this.cluster.queue.leave(entry);
   }
 
   /**
@@ -314,6 +386,7 @@ export abstract class ProxiedStream<Up> {
   protected respondError(status: number, message: string): void {
     const afterHeaders = this.phase === "responding";
     if (!this.moveTo("answered")) return;
+    this.leaveQueue();
     this.status = status;
     const up = this.up;
     // An attempt still connecting holds its endpoint's count without having run anything there.
@@ -343,6 +416,7 @@ export abstract class ProxiedStream<Up> {
   protected finish(): void {
     const trailed = this.phase === "trailed";
     if (!this.moveTo("done")) return;
+    this.leaveQueue();
     if (this.deadline) clearTimeout(this.deadline);
     const up = this.up;
     const endpoint = this.upEndpoint;

@@ -9,6 +9,7 @@ import type { Endpoint } from "../balancer/endpoint-set.js";
 import { endpointShortage } from "../balancer/endpoint-shortage.js";
 import type { PickResult } from "../balancer/picker.js";
 import type { UpstreamCluster } from "../cluster/upstream-cluster.js";
+import { priorityOf } from "../cluster/work-queue.js";
 import {
   routeReason,
   routeSequence,
@@ -20,8 +21,16 @@ import {
 } from "./inference-routing.js";
 
 export type EndpointChoice =
+  /** The attempt's endpoint, its slot already counted (`acquire`d): pair with one `release`. */
   | { readonly kind: "endpoint"; readonly endpoint: Endpoint }
-  | { readonly kind: "unavailable"; readonly message: string };
+  | { readonly kind: "unavailable"; readonly message: string }
+  /**
+   * Every endpoint the stream may use is at its cap: it waits in the queue, for `pinned` alone when
+   * affinity or a Triton sequence keeps it there.
+   */
+  | { readonly kind: "full"; readonly pinned: Endpoint | undefined };
+
+const FULL: EndpointChoice = Object.freeze({ kind: "full", pinned: undefined });
 
 const ANY_MODEL: ModelFilter = Object.freeze({ kind: "any" });
 
@@ -44,6 +53,23 @@ export function affinityKeyOf(
   if (key === undefined) return undefined;
   if (key === "source_ip") return clientAddress;
   return key.startsWith("header:") ? headers.get(key.slice(7).toLowerCase()) : undefined;
+}
+
+/** A stream's queue order (`clusters[].queue`): its priority and flow from the configured headers. */
+export interface QueueKeys {
+  readonly priority: number;
+  readonly flow: string;
+}
+
+const NO_QUEUE_KEYS: QueueKeys = Object.freeze({ priority: 0, flow: "" });
+
+export function queueKeysOf(cluster: UpstreamCluster, headers: RequestHeaders): QueueKeys {
+  const q = cluster.config.queue;
+  if (q.priority_header === "" && q.fairness_header === "") return NO_QUEUE_KEYS;
+  return {
+    priority: q.priority_header === "" ? 0 : priorityOf(headers.get(q.priority_header)),
+    flow: q.fairness_header === "" ? "" : (headers.get(q.fairness_header) ?? ""),
+  };
 }
 
 export class StreamEndpointChoice {
@@ -108,6 +134,7 @@ export class StreamEndpointChoice {
         });
       }
     }
+    if (picked.kind === "unavailable" && picked.reason === "at_capacity") return FULL;
     if (picked.kind === "unavailable") {
       if (this.attempts === 0) this.failure = filter.kind === "only" ? "model_unavailable" : picked.reason;
       const message =
@@ -119,6 +146,12 @@ export class StreamEndpointChoice {
       return { kind: "unavailable", message };
     }
     const endpoint = picked.endpoint;
+    if (!cluster.tryAcquire(endpoint)) {
+      // At its cap: an affinity or sequence pick waits for that endpoint; a policy pick lost a race
+      // for the last slot (another thread, or the balancer's view) and waits for any.
+      const pinned = sequence !== undefined || this.affinityKey !== undefined;
+      return pinned ? { kind: "full", pinned: endpoint } : FULL;
+    }
     this.endpoint = endpoint;
     if (this.attempts === 0) {
       const reason = routeReason(cluster, sequence?.key ?? this.affinityKey, filter, picked);

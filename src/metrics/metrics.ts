@@ -2,7 +2,7 @@
  * Every Fulcrum metric, defined once against an injected prom-client Registry (tests get their own).
  * Names and labels follow docs/architecture.md's table: `fulcrum_` prefix, bounded labels, names never renamed.
  */
-import { Counter, Gauge, collectDefaultMetrics, type Registry } from "prom-client";
+import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from "prom-client";
 import { TalliedHistogram, TallyBook, type CounterTally } from "./metrics-tally.js";
 
 export interface Metrics {
@@ -30,6 +30,12 @@ export interface Metrics {
   readonly endpointInfo: Gauge<"cluster" | "endpoint" | "name">;
   /** 1 when the model (`clusters[].models`) is ready on the endpoint, else 0 (filled at scrape time). */
   readonly modelReady: Gauge<"cluster" | "endpoint" | "model" | "version">;
+  /** Calls waiting in a cluster's queue for a free slot (`clusters[].queue`), by priority. */
+  readonly queueDepth: Gauge<"cluster" | "priority">;
+  /** Time a call waited in the queue before it was bound to an endpoint or timed out. */
+  readonly queueWait: Histogram<"cluster">;
+  /** Calls shed by overload control, by reason (queue_full, queue_timeout, evicted, sheddable, no_queue). */
+  readonly shed: Counter<"cluster" | "reason">;
   /** Hot-path handles of `upstreamRequests`, `grpcStreams` and `bytes` (see metrics-tally.ts). */
   upstreamRequestsTally(labels: { cluster: string; endpoint: string }): CounterTally<"cluster" | "endpoint">;
   grpcStreamsTally(labels: {
@@ -174,6 +180,25 @@ export function createMetrics(registry: Registry, options: { processMetrics?: bo
       name: "fulcrum_model_ready",
       help: "1 when a configured model (clusters[].models) is ready on the endpoint, else 0.",
       labelNames: ["cluster", "endpoint", "model", "version"],
+      registers: r,
+    }),
+    queueDepth: new Gauge({
+      name: "fulcrum_queue_depth",
+      help: "Calls waiting in the cluster's queue for a free endpoint slot, by priority (the demand signal for autoscaling).",
+      labelNames: ["cluster", "priority"],
+      registers: r,
+    }),
+    queueWait: new Histogram({
+      name: "fulcrum_queue_wait_seconds",
+      help: "Time calls waited in the cluster's queue, until bound to an endpoint or shed.",
+      labelNames: ["cluster"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: r,
+    }),
+    shed: new Counter({
+      name: "fulcrum_shed_total",
+      help: "Calls shed by overload control (RESOURCE_EXHAUSTED), by reason.",
+      labelNames: ["cluster", "reason"],
       registers: r,
     }),
     upstreamRequestsTally: (labels) => requestsBook.tally(labels),

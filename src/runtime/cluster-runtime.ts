@@ -33,6 +33,7 @@ import { ClusterStats } from "../metrics/endpoint-stats.js";
 import { coarseNow } from "../metrics/coarse-clock.js";
 import { HealthChanges } from "../health/health-changes.js";
 import type { RouteDecision, UpstreamCluster } from "../cluster/upstream-cluster.js";
+import { WorkQueue, type WorkQueueSettings } from "../cluster/work-queue.js";
 
 export type ClusterRole = "all" | "control" | "data";
 
@@ -72,6 +73,8 @@ export class ClusterRuntime implements UpstreamCluster {
   readonly stats: ClusterStats;
   /** Each endpoint's last health change and why (main thread only); kept across reloads. */
   readonly healthChanges: HealthChanges;
+  /** Calls waiting for a slot (caps); carried across reloads with the calls in it. */
+  readonly queue: WorkQueue;
   private readonly scraper: LoadMetricsScraper | undefined;
   private readonly requestEjection: ClusterRuntimeDeps["requestEjection"];
   private readonly health: HealthChecker | undefined;
@@ -110,6 +113,13 @@ export class ClusterRuntime implements UpstreamCluster {
     this.stats = previous?.stats ?? new ClusterStats();
     this.healthChanges = previous?.healthChanges ?? new HealthChanges();
     this.pins = sequencePinsOf(config, previous?.pins?.buffers ?? deps.pins);
+    this.endpoints.setCaps(
+      new Map(config.endpoints.filter((e) => e.max_active > 0).map((e) => [e.address, e.max_active])),
+      config.max_active_per_endpoint,
+    );
+    this.queue = previous?.queue ?? this.newQueue(config);
+    this.queue.configure(queueSettings(config));
+    this.queue.retry(); // caps may have been raised
     if (previous) this.models.configure(config.models, thresholds);
     this.costs = config.policy === "least_loaded" ? this.loadCosts(previous) : undefined;
     this.balancer = new Balancer(this.endpoints, {
@@ -237,6 +247,10 @@ export class ClusterRuntime implements UpstreamCluster {
   /** A connection or stream starts on `endpoint`; pair with exactly one `release`. */
   acquire(endpoint: Endpoint): void {
     this.endpoints.acquire(endpoint);
+    this.countRequest(endpoint);
+  }
+
+  private countRequest(endpoint: Endpoint): void {
     let tally = this.requestTallies.get(endpoint);
     if (!tally) {
       tally = this.metrics.upstreamRequestsTally({ cluster: this.name, endpoint: endpoint.address });
@@ -245,8 +259,29 @@ export class ClusterRuntime implements UpstreamCluster {
     tally.add(1);
   }
 
+  tryAcquire(endpoint: Endpoint): boolean {
+    if (!this.endpoints.tryAcquire(endpoint)) return false;
+    this.countRequest(endpoint);
+    return true;
+  }
+
   release(endpoint: Endpoint): void {
     this.endpoints.release(endpoint);
+    this.queue.slotFreed(endpoint);
+  }
+
+  private newQueue(config: ClusterConfig): WorkQueue {
+    const cluster = config.name;
+    const m = this.metrics;
+    const queue = new WorkQueue(queueSettings(config), {
+      depthChanged: (priority, delta) => m.queueDepth.inc({ cluster, priority: String(priority) }, delta),
+      waited: (seconds) => m.queueWait.observe({ cluster }, seconds),
+      shed: (reason) => m.shed.inc({ cluster, reason }),
+    });
+    // Once per cluster (the set and the queue are carried across reloads): an endpoint that comes
+    // back, or a new one, is capacity without a release.
+    this.endpoints.onChange(() => queue.retry());
+    return queue;
   }
 
   /** A data-path connect to `endpoint` failed: counted, and fed to outlier detection. */
@@ -359,6 +394,10 @@ export class ClusterRuntime implements UpstreamCluster {
   ejectionEnded(address: string): void {
     this.outliers.uneject(address);
   }
+}
+
+function queueSettings(config: ClusterConfig): WorkQueueSettings {
+  return { maxSize: config.queue.max_size, timeoutMs: durationMs(config.queue.timeout) };
 }
 
 /** Live sequences one cluster can pin at once (a power of two; 64 Ki entries, 1 MiB of shared memory). */

@@ -13,9 +13,9 @@ import type { UpstreamCluster } from "../cluster/upstream-cluster.js";
 export interface ConnectFailure {
   /**
    * `drained`: every endpoint is drained; `no_healthy_endpoint`: nothing else to try at all;
-   * `connect_failed`: every attempt failed.
+   * `connect_failed`: every attempt failed; `at_capacity`: every endpoint is at its cap (`max_active`).
    */
-  readonly reason: "drained" | "no_healthy_endpoint" | "connect_failed";
+  readonly reason: "drained" | "no_healthy_endpoint" | "connect_failed" | "at_capacity";
   readonly detail: string;
 }
 
@@ -105,6 +105,8 @@ export function connectUpstream(
 }
 
 function failureOf(cluster: UpstreamCluster, reason: PickFailureReason, lastError: string): ConnectFailure {
+  if (reason === "at_capacity")
+    return { reason, detail: `every endpoint of cluster "${cluster.name}" is at its cap (max_active)` };
   if (reason === "all_endpoints_tried" || lastError !== "")
     return { reason: "connect_failed", detail: lastError };
   const shortage = endpointShortage(cluster.name, cluster.endpoints.endpoints);

@@ -24,7 +24,7 @@ import { LiveSet, type LiveSetMember } from "../net/live-set.js";
 
 /** Why a downstream connection was closed without being served; also the metric's `reason` label. */
 export type RefusalReason =
-  "max_connections" | "no_healthy_endpoint" | "drained" | "connect_failed" | "draining";
+  "max_connections" | "no_healthy_endpoint" | "drained" | "connect_failed" | "draining" | "at_capacity";
 
 /**
  * How a connection ended, the access log's `close_reason`: both sides finished (`done`), a side reset

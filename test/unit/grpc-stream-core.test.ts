@@ -46,7 +46,11 @@ class TestStream extends ProxiedStream<TestUp> {
     private readonly openings: (address: string) => Opening,
     options: { timeout?: string; requestEnded?: boolean } = {},
   ) {
-    super({ cluster, clientAddress: "127.0.0.1", affinityKey: undefined }, "/test.Echo/Unary", owner);
+    super(
+      { cluster, clientAddress: "127.0.0.1", affinityKey: undefined, queueKeys: { priority: 0, flow: "" } },
+      "/test.Echo/Unary",
+      owner,
+    );
     this.begin(options.timeout, options.requestEnded ?? false);
   }
 

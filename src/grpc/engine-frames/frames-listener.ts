@@ -13,7 +13,7 @@ import { sizeBytes } from "../../config/config-units.js";
 import type { HeaderList } from "../../h2/hpack-header-list.js";
 import type { UpstreamCluster } from "../../cluster/upstream-cluster.js";
 import { GrpcListenerBase, listenerTlsOptions, type GrpcListenerBaseDeps } from "../grpc-listener-base.js";
-import { affinityKeyOf } from "../stream-endpoint-choice.js";
+import { affinityKeyOf, queueKeysOf } from "../stream-endpoint-choice.js";
 import type { StreamOutcome } from "../stream-outcome.js";
 import { DownstreamConnection } from "./frames-downstream.js";
 import type { FramesRoute } from "./frames-stream.js";
@@ -140,7 +140,8 @@ export class FramesListener extends GrpcListenerBase {
   private route(request: HeaderList, clientAddress: string | undefined): FramesRoute {
     const cluster = this.deps.cluster();
     const affinityKey = affinityKeyOf(cluster, clientAddress, request);
-    return { cluster, pools: this.deps.pools(), clientAddress, affinityKey };
+    const queueKeys = queueKeysOf(cluster, request);
+    return { cluster, pools: this.deps.pools(), clientAddress, affinityKey, queueKeys };
   }
 
   private onStreamStart(_conn: DownstreamConnection): void {

@@ -23,7 +23,7 @@ import type { UpstreamCluster } from "../../cluster/upstream-cluster.js";
 import { GrpcListenerBase, listenerTlsOptions, type GrpcListenerBaseDeps } from "../grpc-listener-base.js";
 import type { StreamOutcome, StreamOwner } from "../stream-outcome.js";
 import type { ClusterPools } from "./cluster-pools.js";
-import { affinityKeyOf } from "../stream-endpoint-choice.js";
+import { affinityKeyOf, queueKeysOf } from "../stream-endpoint-choice.js";
 import { GrpcStreamProxy, headerValue, type StreamRoute } from "./grpc-stream-proxy.js";
 import { H2_TUNING } from "./h2-tuning.js";
 
@@ -190,10 +190,10 @@ export class GrpcListener extends GrpcListenerBase {
     clearTimeout(state.idleTimer);
     const cluster = this.deps.cluster();
     const clientAddress = normalizeClientAddress(session.socket?.remoteAddress);
-    const affinityKey = affinityKeyOf(cluster, clientAddress, {
-      get: (name) => headerValue(headers[name]),
-    });
-    const route: StreamRoute = { cluster, pools: this.deps.pools(), clientAddress, affinityKey };
+    const fields = { get: (name: string) => headerValue(headers[name]) };
+    const affinityKey = affinityKeyOf(cluster, clientAddress, fields);
+    const queueKeys = queueKeysOf(cluster, fields);
+    const route: StreamRoute = { cluster, pools: this.deps.pools(), clientAddress, affinityKey, queueKeys };
     new GrpcStreamProxy(stream, headers, route, state);
   }
 
