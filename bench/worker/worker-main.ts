@@ -26,6 +26,8 @@ export interface WorkerSpec {
   readonly host?: string;
   /** Triton only: serve the Prometheus queue gauge on `host`, at one port shared by every such worker. */
   readonly metrics?: boolean;
+  /** Sim only: serve an Infer whose client has gone anyway, as Triton does (counted in `wasted`). */
+  readonly finishCancelled?: boolean;
 }
 
 export interface WorkerCounters {
@@ -35,6 +37,8 @@ export interface WorkerCounters {
   failed: number;
   /** Response messages sent (streaming counts each one). */
   messages: number;
+  /** Infer calls served after their client had gone (sim workers with `finishCancelled`). */
+  wasted: number;
 }
 
 function countingInterceptor(counters: WorkerCounters): grpc.ServerInterceptor {
@@ -63,7 +67,7 @@ async function main(): Promise<void> {
   const bound: { name: string; address: string }[] = [];
   let metricsPort = 0;
   for (const spec of specs) {
-    const c: WorkerCounters = { name: spec.name, ok: 0, failed: 0, messages: 0 };
+    const c: WorkerCounters = { name: spec.name, ok: 0, failed: 0, messages: 0, wasted: 0 };
     counters.push(c);
     const options = {
       name: spec.name,
@@ -78,7 +82,12 @@ async function main(): Promise<void> {
       const triton = new SimTritonWorker(options);
       if (spec.metrics) metricsPort = (await triton.listenMetrics(host, metricsPort)).port;
       worker = triton;
-    } else worker = new SimGrpcWorker(options);
+    } else {
+      const sim = new SimGrpcWorker({ ...options, finishCancelled: spec.finishCancelled });
+      // The count lives in the worker; the counters IPC reads it on each ask.
+      Object.defineProperty(c, "wasted", { get: () => sim.wasted, enumerable: true });
+      worker = sim;
+    }
     running.push(worker);
     const where = await worker.listen(host, 0);
     bound.push({ name: spec.name, address: where.address });

@@ -20,6 +20,12 @@ export interface SimGrpcWorkerOptions {
   readonly slots?: number | undefined;
   /** Multiplier on the service time: 2 is a worker half as fast (default 1). */
   readonly speed?: number | undefined;
+  /**
+   * true: an Infer whose client has gone (cancelled, or past its deadline) still waits for its slot
+   * and is served, as Triton does with its default queue policy; it is counted in `wasted`. false
+   * (default): it leaves the queue, or its service stops, at once.
+   */
+  readonly finishCancelled?: boolean | undefined;
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS the worker advertises (`grpc.max_concurrent_streams`). */
   readonly maxConcurrentStreams?: number | undefined;
   readonly serverOptions?: grpc.ServerOptions | undefined;
@@ -101,6 +107,8 @@ export class SimGrpcWorker {
   maxActive = 0;
   /** Infer/Echo calls whose client cancelled (or whose deadline passed) before the answer. */
   cancelled = 0;
+  /** Infer calls served for a client that had already gone (`finishCancelled`): GPU time wasted. */
+  wasted = 0;
   /** Calls answered with a reset stream by `resetEvery`. */
   resets = 0;
   /** grpc.health.v1 Check calls received. */
@@ -227,20 +235,27 @@ export class SimGrpcWorker {
   }
 
   private infer(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: Callback, state: UnaryState): void {
+    const keepsWorking = this.options.finishCancelled === true;
     const start = (): void => {
       const answer = (): void => {
-        state.done = true;
         this.releaseSlot();
+        if (state.done) {
+          this.wasted++; // the client left while the call waited or ran
+          return;
+        }
+        state.done = true;
         call.sendMetadata(this.workerMetadata());
         callback(null, Buffer.from(this.options.name));
       };
       const serviceMs = (this.options.baseLatencyMs ?? 0) * (this.options.speed ?? 1);
       if (serviceMs <= 0) return answer();
       const timer = setTimeout(answer, serviceMs);
-      state.abort = () => {
-        clearTimeout(timer);
-        this.releaseSlot();
-      };
+      state.abort = keepsWorking
+        ? undefined
+        : () => {
+            clearTimeout(timer);
+            this.releaseSlot();
+          };
     };
     if (this.active < (this.options.slots ?? Infinity)) {
       this.active++;
@@ -248,6 +263,7 @@ export class SimGrpcWorker {
       return start();
     }
     this.queue.push(start);
+    if (keepsWorking) return;
     state.abort = () => {
       const i = this.queue.indexOf(start);
       if (i >= 0) this.queue.splice(i, 1);

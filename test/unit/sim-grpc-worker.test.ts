@@ -194,6 +194,28 @@ describe("sim gRPC worker", { timeout: 30_000 }, () => {
     });
   });
 
+  it("with finishCancelled, serves a call whose client has gone anyway and counts it as wasted", async () => {
+    await withWorker(
+      { name: "w", slots: 1, baseLatencyMs: 300, finishCancelled: true },
+      async (worker, client) => {
+        const calls = [0, 1].map(() => {
+          let settle: (err: grpc.ServiceError | null) => void = () => {};
+          const reply = new Promise<grpc.ServiceError | null>((resolve) => (settle = resolve));
+          return { call: client.Infer(Buffer.from("x"), (err) => settle(err)), reply };
+        });
+        await until(() => worker.active === 1 && worker.queued === 1);
+        for (const { call } of calls) call.cancel();
+        for (const { reply } of calls) assert.equal((await reply)?.code, grpc.status.CANCELLED);
+        // The slot stays taken: the first call runs out its service, then the queued one gets it.
+        assert.equal(worker.active, 1);
+        await until(() => worker.wasted === 2);
+        assert.equal(worker.active, 0);
+        assert.equal(worker.queued, 0);
+        assert.equal(worker.cancelled, 2);
+      },
+    );
+  });
+
   it("answers health Check (counted) and streams Watch updates", async () => {
     await withWorker({ name: "w" }, async (worker) => {
       const Health = healthService();
