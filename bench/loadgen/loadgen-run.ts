@@ -44,6 +44,8 @@ export interface WindowStats {
   readonly ok: number;
   readonly errors: number;
   readonly histogram: LatencyHistogram;
+  /** Latency of the calls answered OK only. */
+  readonly okHistogram: LatencyHistogram;
   readonly statuses: Record<string, number>;
 }
 
@@ -76,7 +78,9 @@ export async function runLoad(spec: LoadSpec): Promise<LoadRun> {
       if (status === 0) current.ok++;
       else current.errors++;
       current.statuses[String(status)] = (current.statuses[String(status)] ?? 0) + 1;
-      current.histogram.recordMs(performance.now() - sentAtMs);
+      const ms = performance.now() - sentAtMs;
+      current.histogram.recordMs(ms);
+      if (status === 0) current.okHistogram.recordMs(ms);
       // Closed loop: the lane that answered sends the next request (a stream keeps one in flight).
       if (closedLoop && !stopped) sendOn(lanes[index], performance.now());
     };
@@ -137,9 +141,17 @@ function newWindow(): {
   ok: number;
   errors: number;
   histogram: LatencyHistogram;
+  okHistogram: LatencyHistogram;
   statuses: Record<string, number>;
 } {
-  return { requests: 0, ok: 0, errors: 0, histogram: new LatencyHistogram(), statuses: {} };
+  return {
+    requests: 0,
+    ok: 0,
+    errors: 0,
+    histogram: new LatencyHistogram(),
+    okHistogram: new LatencyHistogram(),
+    statuses: {},
+  };
 }
 
 /** `bytes` behind the 5-byte gRPC message prefix (uncompressed). */

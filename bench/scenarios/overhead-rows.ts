@@ -22,6 +22,8 @@ export interface OverheadRow {
   readonly cpuUnit: "s/GiB" | "µs/req" | "µs/conn" | "µs/msg";
   /** Response messages per completed request, checked against the worker's counters (gRPC rows). */
   readonly messagesPerRequest?: number;
+  /** Calls in flight at most (gRPC rows): those the end of a run may cut, CANCELLED at the worker. */
+  readonly inFlight?: number;
   run(port: number, seconds: number, dir: string): Promise<ToolResult>;
 }
 
@@ -32,6 +34,7 @@ const unary = (connections: number, streams: number): OverheadRow => ({
   unit: "req/s",
   cpuUnit: "µs/req",
   messagesPerRequest: 1,
+  inFlight: connections * streams,
   run: (port, seconds, dir) =>
     h2load({ port, seconds, dir, connections, streams, payloadBytes: 100, path: "/fulcrum.sim.Worker/Echo" }),
 });
@@ -78,6 +81,7 @@ export const OVERHEAD_ROWS: readonly OverheadRow[] = [
     unit: "msg/s",
     cpuUnit: "µs/msg",
     messagesPerRequest: STREAM_REPEAT,
+    inFlight: 4,
     run: async (port, seconds, dir) => {
       const r = await h2load({
         port,

@@ -6,10 +6,12 @@
 import type { TargetName } from "../targets/target.js";
 import { overheadMarkdown, overheadSvg } from "../report/report-overhead.js";
 import { policiesMarkdown, policiesSvg } from "../report/report-policies.js";
+import { overloadMarkdown, overloadSvg } from "../report/report-overload.js";
+import { runOverload } from "./scenario-overload.js";
 import { runOverhead } from "./scenario-overhead.js";
 import { runPolicies } from "./scenario-policies.js";
 
-export const SCENARIOS = ["overhead", "policies"] as const;
+export const SCENARIOS = ["overhead", "policies", "overload"] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface ScenarioOptions {
@@ -60,6 +62,23 @@ export async function runScenario(name: ScenarioName, o: ScenarioOptions): Promi
       json: { measurements: ms },
       svgs: { "overhead.svg": overheadSvg(ms) },
       problems,
+    };
+  }
+  if (name === "overload") {
+    const result = await runOverload({
+      targets: o.targets ?? ["fulcrum", "haproxy"],
+      repeat: o.repeat,
+      seconds: o.seconds ?? (o.quick ? 2 : 15),
+      quick: o.quick,
+      dir: o.dir,
+      variants: o.policies,
+      say: o.say,
+    });
+    return {
+      markdown: overloadMarkdown(result),
+      json: { ...result },
+      svgs: { "overload.svg": overloadSvg(result) },
+      problems: result.problems,
     };
   }
   const result = await runPolicies({

@@ -37,6 +37,12 @@ export function fulcrumConfig(
       `    policy: ${l.policy ?? "round_robin"}`,
       "    health_check: { type: none }",
     );
+    if (l.caps)
+      lines.push(
+        `    max_active_per_endpoint: ${l.caps.perEndpoint}`,
+        `    queue: { max_size: ${l.caps.queueSize}, timeout: ${l.caps.queueTimeoutMs}ms, ` +
+          `priority_header: "${l.caps.priorityHeader}", fairness_header: "${l.caps.fairnessHeader}" }`,
+      );
     if (l.loadMetrics && l.policy === "least_loaded")
       lines.push(
         `    load_metrics: { port: ${l.loadMetrics.port}, path: /metrics, interval: ${l.loadMetrics.intervalMs}ms }`,

@@ -41,7 +41,16 @@ export async function startHaproxy(
     const port = await freePort();
     ports.set(l.name, port);
     const proto = l.protocol === "grpc" ? " proto h2" : "";
-    const servers = l.upstreams.map((a, i) => `  server w${i} ${a}${proto}`).join("\n");
+    const maxconn = l.caps ? ` maxconn ${l.caps.perEndpoint}` : "";
+    const rules = l.caps
+      ? [
+          `  timeout queue ${l.caps.queueTimeoutMs}ms`,
+          `  http-request set-priority-class req.hdr(${l.caps.priorityHeader}) if { req.hdr(${l.caps.priorityHeader}) -m found }`,
+        ]
+      : [];
+    const servers = [...rules, ...l.upstreams.map((a, i) => `  server w${i} ${a}${proto}${maxconn}`)].join(
+      "\n",
+    );
     cfg += peerTemplate(`haproxy-${l.protocol}.cfg`, {
       NAME: l.name,
       PORT: port,

@@ -45,6 +45,22 @@ export interface ListenerSpec {
   readonly policy?: Policy;
   /** Fulcrum `least_loaded` only: scrape each worker's queue gauge (`load_metrics`) at this port. */
   readonly loadMetrics?: { readonly port: number; readonly intervalMs: number } | undefined;
+  /** Overload control (gRPC): a cap per upstream and a queue in front of them. */
+  readonly caps?: ListenerCaps | undefined;
+}
+
+/**
+ * At most `perEndpoint` calls at once on each upstream; the rest wait up to `queueTimeoutMs`, ordered
+ * by the integer in `priorityHeader` (lower first). Fulcrum: `max_active_per_endpoint` and `queue`
+ * (with `fairnessHeader` flows); HAProxy: server `maxconn`, `timeout queue` and
+ * `http-request set-priority-class` (it has no fairness between flows).
+ */
+export interface ListenerCaps {
+  readonly perEndpoint: number;
+  readonly queueSize: number;
+  readonly queueTimeoutMs: number;
+  readonly priorityHeader: string;
+  readonly fairnessHeader: string;
 }
 
 export interface StartOptions {

@@ -34,6 +34,8 @@ export interface WorkerCounters {
   readonly name: string;
   /** Calls whose final status was OK / anything else. */
   ok: number;
+  /** Calls that ended CANCELLED (the client, or a proxy for it, reset the stream) / any other non-OK. */
+  cancelled: number;
   failed: number;
   /** Response messages sent (streaming counts each one). */
   messages: number;
@@ -50,6 +52,7 @@ function countingInterceptor(counters: WorkerCounters): grpc.ServerInterceptor {
       },
       sendStatus(status, next) {
         if (status.code === grpc.status.OK) counters.ok++;
+        else if (status.code === grpc.status.CANCELLED) counters.cancelled++;
         else counters.failed++;
         next(status);
       },
@@ -67,7 +70,7 @@ async function main(): Promise<void> {
   const bound: { name: string; address: string }[] = [];
   let metricsPort = 0;
   for (const spec of specs) {
-    const c: WorkerCounters = { name: spec.name, ok: 0, failed: 0, messages: 0, wasted: 0 };
+    const c: WorkerCounters = { name: spec.name, ok: 0, cancelled: 0, failed: 0, messages: 0, wasted: 0 };
     counters.push(c);
     const options = {
       name: spec.name,

@@ -48,9 +48,21 @@ export async function startWorkerPool(specs: readonly WorkerSpec[]): Promise<Wor
 export function counterDelta(
   before: readonly WorkerCounters[],
   after: readonly WorkerCounters[],
-): { ok: number; failed: number; messages: number; perWorker: { name: string; ok: number }[] } {
+): {
+  ok: number;
+  cancelled: number;
+  failed: number;
+  messages: number;
+  perWorker: { name: string; ok: number }[];
+} {
   const perWorker = after.map((a, i) => ({ name: a.name, ok: a.ok - (before[i]?.ok ?? 0) }));
-  const sum = (k: "ok" | "failed" | "messages"): number =>
+  const sum = (k: "ok" | "cancelled" | "failed" | "messages"): number =>
     after.reduce((n, a, i) => n + a[k] - (before[i]?.[k] ?? 0), 0);
-  return { ok: sum("ok"), failed: sum("failed"), messages: sum("messages"), perWorker };
+  return {
+    ok: sum("ok"),
+    cancelled: sum("cancelled"),
+    failed: sum("failed"),
+    messages: sum("messages"),
+    perWorker,
+  };
 }

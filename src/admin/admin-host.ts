@@ -32,6 +32,8 @@ export interface AdminHost {
   listenerStatus(): Promise<readonly ListenerStatus[]>;
   /** Each cluster's endpoint stats by address, merged over worker threads. */
   endpointStats(): Promise<ReadonlyMap<string, ReadonlyMap<string, EndpointStats>>>;
+  /** Each cluster's queued calls (`clusters[].queue`) by priority, summed over worker threads. */
+  queueDepths(): Promise<ReadonlyMap<string, Readonly<Record<string, number>>>>;
   /** Prometheus text of the whole process. */
   metricsText(): Promise<string>;
   /** Records a weight set through the admin API, so a reload keeps it. */

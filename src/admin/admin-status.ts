@@ -7,9 +7,10 @@
  * Fields are only ever added (tools outside the project read this document): the endpoint `name`,
  * `latency_ms` over the last minute, `statuses` (streams by non-OK gRPC status), the
  * `last_health_change`, `models` readiness and a 5-minute `history` per endpoint; the process's
- * `version` and `uptime_seconds`.
+ * `version` and `uptime_seconds`; each endpoint's `max_active` cap and each cluster's `queue`.
  */
 import { readFileSync } from "node:fs";
+import { durationMs } from "../config/config-units.js";
 import { statusName } from "../grpc/grpc-status.js";
 import type { HistoryBucket } from "../metrics/latency-window.js";
 import { LatencyWindow, SUMMARY_BUCKETS, WINDOW_BUCKET_MS } from "../metrics/latency-window.js";
@@ -23,6 +24,8 @@ export interface EndpointStatus {
   readonly health: "healthy" | "unhealthy" | "ejected";
   readonly drained: boolean;
   readonly active: number;
+  /** The endpoint's cap on active work (`max_active` or the cluster's default); 0 = none. */
+  readonly max_active: number;
   readonly total: number;
   /** Data-path failures: connect failures and resets (not answers with an error status: `statuses`). */
   readonly failures: number;
@@ -53,7 +56,18 @@ export interface StatusDocument {
     engine: string | null;
     active: number;
   }[];
-  readonly clusters: readonly { name: string; policy: string; endpoints: readonly EndpointStatus[] }[];
+  readonly clusters: readonly {
+    name: string;
+    policy: string;
+    /** Calls waiting for a free slot (`clusters[].queue`), in all, by priority, and the queue's bounds. */
+    queue: {
+      depth: number;
+      by_priority: Readonly<Record<string, number>>;
+      max_size: number;
+      timeout_ms: number;
+    };
+    endpoints: readonly EndpointStatus[];
+  }[];
   readonly draining: boolean;
   /** Fulcrum's version (package.json). */
   readonly version: string;
@@ -63,7 +77,11 @@ export interface StatusDocument {
 }
 
 export async function statusOf(host: AdminHost, nowMs = Date.now()): Promise<StatusDocument> {
-  const [listeners, stats] = await Promise.all([host.listenerStatus(), host.endpointStats()]);
+  const [listeners, stats, queues] = await Promise.all([
+    host.listenerStatus(),
+    host.endpointStats(),
+    host.queueDepths(),
+  ]);
   return {
     listeners: listeners.map((l) => ({
       name: l.name,
@@ -76,9 +94,16 @@ export async function statusOf(host: AdminHost, nowMs = Date.now()): Promise<Sta
       const set = c.endpoints;
       const names = endpointNames(c);
       const clusterStats = stats.get(c.name);
+      const queued = queues.get(c.name) ?? {};
       return {
         name: c.name,
         policy: c.config.policy,
+        queue: {
+          depth: Object.values(queued).reduce((n, x) => n + x, 0),
+          by_priority: queued,
+          max_size: c.config.queue.max_size,
+          timeout_ms: durationMs(c.config.queue.timeout),
+        },
         endpoints: set.endpoints.map((e): EndpointStatus => {
           const s = clusterStats?.get(e.address);
           const latency = s?.window.summary(nowMs);
@@ -89,6 +114,7 @@ export async function statusOf(host: AdminHost, nowMs = Date.now()): Promise<Sta
             health: e.health === "unhealthy" ? "unhealthy" : e.ejected ? "ejected" : "healthy",
             drained: e.drained,
             active: set.activeOf(e),
+            max_active: set.capOf(e),
             total: set.totalOf(e),
             failures: set.failuresOf(e),
             name: names.get(e.address) ?? null,

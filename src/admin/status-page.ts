@@ -1,9 +1,9 @@
 /**
  * The status page at `/`: one self-contained HTML page (no build step, no external assets) that
  * polls `/status` every second and shows every listener, cluster and endpoint — name, health and
- * its last change, weight, drained, active, request rate, errors, non-OK gRPC statuses, p50/p99
+ * its last change, weight, drained, active and cap, request rate, errors, non-OK gRPC statuses, p50/p99
  * over the last minute and a 5-minute sparkline (inline SVG) of rate and p99 — like HAProxy's stats
- * page, with Fulcrum's version and uptime. When a fetch of `/status` fails the last data stays,
+ * page, with Fulcrum's version and uptime, and each cluster's queue depth when it has a queue. When a fetch of `/status` fails the last data stays,
  * greyed out, under "cannot reach Fulcrum since HH:MM:SS". `?refresh=MS` changes the period.
  */
 export const STATUS_PAGE_HTML = `<!doctype html>
@@ -140,14 +140,17 @@ export const STATUS_PAGE_HTML = `<!doctype html>
           el("td", { "data-col": "health" }, el("span", { class: "health " + e.health }, e.health)),
           change(e),
           el("td", { "data-col": "drained" }, e.drained ? el("span", { class: "health drained" }, "drained") : "no"),
-          num(e.weight, "weight"), num(e.active, "active"), num(rate, "rate"), num(e.total, "total"), num(e.failures, "errors"),
+          num(e.weight, "weight"), num(e.active, "active"), num(e.max_active ? e.max_active : "—", "cap"), num(rate, "rate"), num(e.total, "total"), num(e.failures, "errors"),
           statuses(e),
           num(ms(latency.p50), "p50"), num(ms(latency.p99), "p99"),
           el("td", { "data-col": "spark" }, e.history ? sparkline(e.history, bucketSeconds) : ""));
       });
-      const heads = ["endpoint" + (hasModels ? " · models" : ""), "name", "health", "last health change", "drained", "weight", "active", "req/s", "total", "errors", "statuses", "p50 ms", "p99 ms", "last 5 min"];
+      const heads = ["endpoint" + (hasModels ? " · models" : ""), "name", "health", "last health change", "drained", "weight", "active", "cap", "req/s", "total", "errors", "statuses", "p50 ms", "p99 ms", "last 5 min"];
       return el("section", { "data-cluster": c.name },
-        el("h2", {}, "Cluster " + c.name + " · " + c.policy),
+        el("h2", {}, "Cluster " + c.name + " · " + c.policy,
+          c.queue && (c.queue.max_size > 0 || c.queue.depth > 0)
+            ? el("span", { class: "queue", "data-col": "queue", title: JSON.stringify(c.queue.by_priority) }, " · queued " + c.queue.depth + " / " + c.queue.max_size)
+            : ""),
         el("div", { class: "scroll" }, el("table", {},
           el("thead", {}, el("tr", {}, ...heads.map((h) => el("th", {}, h)))),
           el("tbody", {}, ...rows))));

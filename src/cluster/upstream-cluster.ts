@@ -11,6 +11,7 @@ import type { PickContext, PickResult } from "../balancer/picker.js";
 import type { SequencePins } from "../balancer/sequence-pins.js";
 import type { ClusterConfig } from "../config/config-schema.js";
 import type { ModelReadiness } from "../health/model-readiness.js";
+import type { RetryBudget } from "./retry-budget.js";
 import type { WorkQueue } from "./work-queue.js";
 
 /** Why an inference-aware stream went where it went (`fulcrum_route_decisions_total`'s `reason`). */
@@ -38,6 +39,14 @@ export interface UpstreamCluster {
   routeDecided(reason: RouteDecision): void;
   /** Calls waiting for a free slot when every endpoint is at its cap (`clusters[].queue`). */
   readonly queue: WorkQueue;
+
+  /** Retries running at once (`retry_budget_percent` of active streams, at least the minimum). */
+  readonly retryBudget: RetryBudget;
+  /** Work active on every endpoint of the cluster now (all threads). */
+  activeWork(): number;
+  /** A stream is retried elsewhere after `status` (e.g. "unavailable"), or was not for want of budget. */
+  retried(reason: string): void;
+  retryBudgetExhausted(): void;
 
   /** A connection or stream starts on `endpoint`; pair with exactly one `release`. */
   acquire(endpoint: Endpoint): void;

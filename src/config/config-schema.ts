@@ -277,6 +277,17 @@ const cluster = object({
     .describe("A stream/connection carrying the key sticks; others use the policy"),
   connect_timeout: duration("2s").describe("TCP connect (+ TLS + upstream SETTINGS for grpc)"),
   connect_attempts: int(1, 100, 3).describe("Total tries on distinct endpoints before giving up"),
+  retry_on: list(oneOf(["unavailable", "resource_exhausted", "internal"]))
+    .default([])
+    .describe(
+      "gRPC: statuses of a trailers-only answer that are retried on another endpoint (before any response byte, within the 64 KiB retry buffer and connect_attempts)",
+    ),
+  retry_budget_percent: int(0, 100, 20).describe(
+    "Retries running at once: at most this % of the cluster's active streams (beyond it the status passes through)",
+  ),
+  retry_budget_min_concurrency: int(0, 1_000_000, 3).describe(
+    "Retries always allowed at once, whatever the percentage gives",
+  ),
   max_active_per_endpoint: int(0, 1_000_000, 0).describe(
     "Cap on streams/connections per endpoint (endpoints[].max_active overrides); 0 = no cap; an endpoint at its cap is not picked",
   ),

@@ -63,6 +63,13 @@ export type UpstreamFailure = "refused" | "reset" | "lost";
 
 const EMPTY = Buffer.alloc(0);
 
+/** The statuses `retry_on` may name, by code. */
+const RETRYABLE: Readonly<Record<number, "unavailable" | "resource_exhausted" | "internal">> = {
+  [GrpcStatus.UNAVAILABLE]: "unavailable",
+  [GrpcStatus.RESOURCE_EXHAUSTED]: "resource_exhausted",
+  [GrpcStatus.INTERNAL]: "internal",
+};
+
 /** The end of a shed call's grpc-message. */
 const SHED_MESSAGES: Readonly<Record<ShedReason, string>> = {
   queue_full: "queue full",
@@ -112,6 +119,10 @@ export abstract class ProxiedStream<Up> implements QueuedCall {
   private readonly queueKeys: QueueKeys;
   /** Its place in the cluster's queue while `queued`. */
   private queueEntry: QueueEntry | undefined;
+  /** True while the stream holds one of the cluster's retry budget (from its first status retry to its end). */
+  private retryToken = false;
+  /** The status of the last answer retried elsewhere (`retry_on`). */
+  private retriedStatus: number | undefined;
 
   protected constructor(
     route: StreamRouteInputs,
@@ -224,7 +235,9 @@ export abstract class ProxiedStream<Up> implements QueuedCall {
     if (phase !== "routing" && phase !== "connecting" && phase !== "forwarded") return;
     if (phase === "routing" && this.cluster.queue.waiting > 0) return this.enqueue(undefined);
     const choice = this.choice.next();
-    if (choice.kind === "unavailable") return this.respondError(GrpcStatus.UNAVAILABLE, choice.message);
+    // After a status retry found no other endpoint, the client gets the worker's status.
+    const status = this.retriedStatus ?? GrpcStatus.UNAVAILABLE;
+    if (choice.kind === "unavailable") return this.respondError(status, choice.message);
     if (choice.kind === "full") return this.enqueue(choice.pinned);
     this.startAttempt(choice.endpoint);
   }
@@ -254,7 +267,7 @@ export abstract class ProxiedStream<Up> implements QueuedCall {
     if (choice.kind === "full") return false;
     this.queueEntry = undefined;
     if (choice.kind === "unavailable") {
-      this.respondError(GrpcStatus.UNAVAILABLE, choice.message);
+      this.respondError(this.retriedStatus ?? GrpcStatus.UNAVAILABLE, choice.message);
       return true;
     }
     this.startAttempt(choice.endpoint);
@@ -320,10 +333,43 @@ export abstract class ProxiedStream<Up> implements QueuedCall {
    * response (`endStream`) carries the status.
    */
   protected responseHeaders(endStream: boolean, grpcStatus: string | undefined): boolean {
+    if (endStream && this.retriedOnStatus(grpcStatus)) return false;
     this.replayable = false;
     this.buffered = [];
     if (!this.moveTo(endStream ? "trailed" : "responding")) return false;
     if (endStream) this.status = parseStatus(grpcStatus);
+    return true;
+  }
+
+  /**
+   * A trailers-only answer with a status of `retry_on`, before any response byte and with the
+   * request still replayable: retried on another endpoint when `connect_attempts` and the cluster's
+   * retry budget allow (the status then never reaches the client). True when it was retried.
+   */
+  private retriedOnStatus(grpcStatus: string | undefined): boolean {
+    const retryOn = this.cluster.config.retry_on;
+    if (retryOn.length === 0 || this.phase !== "forwarded" || !this.replayable) return false;
+    const status = parseStatus(grpcStatus);
+    const reason = RETRYABLE[status];
+    const endpoint = this.upEndpoint;
+    const up = this.up;
+    if (reason === undefined || !retryOn.includes(reason) || endpoint === undefined || up === undefined)
+      return false;
+    if (this.choice.attempts >= this.cluster.connectAttempts || this.choice.pinnedToSequence) return false;
+    if (!this.retryToken) {
+      if (!this.cluster.retryBudget.tryStart(this.cluster.activeWork())) {
+        this.cluster.retryBudgetExhausted();
+        return false;
+      }
+      this.retryToken = true;
+    }
+    this.cluster.retried(reason);
+    this.retriedStatus = status;
+    this.cluster.streamResult(endpoint, status !== GrpcStatus.UNAVAILABLE);
+    this.abortUp(up);
+    this.endAttempt(status);
+    this.choice.answeredWith(endpoint, `${endpoint.address} answered ${reason.toUpperCase()}`);
+    this.attempt();
     return true;
   }
 
@@ -417,6 +463,7 @@ export abstract class ProxiedStream<Up> implements QueuedCall {
     const trailed = this.phase === "trailed";
     if (!this.moveTo("done")) return;
     this.leaveQueue();
+    if (this.retryToken) this.cluster.retryBudget.end();
     if (this.deadline) clearTimeout(this.deadline);
     const up = this.up;
     const endpoint = this.upEndpoint;

@@ -187,6 +187,17 @@ export class StreamEndpointChoice {
   }
 
   /** The endpoint refused the stream before processing it (REFUSED_STREAM, GOAWAY). */
+  /** True when every attempt must go to one endpoint (a Triton sequence's pin): no retry elsewhere. */
+  get pinnedToSequence(): boolean {
+    return this.routing?.sequence !== undefined;
+  }
+
+  /** `endpoint` answered a retryable status: the retry goes elsewhere. */
+  answeredWith(endpoint: Endpoint, reason: string): void {
+    (this.failedConnects ??= new Set()).add(endpoint);
+    this.lastError = reason;
+  }
+
   refusedBy(endpoint: Endpoint, reason: string): void {
     (this.refused ??= new Set()).add(endpoint);
     this.lastError = reason;

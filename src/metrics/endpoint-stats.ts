@@ -69,6 +69,21 @@ export class ClusterStats {
 export interface ClusterStatsReport {
   readonly name: string;
   readonly endpoints: readonly (readonly [string, EndpointStatsSnapshot])[];
+  /** Calls in the cluster's queue in this thread, by priority. */
+  readonly queued?: Readonly<Record<string, number>> | undefined;
+}
+
+/** Every thread's queued calls summed: cluster name → priority → calls. */
+export function mergeQueueReports(
+  reports: readonly ClusterStatsReport[],
+): Map<string, Record<string, number>> {
+  const out = new Map<string, Record<string, number>>();
+  for (const report of reports) {
+    const sum = out.get(report.name) ?? {};
+    for (const [priority, n] of Object.entries(report.queued ?? {})) sum[priority] = (sum[priority] ?? 0) + n;
+    out.set(report.name, sum);
+  }
+  return out;
 }
 
 /** Every thread's reports merged: cluster name → address → stats. */

@@ -36,6 +36,10 @@ export interface Metrics {
   readonly queueWait: Histogram<"cluster">;
   /** Calls shed by overload control, by reason (queue_full, queue_timeout, evicted, sheddable, no_queue). */
   readonly shed: Counter<"cluster" | "reason">;
+  /** Streams retried on another endpoint after a retryable status (`clusters[].retry_on`), by status. */
+  readonly retries: Counter<"cluster" | "reason">;
+  /** Retryable answers passed through because the retry budget was spent. */
+  readonly retryBudgetExhausted: Counter<"cluster">;
   /** Hot-path handles of `upstreamRequests`, `grpcStreams` and `bytes` (see metrics-tally.ts). */
   upstreamRequestsTally(labels: { cluster: string; endpoint: string }): CounterTally<"cluster" | "endpoint">;
   grpcStreamsTally(labels: {
@@ -199,6 +203,18 @@ export function createMetrics(registry: Registry, options: { processMetrics?: bo
       name: "fulcrum_shed_total",
       help: "Calls shed by overload control (RESOURCE_EXHAUSTED), by reason.",
       labelNames: ["cluster", "reason"],
+      registers: r,
+    }),
+    retries: new Counter({
+      name: "fulcrum_retries_total",
+      help: "Streams retried on another endpoint after a retryable trailers-only status (retry_on), by status.",
+      labelNames: ["cluster", "reason"],
+      registers: r,
+    }),
+    retryBudgetExhausted: new Counter({
+      name: "fulcrum_retry_budget_exhausted_total",
+      help: "Retryable answers passed through to the client because the cluster's retry budget was spent.",
+      labelNames: ["cluster"],
       registers: r,
     }),
     upstreamRequestsTally: (labels) => requestsBook.tally(labels),

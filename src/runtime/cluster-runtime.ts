@@ -34,6 +34,7 @@ import { coarseNow } from "../metrics/coarse-clock.js";
 import { HealthChanges } from "../health/health-changes.js";
 import type { RouteDecision, UpstreamCluster } from "../cluster/upstream-cluster.js";
 import { WorkQueue, type WorkQueueSettings } from "../cluster/work-queue.js";
+import { RetryBudget } from "../cluster/retry-budget.js";
 
 export type ClusterRole = "all" | "control" | "data";
 
@@ -75,6 +76,7 @@ export class ClusterRuntime implements UpstreamCluster {
   readonly healthChanges: HealthChanges;
   /** Calls waiting for a slot (caps); carried across reloads with the calls in it. */
   readonly queue: WorkQueue;
+  readonly retryBudget: RetryBudget;
   private readonly scraper: LoadMetricsScraper | undefined;
   private readonly requestEjection: ClusterRuntimeDeps["requestEjection"];
   private readonly health: HealthChecker | undefined;
@@ -120,6 +122,7 @@ export class ClusterRuntime implements UpstreamCluster {
     this.queue = previous?.queue ?? this.newQueue(config);
     this.queue.configure(queueSettings(config));
     this.queue.retry(); // caps may have been raised
+    this.retryBudget = new RetryBudget(config.retry_budget_percent, config.retry_budget_min_concurrency);
     if (previous) this.models.configure(config.models, thresholds);
     this.costs = config.policy === "least_loaded" ? this.loadCosts(previous) : undefined;
     this.balancer = new Balancer(this.endpoints, {
@@ -257,6 +260,20 @@ export class ClusterRuntime implements UpstreamCluster {
       this.requestTallies.set(endpoint, tally);
     }
     tally.add(1);
+  }
+
+  activeWork(): number {
+    let n = 0;
+    for (const e of this.endpoints.endpoints) n += this.endpoints.activeOf(e);
+    return n;
+  }
+
+  retried(reason: string): void {
+    this.metrics.retries.inc({ cluster: this.name, reason });
+  }
+
+  retryBudgetExhausted(): void {
+    this.metrics.retryBudgetExhausted.inc({ cluster: this.name });
   }
 
   tryAcquire(endpoint: Endpoint): boolean {

@@ -14,7 +14,7 @@ import { durationMs } from "../config/config-units.js";
 import type { AccessLogSink } from "../access-log/access-log.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
-import { mergeStatsReports, type EndpointStats } from "../metrics/endpoint-stats.js";
+import { mergeQueueReports, mergeStatsReports, type EndpointStats } from "../metrics/endpoint-stats.js";
 import { collectEndpointGauges } from "../admin/admin-gauges.js";
 import type { ListenerStatus } from "../net/listener.js";
 import { DataPlane, type DataPlaneHost } from "./data-plane.js";
@@ -150,6 +150,13 @@ export class Fulcrum implements AdminHost {
     return mergeStatsReports(
       [...this.clusters.values()].map((c) => ({ name: c.name, endpoints: c.statsSnapshot() })),
     );
+  }
+
+  /** Each cluster's queued calls by priority, summed over worker threads. */
+  async queueDepths(): Promise<Map<string, Record<string, number>>> {
+    if (this.plane instanceof ThreadsHost)
+      return mergeQueueReports((await this.plane.endpointStats()).flat());
+    return new Map([...this.clusters.values()].map((c) => [c.name, c.queue.depthByPriority()]));
   }
 
   /** True once a stop began: `/readyz` answers 503 and listeners refuse new work. */

@@ -108,7 +108,11 @@ async function answer(message: ToThread): Promise<ThreadReplyValue | undefined> 
     case "endpoint-stats":
       return {
         kind: "endpoint-stats",
-        clusters: [...clusters.values()].map((c) => ({ name: c.name, endpoints: c.statsSnapshot() })),
+        clusters: [...clusters.values()].map((c) => ({
+          name: c.name,
+          endpoints: c.statsSnapshot(),
+          queued: c.queue.depthByPriority(),
+        })),
       };
     case "stop":
       await plane.stop(message.drainMs);

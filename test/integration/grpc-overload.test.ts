@@ -7,6 +7,7 @@
  * reaches a worker; a full queue sheds (RESOURCE_EXHAUSTED), evicting a worse priority first.
  */
 import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import {
@@ -19,6 +20,8 @@ import {
 } from "../helpers/grpc-client.js";
 import { ECHO, startGrpcWorkers, type GrpcTestWorker } from "../helpers/grpc-test-worker.js";
 import { startFulcrum, waitFor } from "../helpers/harness.js";
+import { adminGet } from "../helpers/admin-client.js";
+import type { StatusDocument } from "../../src/admin/admin-status.js";
 
 function closeWorkers(workers: readonly GrpcTestWorker[]): Promise<unknown> {
   return Promise.all(workers.map((w) => w.close()));
@@ -34,11 +37,12 @@ async function cappedFleet(own: Teardown, names: string[], cap: number, extra: s
   const workers = own.add(await startGrpcWorkers(names), closeWorkers);
   const f = own.add(
     await startFulcrum(
-      grpcConfig({
-        policy: "least_connections",
-        endpoints: workers.map((w) => w.address),
-        extra: [`max_active_per_endpoint: ${cap}`, ...extra],
-      }),
+      'admin: { listen: "127.0.0.1:0" }\n' +
+        grpcConfig({
+          policy: "least_connections",
+          endpoints: workers.map((w) => w.address),
+          extra: [`max_active_per_endpoint: ${cap}`, ...extra],
+        }),
     ),
     (x) => x.fulcrum.stop(0),
   );
@@ -230,7 +234,7 @@ describe("grpc overload control", { timeout: 60_000 }, () => {
   it("a full queue sheds RESOURCE_EXHAUSTED; a better priority evicts the newest of the worst; sheddable calls never queue", async () => {
     const own = new Teardown();
     try {
-      const { workers, client, queue } = await cappedFleet(own, ["a"], 1, [
+      const { workers, client, queue, f } = await cappedFleet(own, ["a"], 1, [
         "queue: { max_size: 2, timeout: 10s, priority_header: x-priority }",
       ]);
       const a = workers[0] as GrpcTestWorker;
@@ -250,6 +254,25 @@ describe("grpc overload control", { timeout: 60_000 }, () => {
       const urgent = p("1");
       shedWith(await q2.outcome, /evicted/);
       assert.equal(queue.size, 2);
+      // What an operator sees meanwhile: the cap, the queue by priority, the sheds by reason.
+      const admin = f.fulcrum.adminAddress ?? "";
+      const status = (await adminGet(admin, "/status")).body as StatusDocument;
+      const cluster = status.clusters[0];
+      assert.deepEqual(cluster?.queue, {
+        depth: 2,
+        by_priority: { "1": 1, "10": 1 },
+        max_size: 2,
+        timeout_ms: 10_000,
+      });
+      assert.equal(cluster?.endpoints[0]?.max_active, 1);
+      const text = (await adminGet(admin, "/metrics")).text;
+      for (const [reason, n] of [
+        ["queue_full", 1],
+        ["sheddable", 1],
+        ["evicted", 1],
+      ] as const)
+        assert.match(text, new RegExp(`fulcrum_shed_total\\{cluster="w",reason="${reason}"\\} ${n}\\b`));
+      assert.match(text, /fulcrum_queue_depth\{cluster="w",priority="10"\} 1\b/);
       a.release();
       const rest = await Promise.all([held.outcome, q1.outcome, urgent.outcome]);
       assert.ok(rest.every((o) => o.ok));
@@ -270,6 +293,136 @@ describe("grpc overload control", { timeout: 60_000 }, () => {
       shedWith(await startUnary(client, ECHO.unary).outcome, /cluster "w" is overloaded: .*no queue/);
       a.release();
       assert.equal((await held.outcome).ok, true);
+    } finally {
+      await own.run();
+    }
+  });
+});
+
+/** Workers `names` behind a Fulcrum with `extra` cluster lines (round robin, an admin listener). */
+async function fleet(own: Teardown, names: string[], extra: string[]) {
+  const workers = own.add(await startGrpcWorkers(names), closeWorkers);
+  const f = own.add(
+    await startFulcrum(
+      'admin: { listen: "127.0.0.1:0" }\n' +
+        grpcConfig({ policy: "round_robin", endpoints: workers.map((w) => w.address), extra }),
+    ),
+    (x) => x.fulcrum.stop(0),
+  );
+  const client = own.add(echoClient(f.target("g")), (x) => x.close());
+  await waitForReady(client);
+  const metric = async (pattern: RegExp): Promise<number> => {
+    const m = pattern.exec((await adminGet(f.fulcrum.adminAddress ?? "", "/metrics")).text);
+    return m ? Number(m[1]) : 0;
+  };
+  return { workers, f, client, metric };
+}
+
+const RETRIES = /fulcrum_retries_total\{cluster="w",reason="unavailable"\} (\d+)/;
+const EXHAUSTED = /fulcrum_retry_budget_exhausted_total\{cluster="w"\} (\d+)/;
+
+describe("grpc status-aware retries (retry_on)", { timeout: 60_000 }, () => {
+  it("a trailers-only UNAVAILABLE is retried on another endpoint; the client sees only OK", async () => {
+    const own = new Teardown();
+    try {
+      const { workers, client, metric } = await fleet(own, ["a", "b"], ["retry_on: [unavailable]"]);
+      const [a, b] = workers as [GrpcTestWorker, GrpcTestWorker];
+      a.failWith = { code: grpc.status.UNAVAILABLE, details: "warming up" };
+      for (let i = 0; i < 6; i++) {
+        const o = await startUnary(client, ECHO.unary).outcome;
+        assert.equal(o.ok && o.value.toString(), "b");
+      }
+      assert.equal(b.calls, 6);
+      assert.ok(a.calls >= 1);
+      assert.equal(await metric(RETRIES), a.calls);
+    } finally {
+      await own.run();
+    }
+  });
+
+  it("without retry_on the status passes through; after response headers it is never retried", async () => {
+    const own = new Teardown();
+    try {
+      const plain = await fleet(own, ["a", "b"], []);
+      const [a] = plain.workers as [GrpcTestWorker, GrpcTestWorker];
+      a.failWith = { code: grpc.status.UNAVAILABLE, details: "warming up" };
+      const outcomes = await Promise.all([0, 1].map(() => startUnary(plain.client, ECHO.unary).outcome));
+      assert.deepEqual(
+        outcomes.map((o) => (o.ok ? "ok" : o.code)).sort(),
+        [grpc.status.UNAVAILABLE, "ok"].sort(),
+      );
+
+      const retrying = await fleet(own, ["c", "d"], ["retry_on: [unavailable]"]);
+      // ECHO.meta sends response headers before its status: a byte of the response left.
+      const o = await startUnary(
+        retrying.client,
+        ECHO.meta,
+        Buffer.from(JSON.stringify({ code: grpc.status.UNAVAILABLE, message: "after headers" })),
+        { metadata: { "x-first": "1" } },
+      ).outcome;
+      assert.equal(!o.ok && o.code, grpc.status.UNAVAILABLE);
+      assert.equal(!o.ok && o.details, "after headers");
+      assert.equal(
+        retrying.workers.reduce((n, w) => n + w.calls, 0),
+        1,
+      );
+      assert.equal(await retrying.metric(RETRIES), 0);
+    } finally {
+      await own.run();
+    }
+  });
+
+  it("beyond the retry budget the status passes through, counted", async () => {
+    const own = new Teardown();
+    try {
+      const { workers, client, metric } = await fleet(
+        own,
+        ["a", "b"],
+        ["retry_on: [unavailable]", "retry_budget_percent: 0", "retry_budget_min_concurrency: 1"],
+      );
+      const [a, b] = workers as [GrpcTestWorker, GrpcTestWorker];
+      a.failWith = { code: grpc.status.UNAVAILABLE, details: "warming up" };
+      b.hold();
+      // The first call goes to a, is retried on b and waits there: it holds the one retry allowed.
+      const first = startUnary(client, ECHO.unary);
+      await waitFor(() => b.heldCount === 1, 10_000, "the retry held at b");
+      // The next goes to a as well (round robin); its retry would be the second at once.
+      const second = await startUnary(client, ECHO.unary).outcome;
+      assert.equal(!second.ok && second.code, grpc.status.UNAVAILABLE);
+      assert.equal(await metric(EXHAUSTED), 1);
+      assert.equal(await metric(RETRIES), 1);
+      b.release();
+      const o = await first.outcome;
+      assert.equal(o.ok && o.value.toString(), "b");
+    } finally {
+      await own.run();
+    }
+  });
+});
+
+describe("grpc overload control across a reload", { timeout: 60_000 }, () => {
+  it("a reload that raises the cap binds the queued calls at once, dropping none", async () => {
+    const own = new Teardown();
+    try {
+      const { workers, client, queue, f } = await cappedFleet(own, ["a"], 1);
+      const a = workers[0] as GrpcTestWorker;
+      a.hold();
+      const calls = [0, 1, 2].map(() => startUnary(client, ECHO.unary, undefined, { deadlineMs: 20_000 }));
+      await waitFor(() => a.heldCount === 1 && queue.size === 2, 10_000, "one held, two queued");
+      writeFileSync(
+        f.configFile,
+        readFileSync(f.configFile, "utf8").replace(
+          "max_active_per_endpoint: 1",
+          "max_active_per_endpoint: 3",
+        ),
+      );
+      const answer = await f.fulcrum.reloadFile();
+      assert.equal(answer.ok, true, JSON.stringify(answer));
+      await waitFor(() => a.heldCount === 3, 10_000, `the queued calls bound (held ${a.heldCount})`);
+      assert.equal(f.fulcrum.cluster("w").queue.size, 0);
+      a.release();
+      const outcomes = await Promise.all(calls.map((c) => c.outcome));
+      assert.ok(outcomes.every((o) => o.ok));
     } finally {
       await own.run();
     }

@@ -91,7 +91,7 @@ describe("bench parsers and helpers", { timeout: 120_000 }, () => {
     const win = (ok: number, p99: number) => {
       const histogram = new LatencyHistogram();
       for (let i = 0; i < 100; i++) histogram.recordMs(i >= 95 ? p99 : 1);
-      return { seconds: 1, requests: ok, ok, errors: 0, histogram, statuses: {} };
+      return { seconds: 1, requests: ok, ok, errors: 0, histogram, okHistogram: histogram, statuses: {} };
     };
     const rule = stableWhen({ windows: 3, tolerance: 0.1 });
     assert.equal(rule([win(100, 5), win(200, 5)]), undefined);
