@@ -42,6 +42,11 @@ export interface UpstreamCluster {
 
   /** Retries running at once (`retry_budget_percent` of active streams, at least the minimum). */
   readonly retryBudget: RetryBudget;
+  /**
+   * How long a stream on `endpoint` takes, from its recent OK answers (an EWMA, this thread's; 0
+   * before any): a queued call with less of its deadline left is not sent.
+   */
+  serviceEstimateMs(endpoint: Endpoint): number;
   /** Work active on every endpoint of the cluster now (all threads). */
   activeWork(): number;
   /** A stream is retried elsewhere after `status` (e.g. "unavailable"), or was not for want of budget. */

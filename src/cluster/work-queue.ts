@@ -15,7 +15,7 @@
 import type { Endpoint } from "../balancer/endpoint-set.js";
 
 /** Why a call was shed (`fulcrum_shed_total`'s `reason`). */
-export type ShedReason = "queue_full" | "queue_timeout" | "evicted" | "sheddable" | "no_queue";
+export type ShedReason = "queue_full" | "queue_timeout" | "evicted" | "sheddable" | "no_queue" | "deadline";
 
 /** A call that waits: the stream core's side of the queue. */
 export interface QueuedCall {
@@ -234,6 +234,11 @@ export class WorkQueue {
     if (this.scheduled) return;
     this.scheduled = true;
     queueMicrotask(() => this.dispatch());
+  }
+
+  /** Counts a call its owner shed on the queue's behalf (`deadline`: it could not be answered in time). */
+  countShed(reason: ShedReason): void {
+    this.reports.shed(reason);
   }
 
   /** Sheds every queued call (the cluster went away with its listener). */

@@ -63,6 +63,9 @@ export type UpstreamFailure = "refused" | "reset" | "lost";
 
 const EMPTY = Buffer.alloc(0);
 
+/** A queued call is sent only with at least this multiple of the endpoint's service time left. */
+const DEADLINE_SPARE = 1.5;
+
 /** The statuses `retry_on` may name, by code. */
 const RETRYABLE: Readonly<Record<number, "unavailable" | "resource_exhausted" | "internal">> = {
   [GrpcStatus.UNAVAILABLE]: "unavailable",
@@ -77,6 +80,7 @@ const SHED_MESSAGES: Readonly<Record<ShedReason, string>> = {
   evicted: "evicted from the queue by a call of higher priority",
   sheddable: "every endpoint is at its cap and the call is sheddable (negative priority)",
   no_queue: "every endpoint is at its cap and the cluster has no queue",
+  deadline: "its deadline would pass in the worker",
 };
 
 /** The stream's place in its cluster: the route inputs both engines give the core. */
@@ -114,6 +118,8 @@ export abstract class ProxiedStream<Up> implements QueuedCall {
   private upEndpoint: Endpoint | undefined;
   private upStartedAt = 0;
   private deadline: NodeJS.Timeout | undefined;
+  /** When the client's `grpc-timeout` runs out (performance.now() time), if it sent one. */
+  private deadlineAt: number | undefined;
   private readonly started = performance.now();
   private readonly clientAddress: string | undefined;
   private readonly queueKeys: QueueKeys;
@@ -171,7 +177,10 @@ export abstract class ProxiedStream<Up> implements QueuedCall {
   protected begin(timeout: string | undefined, requestEnded: boolean): void {
     this.requestEnded = requestEnded;
     const timeoutMs = parseGrpcTimeout(timeout);
-    if (timeoutMs !== undefined) this.deadline = setTimeout(() => this.onDeadline(), Math.max(0, timeoutMs));
+    if (timeoutMs !== undefined) {
+      this.deadline = setTimeout(() => this.onDeadline(), Math.max(0, timeoutMs));
+      this.deadlineAt = performance.now() + timeoutMs;
+    }
     const routing = this.routing;
     if (routing && requestEnded) routing.end();
     if (!routing || routing.decided) this.attempt();
@@ -270,7 +279,21 @@ export abstract class ProxiedStream<Up> implements QueuedCall {
       this.respondError(this.retriedStatus ?? GrpcStatus.UNAVAILABLE, choice.message);
       return true;
     }
-    this.startAttempt(choice.endpoint);
+    const endpoint = choice.endpoint;
+    const left = this.deadlineAt === undefined ? Infinity : this.deadlineAt - performance.now();
+    const takes = this.cluster.serviceEstimateMs(endpoint);
+    // With half as much again to spare: service times vary, and a miss costs a whole slot.
+    if (left < takes * DEADLINE_SPARE) {
+      // It waited too long to be answered in time: sending it now would only waste the worker's slot.
+      this.upEndpoint = endpoint; // released by the answer
+      this.cluster.queue.countShed("deadline");
+      this.respondError(
+        GrpcStatus.DEADLINE_EXCEEDED,
+        `deadline would pass in the worker: ${Math.round(left)} ms left after the queue, ${endpoint.address} takes about ${Math.round(takes)} ms`,
+      );
+      return true;
+    }
+    this.startAttempt(endpoint);
     return true;
   }
 
@@ -437,22 +460,30 @@ export abstract class ProxiedStream<Up> implements QueuedCall {
     const up = this.up;
     // An attempt still connecting holds its endpoint's count without having run anything there.
     if (up !== undefined) this.abortUp(up);
-    this.endAttempt(up !== undefined ? status : undefined);
+    this.endAttempt(up !== undefined ? status : undefined, up !== undefined);
     this.answerClient(status, encodeGrpcMessage(message), this.choice.answerExplanation(), afterHeaders);
   }
 
   /**
    * The attempt is over: its endpoint's count goes down once, and `status` with the attempt's
    * latency feeds the load estimate (undefined for a refused stream, which the worker never ran).
+   *
+   * `abandoned`: Fulcrum cancelled a call the worker was running (deadline, client cancel). A GPU
+   * server often finishes it anyway (Triton's default), so the slot stays counted for the rest of
+   * the endpoint's usual service time; freed at once, a capped endpoint would be handed a new call
+   * while still busy with the old one, and its own queue would grow behind the cap.
    */
-  private endAttempt(status: number | undefined): void {
+  private endAttempt(status: number | undefined, abandoned = false): void {
     const endpoint = this.upEndpoint;
     this.up = undefined;
     this.upEndpoint = undefined;
     if (endpoint === undefined) return;
-    this.cluster.release(endpoint);
-    if (status !== undefined)
-      this.cluster.streamFinished(endpoint, performance.now() - this.upStartedAt, status);
+    const ranMs = performance.now() - this.upStartedAt;
+    if (status !== undefined) this.cluster.streamFinished(endpoint, ranMs, status);
+    const restMs = abandoned ? this.cluster.serviceEstimateMs(endpoint) - ranMs : 0;
+    if (restMs < 1) return this.cluster.release(endpoint);
+    const cluster = this.cluster;
+    setTimeout(() => cluster.release(endpoint), restMs).unref();
   }
 
   /**
@@ -473,7 +504,7 @@ export abstract class ProxiedStream<Up> implements QueuedCall {
       // The worker answered (a clean end for outlier detection) even if its request side still runs.
       if (trailed) this.cluster.streamResult(endpoint, status !== GrpcStatus.UNAVAILABLE);
       this.abortUp(up);
-      this.endAttempt(status);
+      this.endAttempt(status, !trailed);
     } else {
       this.endAttempt(undefined); // cancelled while connecting
     }

@@ -77,6 +77,8 @@ export class ClusterRuntime implements UpstreamCluster {
   /** Calls waiting for a slot (caps); carried across reloads with the calls in it. */
   readonly queue: WorkQueue;
   readonly retryBudget: RetryBudget;
+  /** Per endpoint, an EWMA of the latency of OK streams (serviceEstimateMs); kept across reloads. */
+  private readonly serviceEstimates: Map<string, number>;
   private readonly scraper: LoadMetricsScraper | undefined;
   private readonly requestEjection: ClusterRuntimeDeps["requestEjection"];
   private readonly health: HealthChecker | undefined;
@@ -122,6 +124,7 @@ export class ClusterRuntime implements UpstreamCluster {
     this.queue = previous?.queue ?? this.newQueue(config);
     this.queue.configure(queueSettings(config));
     this.queue.retry(); // caps may have been raised
+    this.serviceEstimates = previous?.serviceEstimates ?? new Map();
     this.retryBudget = new RetryBudget(config.retry_budget_percent, config.retry_budget_min_concurrency);
     if (previous) this.models.configure(config.models, thresholds);
     this.costs = config.policy === "least_loaded" ? this.loadCosts(previous) : undefined;
@@ -205,6 +208,8 @@ export class ClusterRuntime implements UpstreamCluster {
     this.health?.sync();
     this.healthChanges.keepOnly(after);
     this.stats.keepOnly(after); // bounded without a /status reader (DNS discovery churns addresses)
+    for (const address of this.serviceEstimates.keys())
+      if (!after.has(address)) this.serviceEstimates.delete(address);
     const added = [...after].filter((a) => !before.has(a));
     const removed = [...before].filter((a) => !after.has(a));
     if (added.length + removed.length > 0) this.log.info({ added, removed }, "endpoints changed");
@@ -260,6 +265,10 @@ export class ClusterRuntime implements UpstreamCluster {
       this.requestTallies.set(endpoint, tally);
     }
     tally.add(1);
+  }
+
+  serviceEstimateMs(endpoint: Endpoint): number {
+    return this.serviceEstimates.get(endpoint.address) ?? 0;
   }
 
   activeWork(): number {
@@ -325,6 +334,11 @@ export class ClusterRuntime implements UpstreamCluster {
    */
   streamFinished(endpoint: Endpoint, latencyMs: number, grpcStatus: number): void {
     this.costs?.record(endpoint.address, latencyMs, grpcStatus);
+    if (grpcStatus === 0) {
+      const before = this.serviceEstimates.get(endpoint.address);
+      const next = before === undefined ? latencyMs : before + SERVICE_EWMA_WEIGHT * (latencyMs - before);
+      this.serviceEstimates.set(endpoint.address, next);
+    }
     this.stats.of(endpoint.address).stream(coarseNow(), latencyMs, grpcStatus);
   }
 
@@ -412,6 +426,9 @@ export class ClusterRuntime implements UpstreamCluster {
     this.outliers.uneject(address);
   }
 }
+
+/** Weight of a new sample in the service-time EWMA (about the last ten answers). */
+const SERVICE_EWMA_WEIGHT = 0.1;
 
 function queueSettings(config: ClusterConfig): WorkQueueSettings {
   return { maxSize: config.queue.max_size, timeoutMs: durationMs(config.queue.timeout) };

@@ -321,6 +321,66 @@ async function fleet(own: Teardown, names: string[], extra: string[]) {
 const RETRIES = /fulcrum_retries_total\{cluster="w",reason="unavailable"\} (\d+)/;
 const EXHAUSTED = /fulcrum_retry_budget_exhausted_total\{cluster="w"\} (\d+)/;
 
+describe("grpc overload control and the workers' service time", { timeout: 60_000 }, () => {
+  /** A capped fleet of one worker whose OK answers took about `ms` (the service-time estimate). */
+  async function warmed(own: Teardown, ms: number) {
+    const fleet = await cappedFleet(own, ["a"], 1, ["queue: { max_size: 10, timeout: 10s }"]);
+    for (let i = 0; i < 3; i++) {
+      const o = await startUnary(fleet.client, ECHO.unary, undefined, {
+        metadata: { "x-delay-ms": String(ms) },
+      }).outcome;
+      assert.equal(o.ok, true);
+    }
+    return fleet;
+  }
+
+  it("a queued call with too little deadline left for the worker's service time is answered, never sent", async () => {
+    const own = new Teardown();
+    try {
+      const { workers, client, queue } = await warmed(own, 300);
+      const a = workers[0] as GrpcTestWorker;
+      a.hold();
+      const held = startUnary(client, ECHO.unary, undefined, { deadlineMs: 20_000 });
+      await waitFor(() => a.heldCount === 1, 10_000, "the slot taken");
+      const late = startUnary(client, ECHO.unary, undefined, { deadlineMs: 500 });
+      await waitFor(() => queue.size === 1, 5000, "one queued");
+      await new Promise((r) => setTimeout(r, 150));
+      a.release(); // the slot frees with less than 1.5 × 300 ms of the queued call's deadline left
+      const o = await late.outcome;
+      assert.equal(!o.ok && o.code, grpc.status.DEADLINE_EXCEEDED);
+      assert.match(!o.ok ? o.details : "", /deadline would pass in the worker/);
+      assert.equal((await held.outcome).ok, true);
+      assert.equal(a.calls, 4);
+    } finally {
+      await own.run();
+    }
+  });
+
+  it("a call Fulcrum gives up on keeps its endpoint's slot for the rest of the worker's service time", async () => {
+    const own = new Teardown();
+    try {
+      const { workers, client, queue } = await warmed(own, 800);
+      const a = workers[0] as GrpcTestWorker;
+      const abandoned = startUnary(client, ECHO.unary, undefined, {
+        metadata: { "x-delay-ms": "800" },
+        deadlineMs: 100,
+      });
+      await waitFor(() => a.active === 1, 5000, "the call at the worker");
+      const next = startUnary(client, ECHO.unary, undefined, { deadlineMs: 20_000 });
+      const o = await abandoned.outcome;
+      assert.equal(!o.ok && o.code, grpc.status.DEADLINE_EXCEEDED);
+      // The worker may still be running it: the next call waits for the slot instead of joining it.
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(queue.size, 1);
+      assert.equal(a.calls, 4);
+      assert.equal((await next.outcome).ok, true);
+      assert.equal(a.calls, 5);
+    } finally {
+      await own.run();
+    }
+  });
+});
+
 describe("grpc status-aware retries (retry_on)", { timeout: 60_000 }, () => {
   it("a trailers-only UNAVAILABLE is retried on another endpoint; the client sees only OK", async () => {
     const own = new Teardown();
