@@ -124,7 +124,7 @@ export class ClusterRuntime implements UpstreamCluster {
     this.queue = previous?.queue ?? this.newQueue(config);
     this.queue.configure(queueSettings(config));
     this.queue.retry(); // caps may have been raised
-    this.serviceEstimates = previous?.serviceEstimates ?? new Map();
+    this.serviceEstimates = previous?.serviceEstimates ?? new Map<string, number>();
     this.retryBudget = new RetryBudget(config.retry_budget_percent, config.retry_budget_min_concurrency);
     if (previous) this.models.configure(config.models, thresholds);
     this.costs = config.policy === "least_loaded" ? this.loadCosts(previous) : undefined;
