@@ -41,6 +41,8 @@ export interface WorkerCounters {
   messages: number;
   /** Infer calls served after their client had gone (sim workers with `finishCancelled`). */
   wasted: number;
+  /** Infer calls in service or waiting in the worker now (sim workers). */
+  busy: number;
 }
 
 function countingInterceptor(counters: WorkerCounters): grpc.ServerInterceptor {
@@ -70,7 +72,15 @@ async function main(): Promise<void> {
   const bound: { name: string; address: string }[] = [];
   let metricsPort = 0;
   for (const spec of specs) {
-    const c: WorkerCounters = { name: spec.name, ok: 0, cancelled: 0, failed: 0, messages: 0, wasted: 0 };
+    const c: WorkerCounters = {
+      name: spec.name,
+      ok: 0,
+      cancelled: 0,
+      failed: 0,
+      messages: 0,
+      wasted: 0,
+      busy: 0,
+    };
     counters.push(c);
     const options = {
       name: spec.name,
@@ -89,6 +99,7 @@ async function main(): Promise<void> {
       const sim = new SimGrpcWorker({ ...options, finishCancelled: spec.finishCancelled });
       // The count lives in the worker; the counters IPC reads it on each ask.
       Object.defineProperty(c, "wasted", { get: () => sim.wasted, enumerable: true });
+      Object.defineProperty(c, "busy", { get: () => sim.active + sim.queued, enumerable: true });
       worker = sim;
     }
     running.push(worker);
