@@ -20,7 +20,10 @@ import { endpointNames } from "./admin-gauges.js";
 
 export interface EndpointStatus {
   readonly address: string;
+  /** The configured (or admin-set) weight. */
   readonly weight: number;
+  /** The weight the policy uses now: `weight`, or less during slow start (`clusters[].slow_start`). */
+  readonly effective_weight: number;
   readonly health: "healthy" | "unhealthy" | "ejected";
   readonly drained: boolean;
   readonly active: number;
@@ -110,7 +113,8 @@ export async function statusOf(host: AdminHost, nowMs = Date.now()): Promise<Sta
           const change = c.healthChanges.lastOf(e.address);
           return {
             address: e.address,
-            weight: e.weight,
+            weight: e.configuredWeight,
+            effective_weight: e.weight,
             health: e.health === "unhealthy" ? "unhealthy" : e.ejected ? "ejected" : "healthy",
             drained: e.drained,
             active: set.activeOf(e),

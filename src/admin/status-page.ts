@@ -140,7 +140,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
           el("td", { "data-col": "health" }, el("span", { class: "health " + e.health }, e.health)),
           change(e),
           el("td", { "data-col": "drained" }, e.drained ? el("span", { class: "health drained" }, "drained") : "no"),
-          num(e.weight, "weight"), num(e.active, "active"), num(e.max_active ? e.max_active : "—", "cap"), num(rate, "rate"), num(e.total, "total"), num(e.failures, "errors"),
+          num(e.effective_weight !== undefined && e.effective_weight !== e.weight ? e.weight + " → " + e.effective_weight.toFixed(2) : e.weight, "weight"), num(e.active, "active"), num(e.max_active ? e.max_active : "—", "cap"), num(rate, "rate"), num(e.total, "total"), num(e.failures, "errors"),
           statuses(e),
           num(ms(latency.p50), "p50"), num(ms(latency.p99), "p99"),
           el("td", { "data-col": "spark" }, e.history ? sparkline(e.history, bucketSeconds) : ""));

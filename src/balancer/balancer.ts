@@ -29,6 +29,7 @@ export class Balancer {
   private picker: Picker | undefined;
   private affinityPicker: Picker | undefined;
   private builtVersion = -1;
+  private nextRampAt = 0;
 
   constructor(
     readonly endpoints: EndpointSet,
@@ -48,16 +49,26 @@ export class Balancer {
    * full. An affinity pick keeps its endpoint even when full: the caller waits for a slot there.
    */
   pick(ctx: PickContext): PickResult {
-    if (this.builtVersion !== this.endpoints.version) this.rebuild();
+    const set = this.endpoints;
+    if (set.ramping) this.stepRamps();
+    if (this.builtVersion !== set.version) this.rebuild();
     if (ctx.affinityKey !== undefined && this.affinityPicker) return this.affinityPicker.pick(ctx);
     const picker = this.picker as Picker;
     const first = picker.pick(ctx);
-    const set = this.endpoints;
     if (first.kind !== "complete" || !set.hasCaps || set.hasRoom(first.endpoint)) return first;
     const exclude = new Set(ctx.exclude);
     for (const e of set.endpoints) if (!set.hasRoom(e)) exclude.add(e);
     const again = picker.pick({ ...ctx, exclude });
     return again.kind === "complete" ? again : unavailable("at_capacity");
+  }
+
+  /** Slow start: the ramped weights move on every `rampStepMs` (the pickers are rebuilt). */
+  private stepRamps(): void {
+    const set = this.endpoints;
+    const now = set.now;
+    if (now < this.nextRampAt) return;
+    this.nextRampAt = now + set.rampStepMs;
+    set.refreshRamps();
   }
 
   private rebuild(): void {

@@ -25,6 +25,12 @@ export interface EndpointCounterBuffers {
   readonly failures: SharedArrayBuffer;
   /** Per slot: scraped queue depth at 2·slot, scrape time (epoch ms, 0 = never) at 2·slot + 1. */
   readonly queue: SharedArrayBuffer;
+  /**
+   * One Int32: bumped on every release while some thread's queue waits for a slot (the count of
+   * threads waiting is the second Int32), so a thread whose queued calls wait hears of slots that
+   * other threads free (`Atomics.waitAsync`).
+   */
+  readonly signal: SharedArrayBuffer;
 }
 
 export class EndpointCounters {
@@ -36,6 +42,8 @@ export class EndpointCounters {
   readonly failures: Float64Array;
   /** Scraped queue depth and time per slot (see `EndpointCounterBuffers.queue`). */
   private readonly queue: Float64Array;
+  /** [releases, threads waiting] (see `EndpointCounterBuffers.signal`). */
+  readonly signal: Int32Array;
   private readonly allTotal: Float64Array;
   private readonly allFailures: Float64Array;
 
@@ -49,6 +57,7 @@ export class EndpointCounters {
       throw new RangeError(`counter stripe ${stripe} outside 0..${stripes - 1}`);
     this.active = new Int32Array(buffers.active);
     this.queue = new Float64Array(buffers.queue);
+    this.signal = new Int32Array(buffers.signal);
     this.allTotal = new Float64Array(buffers.total);
     this.allFailures = new Float64Array(buffers.failures);
     this.total = this.allTotal.subarray(stripe * maxSlots, (stripe + 1) * maxSlots);
@@ -66,6 +75,7 @@ export class EndpointCounters {
         total: new SharedArrayBuffer(maxSlots * stripes * f64),
         failures: new SharedArrayBuffer(maxSlots * stripes * f64),
         queue: new SharedArrayBuffer(maxSlots * 2 * f64),
+        signal: new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT),
       },
       0,
     );
@@ -101,7 +111,28 @@ export class EndpointCounters {
   }
 
   release(slot: number): number {
-    return Atomics.sub(this.active, slot, 1) - 1;
+    const left = Atomics.sub(this.active, slot, 1) - 1;
+    if (Atomics.load(this.signal, 1) > 0) {
+      Atomics.add(this.signal, 0, 1);
+      Atomics.notify(this.signal, 0);
+    }
+    return left;
+  }
+
+  /**
+   * Resolves when any thread releases a slot, or after `timeoutMs`, for a thread whose queue waits.
+   * Releases signal only while some thread waits; the waiter is counted before the count of releases
+   * is read, so a release in between is not missed.
+   */
+  async waitForRelease(timeoutMs: number): Promise<void> {
+    Atomics.add(this.signal, 1, 1);
+    try {
+      const seen = Atomics.load(this.signal, 0);
+      const wait = Atomics.waitAsync(this.signal, 0, seen, timeoutMs);
+      if (wait.async) await wait.value;
+    } finally {
+      Atomics.sub(this.signal, 1, 1);
+    }
   }
 
   recordFailure(slot: number): void {

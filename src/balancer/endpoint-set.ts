@@ -28,7 +28,10 @@ export interface Endpoint {
   readonly port: number;
   /** Index into the set's counter arrays; stable for the endpoint's lifetime in this set. */
   readonly slot: number;
+  /** The weight the policies use: `configuredWeight`, ramped during slow start. */
   readonly weight: number;
+  /** `endpoints[].weight` or the admin API's. */
+  readonly configuredWeight: number;
   readonly health: EndpointHealth;
   readonly drained: boolean;
   readonly ejected: boolean;
@@ -51,6 +54,11 @@ class MutableEndpoint implements Endpoint {
   ejected = false;
   removed = false;
   weight: number;
+  configuredWeight: number;
+  /** When the endpoint's slow start began (ms, the set's clock); 0 = not ramping. */
+  rampFrom = 0;
+  /** Slow start's share now, 0.1 … 1 (weight = configuredWeight × ramp). */
+  ramp = 1;
   readonly host: string;
   readonly port: number;
   constructor(
@@ -63,10 +71,20 @@ class MutableEndpoint implements Endpoint {
     this.host = parts.host;
     this.port = parts.port;
     this.weight = weight;
+    this.configuredWeight = weight;
   }
 }
 
 const MAX_SLOTS_DEFAULT = 1024;
+
+/** Slow start begins at this share of the weight (HAProxy and Envoy start near 10 % too). */
+export const SLOW_START_FLOOR = 0.1;
+
+/** Slow start's share `elapsedMs` into a ramp of `windowMs`: 10 % rising linearly to 100 %. */
+export function rampAt(elapsedMs: number, windowMs: number): number {
+  if (windowMs <= 0 || elapsedMs >= windowMs) return 1;
+  return SLOW_START_FLOOR + (1 - SLOW_START_FLOOR) * (Math.max(0, elapsedMs) / windowMs);
+}
 
 export class EndpointSet {
   private readonly byAddress = new Map<string, MutableEndpoint>();
@@ -77,6 +95,11 @@ export class EndpointSet {
   readonly counters: EndpointCounters;
   private versionCounter = 0;
   private readonly listeners = new Set<() => void>();
+  private slowStartMs = 0;
+  private clock: () => number = Date.now;
+  private rampingCount = 0;
+  /** False until the first `update`: the first config's endpoints do not ramp. */
+  private populated = false;
   private caps: ReadonlyMap<string, number> = new Map();
   private defaultCap = 0;
   private capped = false;
@@ -142,18 +165,23 @@ export class EndpointSet {
       if (!e) {
         e = new MutableEndpoint(spec.address, spec.weight, spec.slot ?? this.allocateSlot());
         this.byAddress.set(spec.address, e);
+        // Endpoints of the first config start at full weight; ones added later ramp up.
+        if (this.populated) this.startRamp(e);
       } else if (!keepWeights.has(spec.address)) {
-        e.weight = spec.weight;
+        e.configuredWeight = spec.weight;
+        e.weight = spec.weight * e.ramp;
       }
       next.push(e);
     }
     for (const e of this.members) {
       if (!seen.has(e.address)) {
         e.removed = true;
+        this.endRamp(e);
         this.maybeFree(e);
       }
     }
     this.members = next;
+    if (next.length > 0) this.populated = true;
     this.bump();
   }
 
@@ -161,6 +189,7 @@ export class EndpointSet {
     return this.mutate(address, (e) => {
       if (e.health === health) return false;
       e.health = health;
+      if (health === "healthy") this.startRamp(e);
       return true;
     });
   }
@@ -169,6 +198,7 @@ export class EndpointSet {
     return this.mutate(address, (e) => {
       if (e.drained === drained) return false;
       e.drained = drained;
+      if (!drained) this.startRamp(e);
       return true;
     });
   }
@@ -177,16 +207,74 @@ export class EndpointSet {
     return this.mutate(address, (e) => {
       if (e.ejected === ejected) return false;
       e.ejected = ejected;
+      if (!ejected) this.startRamp(e);
       return true;
     });
   }
 
   setWeight(address: string, weight: number): boolean {
     return this.mutate(address, (e) => {
-      if (e.weight === weight) return false;
-      e.weight = weight;
+      if (e.configuredWeight === weight) return false;
+      e.configuredWeight = weight;
+      e.weight = weight * e.ramp;
       return true;
     });
+  }
+
+  /**
+   * `clusters[].slow_start`: an endpoint that is added, undrained, healthy again or back from an
+   * ejection takes weight (and cap) from 10 % to 100 % linearly over `ms` (0 = off), as HAProxy's
+   * `slowstart`. `now` is the clock (ms) the ramps are read on.
+   */
+  setSlowStart(ms: number, now: () => number = Date.now): void {
+    this.slowStartMs = ms;
+    this.clock = now;
+    if (ms <= 0) for (const e of this.members) this.endRamp(e);
+  }
+
+  /** True while some endpoint ramps: the balancer calls `refreshRamps` now and then. */
+  get ramping(): boolean {
+    return this.rampingCount > 0;
+  }
+
+  /** Milliseconds between two `refreshRamps` (a twentieth of the slow start, at least 50 ms). */
+  get rampStepMs(): number {
+    return Math.max(50, this.slowStartMs / 20);
+  }
+
+  get now(): number {
+    return this.clock();
+  }
+
+  /** Moves every ramp to the clock's time; a changed weight rebuilds the pickers (a new version). */
+  refreshRamps(): void {
+    if (this.rampingCount === 0) return;
+    const now = this.clock();
+    for (const e of this.byAddress.values()) {
+      if (e.rampFrom === 0) continue;
+      const ramp = rampAt(now - e.rampFrom, this.slowStartMs);
+      if (ramp >= 1) this.endRamp(e);
+      else {
+        e.ramp = ramp;
+        e.weight = e.configuredWeight * ramp;
+      }
+    }
+    this.bump();
+  }
+
+  private startRamp(e: MutableEndpoint): void {
+    if (this.slowStartMs <= 0 || !EndpointSet.eligible(e)) return;
+    if (e.rampFrom === 0) this.rampingCount++;
+    e.rampFrom = Math.max(1, this.clock());
+    e.ramp = SLOW_START_FLOOR;
+    e.weight = e.configuredWeight * SLOW_START_FLOOR;
+  }
+
+  private endRamp(e: MutableEndpoint): void {
+    if (e.rampFrom !== 0) this.rampingCount--;
+    e.rampFrom = 0;
+    e.ramp = 1;
+    e.weight = e.configuredWeight;
   }
 
   /** Counts one started connection or stream on `endpoint`. Pair with exactly one `release`. */
@@ -209,8 +297,11 @@ export class EndpointSet {
     return this.capped;
   }
 
+  /** The endpoint's cap now: its own or the cluster's, ramped during slow start (at least 1); 0 = none. */
   capOf(endpoint: Endpoint): number {
-    return this.caps.get(endpoint.address) ?? this.defaultCap;
+    const cap = this.caps.get(endpoint.address) ?? this.defaultCap;
+    const ramp = (endpoint as MutableEndpoint).ramp;
+    return cap <= 0 || ramp >= 1 ? cap : Math.max(1, Math.round(cap * ramp));
   }
 
   /** True when `endpoint` is below its cap (or has none). */

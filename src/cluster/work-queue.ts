@@ -142,12 +142,37 @@ export class WorkQueue {
   private readonly freed = new Set<Endpoint>();
   private anyFreed = false;
 
+  private watching = false;
+
+  /**
+   * `otherThreads`: with worker threads, resolves when another thread frees a slot (or after a
+   * while); the queue listens while it holds calls, since those slots are not released here.
+   */
   constructor(
     settings: WorkQueueSettings,
     private readonly reports: WorkQueueReports,
     private readonly now: () => number = () => performance.now(),
+    private readonly otherThreads?: () => Promise<void>,
   ) {
     this.settings = settings;
+  }
+
+  /** Listens for other threads' releases while calls wait. */
+  private watchOtherThreads(): void {
+    const listen = this.otherThreads;
+    if (!listen || this.watching) return;
+    this.watching = true;
+    const loop = (): void => {
+      if (this.count === 0) {
+        this.watching = false;
+        return;
+      }
+      void listen().then(() => {
+        this.retry();
+        loop();
+      });
+    };
+    loop();
   }
 
   /** A reload's settings; calls already queued keep waiting (a smaller max_size only refuses new ones). */
@@ -205,6 +230,7 @@ export class WorkQueue {
     this.reports.depthChanged(priority, 1);
     entry.timer = setTimeout(() => this.timedOut(entry), this.settings.timeoutMs);
     entry.timer.unref();
+    this.watchOtherThreads();
     return entry;
   }
 

@@ -288,6 +288,9 @@ const cluster = object({
   retry_budget_min_concurrency: int(0, 1_000_000, 3).describe(
     "Retries always allowed at once, whatever the percentage gives",
   ),
+  slow_start: durationOrZero("0").describe(
+    "An endpoint added, undrained, healthy again or back from ejection ramps its weight and cap from 10 % to 100 % over this; 0 = off",
+  ),
   max_active_per_endpoint: int(0, 1_000_000, 0).describe(
     "Cap on streams/connections per endpoint (endpoints[].max_active overrides); 0 = no cap; an endpoint at its cap is not picked",
   ),

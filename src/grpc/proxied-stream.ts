@@ -242,7 +242,9 @@ export abstract class ProxiedStream<Up> implements QueuedCall {
   private attempt(): void {
     const phase = this.phase;
     if (phase !== "routing" && phase !== "connecting" && phase !== "forwarded") return;
-    if (phase === "routing" && this.cluster.queue.waiting > 0) return this.enqueue(undefined);
+    // (A stream that affinity keeps on one endpoint waits in that endpoint's line instead.)
+    if (phase === "routing" && this.cluster.queue.waiting > 0 && !this.choice.keepsEndpoint)
+      return this.enqueue(undefined);
     const choice = this.choice.next();
     // After a status retry found no other endpoint, the client gets the worker's status.
     const status = this.retriedStatus ?? GrpcStatus.UNAVAILABLE;

@@ -187,6 +187,11 @@ export class StreamEndpointChoice {
   }
 
   /** The endpoint refused the stream before processing it (REFUSED_STREAM, GOAWAY). */
+  /** True when affinity or a Triton sequence keeps the stream on one endpoint (it waits for that one). */
+  get keepsEndpoint(): boolean {
+    return this.affinityKey !== undefined || this.routing?.sequence !== undefined;
+  }
+
   /** True when every attempt must go to one endpoint (a Triton sequence's pin): no retry elsewhere. */
   get pinnedToSequence(): boolean {
     return this.routing?.sequence !== undefined;

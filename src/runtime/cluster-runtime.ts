@@ -117,6 +117,7 @@ export class ClusterRuntime implements UpstreamCluster {
     this.stats = previous?.stats ?? new ClusterStats();
     this.healthChanges = previous?.healthChanges ?? new HealthChanges();
     this.pins = sequencePinsOf(config, previous?.pins?.buffers ?? deps.pins);
+    this.endpoints.setSlowStart(durationMs(config.slow_start));
     this.endpoints.setCaps(
       new Map(config.endpoints.filter((e) => e.max_active > 0).map((e) => [e.address, e.max_active])),
       config.max_active_per_endpoint,
@@ -299,11 +300,18 @@ export class ClusterRuntime implements UpstreamCluster {
   private newQueue(config: ClusterConfig): WorkQueue {
     const cluster = config.name;
     const m = this.metrics;
-    const queue = new WorkQueue(queueSettings(config), {
-      depthChanged: (priority, delta) => m.queueDepth.inc({ cluster, priority: String(priority) }, delta),
-      waited: (seconds) => m.queueWait.observe({ cluster }, seconds),
-      shed: (reason) => m.shed.inc({ cluster, reason }),
-    });
+    const counters = this.endpoints.counters;
+    const queue = new WorkQueue(
+      queueSettings(config),
+      {
+        depthChanged: (priority, delta) => m.queueDepth.inc({ cluster, priority: String(priority) }, delta),
+        waited: (seconds) => m.queueWait.observe({ cluster }, seconds),
+        shed: (reason) => m.shed.inc({ cluster, reason }),
+      },
+      undefined,
+      // A worker thread's queued calls also take slots that other threads free.
+      this.role === "data" ? () => counters.waitForRelease(OTHER_THREADS_WAIT_MS) : undefined,
+    );
     // Once per cluster (the set and the queue are carried across reloads): an endpoint that comes
     // back, or a new one, is capacity without a release.
     this.endpoints.onChange(() => queue.retry());
@@ -426,6 +434,9 @@ export class ClusterRuntime implements UpstreamCluster {
     this.outliers.uneject(address);
   }
 }
+
+/** A worker thread's queue looks again at least this often when no release woke it. */
+const OTHER_THREADS_WAIT_MS = 250;
 
 /** Weight of a new sample in the service-time EWMA (about the last ten answers). */
 const SERVICE_EWMA_WEIGHT = 0.1;

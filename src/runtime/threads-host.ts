@@ -271,7 +271,7 @@ export class ThreadsHost implements DataPlaneHost {
       pins: runtime.pins?.buffers,
       endpoints: set.endpoints.map((e) => ({
         address: e.address,
-        weight: e.weight,
+        weight: e.configuredWeight,
         slot: e.slot,
         health: e.health,
         drained: e.drained,

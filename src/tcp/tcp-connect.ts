@@ -1,6 +1,7 @@
 /**
  * Connects to an endpoint of the cluster within `connect_timeout`, trying up to `connect_attempts`
- * distinct endpoints. Each attempt counts against the endpoint's active count (least-connections sees
+ * distinct endpoints; with caps (`max_active`) a connection finding every endpoint full waits in the
+ * cluster's queue (src/cluster/work-queue.ts) until a slot frees, or is closed when it is shed. Each attempt counts against the endpoint's active count (least-connections sees
  * connections being set up); a failed attempt releases it and feeds outlier detection. Nothing throws:
  * the outcome is a tagged result handed to `done` exactly once.
  */
@@ -9,6 +10,7 @@ import type { Endpoint } from "../balancer/endpoint-set.js";
 import { endpointShortage } from "../balancer/endpoint-shortage.js";
 import type { PickContext, PickFailureReason } from "../balancer/picker.js";
 import type { UpstreamCluster } from "../cluster/upstream-cluster.js";
+import type { QueuedCall } from "../cluster/work-queue.js";
 
 export interface ConnectFailure {
   /**
@@ -41,6 +43,8 @@ export interface ConnectRequest {
   readonly aborted: () => boolean;
   /** Where the upstream socket's reads land (TcpRelay); given to every attempt's socket. */
   readonly onread: OnReadOpts;
+  /** Registers what to do if the downstream connection closes while it waits in the queue. */
+  readonly onAbort?: ((leave: () => void) => void) | undefined;
 }
 
 export function connectUpstream(
@@ -56,14 +60,66 @@ export function connectUpstream(
   const failed = (failure: ConnectFailure): void =>
     done({ kind: "failure", failure, attempts, endpoint: lastEndpoint });
 
+  /**
+   * Every endpoint it may use is at its cap: the connection waits in the cluster's queue (its
+   * client's bytes wait in the kernel), and `bind` runs when a slot frees.
+   */
+  const wait = (pinned: Endpoint | undefined): void => {
+    let waiting = true;
+    const call: QueuedCall = {
+      bind: () => {
+        if (!waiting) return true;
+        if (request.aborted()) {
+          waiting = false;
+          failed({ reason: "connect_failed", detail: "client closed" });
+          return true;
+        }
+        if (place().full) return false;
+        waiting = false;
+        return true;
+      },
+      shed: (reason) => {
+        waiting = false;
+        failed({ reason: "at_capacity", detail: `cluster "${cluster.name}" is overloaded: ${reason}` });
+      },
+    };
+    const entry = cluster.queue.offer(call, 0, "", pinned);
+    if (typeof entry === "string") return call.shed(entry);
+    request.onAbort?.(() => {
+      if (!waiting) return;
+      waiting = false;
+      cluster.queue.leave(entry);
+      failed({ reason: "connect_failed", detail: "client closed" });
+    });
+  };
+
+  /**
+   * Picks and counts an endpoint and connects to it (or fails the connection); "full" when every
+   * endpoint it may use is at its cap, with the endpoint an affinity pick keeps, if any.
+   */
+  const place = (): { readonly full: boolean; readonly pinned?: Endpoint } => {
+    const picked = cluster.pick(exclude ? { ...base, exclude } : base);
+    if (picked.kind === "unavailable" && picked.reason === "at_capacity") return FULL;
+    if (picked.kind === "unavailable") {
+      failed(failureOf(cluster, picked.reason, lastError));
+      return PLACED;
+    }
+    if (!cluster.tryAcquire(picked.endpoint))
+      return base.affinityKey !== undefined ? { full: true, pinned: picked.endpoint } : FULL;
+    connectTo(picked.endpoint);
+    return PLACED;
+  };
+
   const attempt = (): void => {
     if (request.aborted()) return failed({ reason: "connect_failed", detail: "client closed" });
-    const picked = cluster.pick(exclude ? { ...base, exclude } : base);
-    if (picked.kind === "unavailable") return failed(failureOf(cluster, picked.reason, lastError));
-    const endpoint = picked.endpoint;
+    if (cluster.queue.waiting > 0 && base.affinityKey === undefined) return wait(undefined);
+    const placed = place();
+    if (placed.full) wait(placed.pinned);
+  };
+
+  const connectTo = (endpoint: Endpoint): void => {
     lastEndpoint = endpoint;
     attempts++;
-    cluster.acquire(endpoint);
     const socket = connect({
       host: endpoint.host,
       port: endpoint.port,
@@ -103,6 +159,9 @@ export function connectUpstream(
   };
   attempt();
 }
+
+const FULL = Object.freeze({ full: true });
+const PLACED = Object.freeze({ full: false });
 
 function failureOf(cluster: UpstreamCluster, reason: PickFailureReason, lastError: string): ConnectFailure {
   if (reason === "at_capacity")

@@ -177,7 +177,14 @@ export class TcpListener implements Listener {
         : undefined;
     const affinityKey = bySource ? clientAddress : undefined;
     const relay = new TcpRelay(client);
-    const request = { pick: { clientAddress, affinityKey }, aborted: () => closed, onread: relay.onread };
+    let onAbort: (() => void) | undefined;
+    client.once("close", () => onAbort?.());
+    const request = {
+      pick: { clientAddress, affinityKey },
+      aborted: () => closed,
+      onread: relay.onread,
+      onAbort: (leave: () => void) => (onAbort = leave),
+    };
     connectUpstream(cluster, request, (outcome) => {
       if (logged) logged.picked(outcome.endpoint, outcome.attempts, affinityKey !== undefined);
       if (outcome.kind === "failure") {

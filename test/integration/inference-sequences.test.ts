@@ -162,4 +162,42 @@ describe("inference: triton sequences", { timeout: 90_000 }, () => {
       await own.run();
     }
   });
+
+  it("with caps, a sequence's request waits for its own endpoint's slot while the other endpoint is free", async () => {
+    const own = new Teardown();
+    try {
+      const workers = await Promise.all(
+        ["a", "b"].map(async (n) => {
+          const w = own.add(new SimTritonWorker({ name: n, baseLatencyMs: 300 }), (x) => x.close());
+          await w.listen("127.0.0.1", 0);
+          return w;
+        }),
+      );
+      const yaml = config(workers.map(addressOf)).replace(
+        "    endpoints:\n",
+        "    max_active_per_endpoint: 1\n    queue: { max_size: 10, timeout: 10s }\n    endpoints:\n",
+      );
+      const f = own.add(await startFulcrum(yaml), (x) => x.fulcrum.stop(0));
+      const client = own.add(clientOf(tritonService(), f), (c) => c.close());
+      // Sequences start one after another until two of them are pinned to a.
+      const onA: number[] = [];
+      for (let id = 1; id <= 40 && onA.length < 2; id++)
+        if ((await step(client, id, true, false)) === "a") onA.push(id);
+      assert.equal(onA.length, 2, "two sequences on a");
+      const [first, second] = onA as [number, number];
+      // Both next requests belong on a: the second waits for the first's slot, though b is free.
+      const order: string[] = [];
+      const both = [first, second].map((id) =>
+        step(client, id, false, false).then((w) => {
+          order.push(`${id}@${w}`);
+          return w;
+        }),
+      );
+      await waitFor(() => f.fulcrum.cluster("triton").queue.size === 1, 5000, "one request queued");
+      assert.deepEqual(await Promise.all(both), ["a", "a"]);
+      assert.deepEqual(order, [`${first}@a`, `${second}@a`]);
+    } finally {
+      await own.run();
+    }
+  });
 });

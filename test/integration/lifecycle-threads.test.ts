@@ -269,4 +269,40 @@ describe("threads", { timeout: 90_000 }, () => {
       await own.run();
     }
   });
+
+  it("threads: 2 — caps hold across threads, and calls queued in either thread get the slots that free", async () => {
+    const own = new Teardown();
+    try {
+      const tcp = own.add(await startWorkers(["a"]), closeWorkers);
+      const grpc = own.add(await startGrpcWorkers(["x"]), closeWorkers);
+      const yaml = config({ threads: 2, tcp, grpc }).replace(
+        "  - name: gpus\n",
+        "  - name: gpus\n    max_active_per_endpoint: 2\n    queue: { max_size: 50, timeout: 20s }\n",
+      );
+      const f = own.add(await startFulcrum(yaml), (x) => x.fulcrum.stop(0));
+      const x = grpc[0] as GrpcTestWorker;
+      x.hold();
+      // 8 connections, spread over both threads by the kernel, one call each.
+      const clients = Array.from({ length: 8 }, () => own.add(echoClient(f.target("g")), (c) => c.close()));
+      const calls = clients.map((c) => startUnary(c, ECHO.unary, undefined, { deadlineMs: 30_000 }));
+      await waitFor(
+        async () => (await status(f)).clusters.find((c) => c.name === "gpus")?.queue.depth === 6,
+        10_000,
+        "six calls queued",
+      );
+      assert.equal(x.heldCount, 2);
+      assert.deepEqual(clusterActive(await status(f), "gpus"), [2]);
+      // One at a time: each freed slot goes to a queued call of whichever thread holds one.
+      x.release();
+      const outcomes = await Promise.all(calls.map((c) => c.outcome));
+      assert.ok(
+        outcomes.every((o) => o.ok),
+        JSON.stringify(outcomes.filter((o) => !o.ok)),
+      );
+      assert.equal(x.calls, 8);
+      assert.ok(x.maxActive <= 2, `${x.maxActive} calls at the worker at once`);
+    } finally {
+      await own.run();
+    }
+  });
 });
