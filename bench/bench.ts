@@ -6,12 +6,20 @@
  *   overload   goodput at 0.8×, 1.5× and 2× capacity: caps + queue vs none, Fulcrum vs HAProxy maxconn
  *   load       the gRPC load generator on its own, against any address (see loadgen-cli.ts)
  *
- * Options: --targets a,b  --repeat N  --cpu-prof  --quick  --out DIR  --rows a,b  --policies a,b  --seconds N  --threads N|auto  --node-flags="F".
+ * Options: --targets a,b  --repeat N  --cpu-prof  --quick  --out DIR  --rows a,b  --policies a,b  --seconds N  --threads N|auto  --node-flags="F"  --baseline CLI.
  * Every child process is stopped at the end, on an error and on SIGINT/SIGTERM.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir, cpus, totalmem } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { killAllNow, stopAll } from "./proc/proc-children.js";
 import { summariseProfile } from "./report/report-cpu-profile.js";
@@ -32,6 +40,8 @@ const USAGE = `usage: npm run bench -- <overhead|policies|overload|load> [option
   --seconds N     seconds per measurement (overhead default 8; policies default 20 per load point)
   --threads N     overhead: threads of every proxy (Fulcrum threads, HAProxy nbthread, NGINX
                   worker_processes); "auto" = one per core (default 1)
+  --baseline CLI  overhead: also run target fulcrum-baseline, another Fulcrum build's dist/src/cli.js (e.g. a
+                  checkout of an earlier commit), interleaved with the others; the report adds fulcrum / fulcrum-baseline
   --node-flags="F"  overhead: Fulcrum's Node/V8 flags instead of the product's (src/runtime/node-flags.ts),
                   e.g. --node-flags="--max-semi-space-size=4"; --node-flags= runs V8's defaults
   load ...        npm run bench -- load --help
@@ -58,6 +68,7 @@ async function main(argv: string[]): Promise<number> {
       seconds: { type: "string" },
       threads: { type: "string", default: "1" },
       "node-flags": { type: "string" },
+      baseline: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -73,8 +84,14 @@ async function main(argv: string[]): Promise<number> {
   if (seconds !== undefined && !(seconds >= 1)) fail("--seconds: expected a number ≥ 1");
   const threads = values.threads === "auto" ? cpus().length : Number(values.threads);
   if (!Number.isInteger(threads) || threads < 1) fail('--threads: expected an integer ≥ 1 or "auto"');
-  const targets = values.targets?.split(",").map((t) => t.trim()) as TargetName[] | undefined;
+  let targets = values.targets?.split(",").map((t) => t.trim()) as TargetName[] | undefined;
   for (const t of targets ?? []) if (!TARGETS.includes(t)) fail(`--targets: unknown target "${t}"`);
+  const baselineCli = values.baseline === undefined ? undefined : resolve(values.baseline);
+  if (baselineCli !== undefined && !existsSync(baselineCli)) fail(`--baseline: no file ${baselineCli}`);
+  if (baselineCli !== undefined && targets && !targets.includes("fulcrum-baseline"))
+    targets = [...targets, "fulcrum-baseline"];
+  if (baselineCli === undefined && targets?.includes("fulcrum-baseline"))
+    fail("--targets fulcrum-baseline needs --baseline path/to/cli.js");
 
   const out = values.out ?? join(repoRoot(), values.quick ? "test-artifacts/bench" : "bench/results");
   mkdirSync(out, { recursive: true });
@@ -97,6 +114,7 @@ async function main(argv: string[]): Promise<number> {
       policies: values.policies?.split(","),
       threads,
       nodeFlags: values["node-flags"]?.split(" ").filter((f) => f !== ""),
+      baselineCli,
       dir,
       cpuProfDir,
       say,

@@ -62,6 +62,27 @@ export function overheadMarkdown(ms: readonly OverheadMeasurement[]): string {
       mdTable(["row", "throughput", "p50", "p99", "CPU per unit"], ratios),
     );
   }
+  if (targets.includes("fulcrum") && targets.includes("fulcrum-baseline")) {
+    // Per repetition, the two builds ran back to back: the median of those pairs' ratios.
+    const ratios = rowsOf(ms).map((row) => {
+      const r = (key: Key): string => {
+        const pairs = ms
+          .filter((m) => m.row === row.id && m.target === "fulcrum")
+          .flatMap((m) => {
+            const b = ms.find((x) => x.row === row.id && x.target === "fulcrum-baseline" && x.rep === m.rep);
+            const f = m[key];
+            const base = b?.[key];
+            return f !== undefined && base !== undefined && base > 0 ? [f / base] : [];
+          });
+        return fmtSpread(spread(pairs));
+      };
+      return [row.id, r("throughput"), r("p50Ms"), r("p99Ms"), r("cpu")];
+    });
+    parts.push(
+      "fulcrum / fulcrum-baseline (the build under test over `--baseline`; median and min–max of the per-repetition ratios):",
+      mdTable(["row", "throughput", "p50", "p99", "CPU per unit"], ratios),
+    );
+  }
   parts.push(
     "Rows: " +
       rowsOf(ms)

@@ -26,6 +26,8 @@ export interface OverheadOptions {
   readonly cpuProfDir?: string | undefined;
   readonly threads?: number | undefined;
   readonly nodeFlags?: readonly string[] | undefined;
+  /** The CLI the `fulcrum-baseline` target runs. */
+  readonly baselineCli?: string | undefined;
   readonly say: (line: string) => void;
 }
 
@@ -72,7 +74,13 @@ export async function runOverhead(o: OverheadOptions): Promise<OverheadMeasureme
     for (const name of o.targets) {
       const dir = join(o.dir, name);
       mkdirSync(dir, { recursive: true });
-      const start = { dir, cpuProfDir: o.cpuProfDir, threads: o.threads, nodeFlags: o.nodeFlags };
+      const start = {
+        dir,
+        cpuProfDir: o.cpuProfDir,
+        threads: o.threads,
+        nodeFlags: o.nodeFlags,
+        baselineCli: o.baselineCli,
+      };
       running.push(await startTarget(name, listeners, start));
     }
     // A target that does not serve a row's listener (node-net: gRPC) sits that row out.

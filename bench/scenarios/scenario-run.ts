@@ -29,6 +29,8 @@ export interface ScenarioOptions {
   readonly threads?: number | undefined;
   /** Fulcrum's Node/V8 flags (overhead); default the product's `NODE_FLAGS`. */
   readonly nodeFlags?: readonly string[] | undefined;
+  /** overhead: the CLI of the `fulcrum-baseline` target (another build, to compare with). */
+  readonly baselineCli?: string | undefined;
   readonly say: (line: string) => void;
 }
 
@@ -50,6 +52,7 @@ export async function runScenario(name: ScenarioName, o: ScenarioOptions): Promi
       cpuProfDir: o.cpuProfDir,
       threads: o.threads,
       nodeFlags: o.nodeFlags,
+      baselineCli: o.baselineCli,
       say: o.say,
     });
     const problems = ms.flatMap((m) =>

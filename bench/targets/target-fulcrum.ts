@@ -57,15 +57,18 @@ export async function startFulcrum(
   options: StartOptions,
   engine: FulcrumEngine = undefined,
   accessLog = false,
+  baselineCli?: string,
 ): Promise<RunningTarget> {
-  const name = accessLog
-    ? "fulcrum-access-log"
-    : engine === undefined
-      ? "fulcrum"
-      : (`fulcrum-${engine}` as const);
+  const name = baselineCli
+    ? "fulcrum-baseline"
+    : accessLog
+      ? "fulcrum-access-log"
+      : engine === undefined
+        ? "fulcrum"
+        : (`fulcrum-${engine}` as const);
   const config = join(options.dir, `${name}.yaml`);
   writeFileSync(config, fulcrumConfig(listeners, engine, options.threads, accessLog));
-  const cli = join(repoRoot(), "dist", "src", "cli.js");
+  const cli = baselineCli ?? join(repoRoot(), "dist", "src", "cli.js");
   const prof = options.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", options.cpuProfDir] : [];
   const flags = options.nodeFlags ?? NODE_FLAGS;
   const child = startChild("fulcrum", process.execPath, [...flags, ...prof, cli, "--config", config]);

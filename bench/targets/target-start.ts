@@ -26,6 +26,9 @@ export async function startTarget(
       return startFulcrum(listeners, options, "frames");
     case "fulcrum-access-log":
       return startFulcrum(listeners, options, undefined, true);
+    case "fulcrum-baseline":
+      if (!options.baselineCli) throw new Error("target fulcrum-baseline needs --baseline path/to/cli.js");
+      return startFulcrum(listeners, options, undefined, false, options.baselineCli);
     case "haproxy":
       return startHaproxy(listeners, options);
     case "nginx":

@@ -24,6 +24,7 @@ export const TARGETS = [
   "nginx",
   "node-net",
   "fulcrum-access-log",
+  "fulcrum-baseline",
 ] as const;
 export type TargetName = (typeof TARGETS)[number];
 
@@ -70,6 +71,8 @@ export interface StartOptions {
   readonly cpuProfDir?: string | undefined;
   /** Threads of every proxy: Fulcrum `threads`, HAProxy `nbthread`, NGINX `worker_processes` (default 1). */
   readonly threads?: number | undefined;
+  /** `fulcrum-baseline`: the CLI of another Fulcrum build (e.g. a checkout of an earlier commit's `dist/src/cli.js`). */
+  readonly baselineCli?: string | undefined;
   /** Fulcrum only: Node/V8 flags before the CLI (default: the product's `NODE_FLAGS`). */
   readonly nodeFlags?: readonly string[] | undefined;
 }

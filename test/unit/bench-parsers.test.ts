@@ -13,6 +13,8 @@ import { LatencyHistogram } from "../../bench/loadgen/loadgen-histogram.js";
 import { stableWhen } from "../../bench/loadgen/loadgen-windows.js";
 import { parseDuration } from "../../bench/loadgen/loadgen-cli.js";
 import { summariseProfile } from "../../bench/report/report-cpu-profile.js";
+import { overheadMarkdown } from "../../bench/report/report-overhead.js";
+import type { OverheadMeasurement } from "../../bench/scenarios/scenario-overhead.js";
 import { fmtSpread, num, spread } from "../../bench/report/report-stats.js";
 import { fulcrumConfig } from "../../bench/targets/target-fulcrum.js";
 import { haproxyBalance } from "../../bench/targets/target-haproxy.js";
@@ -160,5 +162,34 @@ describe("bench parsers and helpers", { timeout: 120_000 }, () => {
     assert.equal(haproxyBalance("round_robin"), "roundrobin");
     assert.equal(haproxyBalance("least_connections"), "leastconn");
     assert.throws(() => haproxyBalance("p2c"), /no equivalent/);
+  });
+
+  it("compares the build under test with --baseline as the median of per-repetition ratios", () => {
+    const m = (target: "fulcrum" | "fulcrum-baseline", rep: number, throughput: number, cpu: number) =>
+      ({
+        row: "grpc-unary-1x1",
+        target,
+        rep,
+        throughput,
+        p50Ms: 1,
+        p99Ms: 2,
+        cpu,
+        errors: 0,
+        problems: [],
+      }) as OverheadMeasurement;
+    const md = overheadMarkdown([
+      m("fulcrum", 0, 110, 10),
+      m("fulcrum-baseline", 0, 100, 10),
+      m("fulcrum", 1, 90, 12),
+      m("fulcrum-baseline", 1, 100, 10),
+      m("fulcrum", 2, 200, 9),
+      m("fulcrum-baseline", 2, 200, 10),
+    ]);
+    // Throughput ratios 1.1, 0.9, 1.0 → median 1.00; CPU ratios 1.0, 1.2, 0.9 → median 1.00.
+    assert.match(md, /fulcrum \/ fulcrum-baseline/);
+    assert.match(
+      md,
+      /\| grpc-unary-1x1 \| 1\.00 \(0\.900–1\.10\) \| 1\.00 \(1\.00–1\.00\) \| 1\.00 \(1\.00–1\.00\) \| 1\.00 \(0\.900–1\.20\) \|/,
+    );
   });
 });
