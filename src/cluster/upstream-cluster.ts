@@ -44,7 +44,8 @@ export interface UpstreamCluster {
   readonly retryBudget: RetryBudget;
   /**
    * How long a stream on `endpoint` takes, from its recent OK answers (an EWMA, this thread's; 0
-   * before any): a queued call with less of its deadline left is not sent.
+   * before any, and always 0 in a cluster without caps, which does not need it): a queued call with
+   * less of its deadline left is not sent, and an abandoned call keeps its slot that long.
    */
   serviceEstimateMs(endpoint: Endpoint): number;
   /** Work active on every endpoint of the cluster now (all threads). */

@@ -15,20 +15,16 @@ export const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set([
   "upgrade",
 ]);
 
-/** Bit n set for each length n of a CONNECTION_SPECIFIC name, to test against HeaderList.nameLengths. */
-const CONNECTION_SPECIFIC_LENGTHS = [...CONNECTION_SPECIFIC].reduce((m, name) => m | (1 << name.length), 0);
-const CONTENT_LENGTH = "content-length";
-
 /** True when the block carries a connection-specific field (§8.2.2). */
 export function hasConnectionSpecificField(list: HeaderList): boolean {
-  if ((list.nameLengths & CONNECTION_SPECIFIC_LENGTHS) === 0) return false;
   for (let i = 0; i < list.length; i++) if (CONNECTION_SPECIFIC.has(list.name(i))) return true;
   return false;
 }
 
 /** True when trailers carry a pseudo-header field (§8.1: "trailers MUST NOT include pseudo-header fields"). */
 export function trailersMalformed(list: HeaderList): boolean {
-  return list.pseudoFields > 0;
+  for (let i = 0; i < list.length; i++) if (list.name(i).charCodeAt(0) === 0x3a /* : */) return true;
+  return false;
 }
 
 /** No content-length field in the block. */
@@ -43,9 +39,8 @@ export const BAD_CONTENT_LENGTH = -2;
  */
 export function contentLengthOf(list: HeaderList): number {
   let length = NO_CONTENT_LENGTH;
-  if ((list.nameLengths & (1 << CONTENT_LENGTH.length)) === 0) return length;
   for (let i = 0; i < list.length; i++) {
-    if (list.name(i) !== CONTENT_LENGTH) continue;
+    if (list.name(i) !== "content-length") continue;
     const n = parseContentLength(list.value(i));
     if (n === BAD_CONTENT_LENGTH || (length !== NO_CONTENT_LENGTH && n !== length)) return BAD_CONTENT_LENGTH;
     length = n;

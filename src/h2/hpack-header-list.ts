@@ -24,8 +24,6 @@ export class HeaderList {
    * name, NUL/CR/LF or surrounding whitespace in a value): the message is malformed, a stream error.
    */
   malformed = false;
-  private pseudo = 0;
-  private lengths = 0;
 
   /** Number of fields. */
   get length(): number {
@@ -37,27 +35,11 @@ export class HeaderList {
     return this.listSize;
   }
 
-  /** Number of pseudo-header fields (names starting with ':'). */
-  get pseudoFields(): number {
-    return this.pseudo;
-  }
-
-  /**
-   * Bit (n mod 32) set when a regular (non-pseudo) field name of n octets is present: a check that
-   * looks for a few rare names (h2-message-checks.ts) skips its scan when no name of their lengths is
-   * there, the usual case (a set bit only means "scan").
-   */
-  get nameLengths(): number {
-    return this.lengths;
-  }
-
   /** Empties the list, keeping its arrays for the next block. */
   clear(): void {
     this.count = 0;
     this.listSize = 0;
     this.malformed = false;
-    this.pseudo = 0;
-    this.lengths = 0;
   }
 
   /** Appends a field; `flags` is `FIELD_NEVER_INDEXED` or 0. */
@@ -67,8 +49,6 @@ export class HeaderList {
     this.values[i] = value;
     this.flags[i] = flags;
     this.listSize += name.length + value.length + HPACK_ENTRY_OVERHEAD;
-    if (name.charCodeAt(0) === 0x3a /* : */) this.pseudo++;
-    else this.lengths |= 1 << (name.length & 31);
   }
 
   name(i: number): string {

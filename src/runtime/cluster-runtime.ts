@@ -269,6 +269,7 @@ export class ClusterRuntime implements UpstreamCluster {
   }
 
   serviceEstimateMs(endpoint: Endpoint): number {
+    if (!this.endpoints.hasCaps) return 0;
     return this.serviceEstimates.get(endpoint.address) ?? 0;
   }
 
@@ -342,7 +343,8 @@ export class ClusterRuntime implements UpstreamCluster {
    */
   streamFinished(endpoint: Endpoint, latencyMs: number, grpcStatus: number): void {
     this.costs?.record(endpoint.address, latencyMs, grpcStatus);
-    if (grpcStatus === 0) {
+    // The estimate serves caps only (deadline-aware binding, abandoned calls' slots).
+    if (grpcStatus === 0 && this.endpoints.hasCaps) {
       const before = this.serviceEstimates.get(endpoint.address);
       const next = before === undefined ? latencyMs : before + SERVICE_EWMA_WEIGHT * (latencyMs - before);
       this.serviceEstimates.set(endpoint.address, next);
