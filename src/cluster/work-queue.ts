@@ -140,8 +140,6 @@ export class WorkQueue {
   private settings: WorkQueueSettings;
   private scheduled = false;
   private readonly freed = new Set<Endpoint>();
-  private anyFreed = false;
-
   private watching = false;
 
   /**
@@ -243,10 +241,7 @@ export class WorkQueue {
   slotFreed(endpoint: Endpoint): void {
     if (this.count === 0) return;
     this.freed.add(endpoint);
-    this.anyFreed = true;
-    if (this.scheduled) return;
-    this.scheduled = true;
-    queueMicrotask(() => this.dispatch());
+    this.schedule();
   }
 
   /**
@@ -256,7 +251,10 @@ export class WorkQueue {
   retry(): void {
     if (this.count === 0) return;
     for (const endpoint of this.pinnedLines.keys()) this.freed.add(endpoint);
-    this.anyFreed = true;
+    this.schedule();
+  }
+
+  private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
     queueMicrotask(() => this.dispatch());
@@ -265,19 +263,6 @@ export class WorkQueue {
   /** Counts a call its owner shed on the queue's behalf (`deadline`: it could not be answered in time). */
   countShed(reason: ShedReason): void {
     this.reports.shed(reason);
-  }
-
-  /** Sheds every queued call (the cluster went away with its listener). */
-  shedAll(reason: ShedReason): void {
-    const all: QueueEntry[] = [];
-    for (const band of this.bands.values()) for (const line of band.flows.values()) all.push(...line);
-    for (const line of this.pinnedLines.values()) all.push(...line);
-    for (const e of all) {
-      if (!e.live) continue;
-      this.remove(e);
-      this.reports.shed(reason);
-      e.call.shed(reason);
-    }
   }
 
   private dispatch(): void {
@@ -293,8 +278,6 @@ export class WorkQueue {
       if (line && line.length === 0) this.pinnedLines.delete(endpoint);
     }
     this.freed.clear();
-    if (!this.anyFreed) return;
-    this.anyFreed = false;
     for (;;) {
       const band = this.headBand();
       const next = band?.peek();
