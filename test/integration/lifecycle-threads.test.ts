@@ -285,12 +285,13 @@ describe("threads", { timeout: 90_000 }, () => {
       // 8 connections, spread over both threads by the kernel, one call each.
       const clients = Array.from({ length: 8 }, () => own.add(echoClient(f.target("g")), (c) => c.close()));
       const calls = clients.map((c) => startUnary(c, ECHO.unary, undefined, { deadlineMs: 30_000 }));
+      // A slot is taken at the pick, before the call reaches the worker over a new connection.
       await waitFor(
-        async () => (await status(f)).clusters.find((c) => c.name === "gpus")?.queue.depth === 6,
+        async () =>
+          x.heldCount === 2 && (await status(f)).clusters.find((c) => c.name === "gpus")?.queue.depth === 6,
         10_000,
-        "six calls queued",
+        "two calls at the worker, six queued",
       );
-      assert.equal(x.heldCount, 2);
       assert.deepEqual(clusterActive(await status(f), "gpus"), [2]);
       // One at a time: each freed slot goes to a queued call of whichever thread holds one.
       x.release();
