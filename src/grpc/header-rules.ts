@@ -7,11 +7,12 @@
  * pass it.
  */
 
-import { CONNECTION_SPECIFIC } from "../h2/h2-message-checks.js";
+import { isConnectionSpecific } from "../h2/h2-message-checks.js";
 
 /** `host` and `http2-settings`: fields of one hop that are not connection-specific (no malformed message). */
 export function isOneHopField(name: string): boolean {
-  return name === "host" || name === "http2-settings";
+  const n = name.length;
+  return (n === 4 && name === "host") || (n === 14 && name === "http2-settings");
 }
 
 /**
@@ -20,5 +21,5 @@ export function isOneHopField(name: string): boolean {
  */
 export function crossesProxy(name: string, keepPseudo: boolean): boolean {
   if (name.charCodeAt(0) === 0x3a /* : */) return keepPseudo;
-  return !CONNECTION_SPECIFIC.has(name) && !isOneHopField(name);
+  return !isConnectionSpecific(name) && !isOneHopField(name);
 }

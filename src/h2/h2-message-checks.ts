@@ -15,9 +15,29 @@ export const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set([
   "upgrade",
 ]);
 
+/**
+ * True for a name in CONNECTION_SPECIFIC. Every field of every block passes through this check, so it
+ * compares by length first rather than hash the name for a Set lookup (a gRPC block's fields are
+ * mostly of other lengths, and the few of the same length differ in their first octets).
+ */
+export function isConnectionSpecific(name: string): boolean {
+  switch (name.length) {
+    case 7:
+      return name === "upgrade";
+    case 10:
+      return name === "connection" || name === "keep-alive";
+    case 16:
+      return name === "proxy-connection";
+    case 17:
+      return name === "transfer-encoding";
+    default:
+      return false;
+  }
+}
+
 /** True when the block carries a connection-specific field (§8.2.2). */
 export function hasConnectionSpecificField(list: HeaderList): boolean {
-  for (let i = 0; i < list.length; i++) if (CONNECTION_SPECIFIC.has(list.name(i))) return true;
+  for (let i = 0; i < list.length; i++) if (isConnectionSpecific(list.name(i))) return true;
   return false;
 }
 

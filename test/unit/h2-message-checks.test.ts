@@ -9,6 +9,7 @@ import {
   CONNECTION_SPECIFIC,
   contentLengthOf,
   hasConnectionSpecificField,
+  isConnectionSpecific,
   parseContentLength,
   trailersMalformed,
 } from "../../src/h2/h2-message-checks.js";
@@ -54,6 +55,16 @@ describe("h2 message checks (RFC 9113 §8.1)", { timeout: 10_000 }, () => {
       assert.equal(hasConnectionSpecificField(reused), false, `${name} after clear`);
     }
     assert.equal(hasConnectionSpecificField(list(["x".repeat(10 + 32), "v"])), false);
+  });
+
+  it("§8.2.2 the name check (by length, then the name) agrees with the set, decoys of each length included", () => {
+    for (const name of CONNECTION_SPECIFIC) {
+      assert.equal(isConnectionSpecific(name), true, name);
+      assert.equal(isConnectionSpecific("x".repeat(name.length)), false, `decoy of ${name.length}`);
+      assert.equal(isConnectionSpecific(name.slice(1)), false, `${name} shortened`);
+    }
+    for (const name of ["user-agent", "te", "host", "content-type", "grpc-status", ""])
+      assert.equal(isConnectionSpecific(name), false, name);
   });
 
   it("§8.1 a reused list forgets its pseudo-header fields on clear", () => {

@@ -6,7 +6,7 @@
  * (header-rules.ts).
  */
 import { FIELD_NEVER_INDEXED, HeaderList } from "../../h2/hpack-header-list.js";
-import { CONNECTION_SPECIFIC } from "../../h2/h2-message-checks.js";
+import { isConnectionSpecific } from "../../h2/h2-message-checks.js";
 import { crossesProxy, isOneHopField } from "../header-rules.js";
 
 const REQUEST_PSEUDO: ReadonlySet<string> = new Set([":method", ":scheme", ":path", ":authority"]);
@@ -53,7 +53,7 @@ export function upstreamRequest(
       continue;
     }
     regular = true;
-    if (CONNECTION_SPECIFIC.has(name)) return `connection-specific field ${name}`;
+    if (isConnectionSpecific(name)) return `connection-specific field ${name}`;
     if (name === "te" && list.value(i) !== "trailers") return 'te other than "trailers"';
   }
   if (method === undefined || path === undefined || !schemeSeen) return "missing :method, :scheme or :path";
