@@ -16,13 +16,16 @@ export function murmur3_32(text: string, seed: number): number {
     scratch = new Uint8Array(text.length * 3);
     encoded = encoder.encodeInto(text, scratch);
   }
-  const len = encoded.written;
-  const b = scratch;
+  return murmur3Bytes(scratch, 0, encoded.written, seed);
+}
+
+/** MurmurHash3 x86_32 of `b[at, at + len)` with `seed`, as an unsigned 32-bit integer. */
+export function murmur3Bytes(b: Uint8Array, at: number, len: number, seed: number): number {
   const c1 = 0xcc9e2d51;
   const c2 = 0x1b873593;
   let h = seed | 0;
-  const blocks = len & ~3;
-  for (let i = 0; i < blocks; i += 4) {
+  const blocksEnd = at + (len & ~3);
+  for (let i = at; i < blocksEnd; i += 4) {
     let k =
       (b[i] as number) |
       ((b[i + 1] as number) << 8) |
@@ -38,9 +41,9 @@ export function murmur3_32(text: string, seed: number): number {
   const tail = len & 3;
   if (tail > 0) {
     let k = 0;
-    if (tail === 3) k ^= (b[blocks + 2] as number) << 16;
-    if (tail >= 2) k ^= (b[blocks + 1] as number) << 8;
-    k ^= b[blocks] as number;
+    if (tail === 3) k ^= (b[blocksEnd + 2] as number) << 16;
+    if (tail >= 2) k ^= (b[blocksEnd + 1] as number) << 8;
+    k ^= b[blocksEnd] as number;
     k = Math.imul(k, c1);
     k = (k << 15) | (k >>> 17);
     k = Math.imul(k, c2);

@@ -1,0 +1,138 @@
+/**
+ * Which endpoint has which prompt prefixes, as far as Fulcrum routed them (prefix-cache affinity), and
+ * the rule that turns that into a pick.
+ *
+ * Per endpoint, a bounded LRU set of the chained block hashes (prefix-blocks.ts) of the prompts routed
+ * there: what its prefix cache most likely still holds. A request's match on an endpoint is the
+ * number of its leading blocks found there; since hash i names the whole prefix up to block i, a
+ * prompt is recorded whole (every block touched), and the scan stops at the first miss.
+ *
+ * The rule (after SGLang's cache-aware router, with Fulcrum's bounded loads):
+ * 1. Among the candidates, the endpoint with the longest match wins (ties: the less active, then
+ *    configuration order), unless it is over the bounded-load limit — active ≥ ceil(balanceFactor ×
+ *    (total active + 1) / candidates) — or much busier than the least active candidate — active ≥
+ *    ceil(balanceFactor × (least + 1)) + 1. Then the next longest match is tried, and so on.
+ * 2. No candidate with a match under both limits: the least active candidate takes it (a cold prompt
+ *    goes where it costs least; its blocks are then recorded there).
+ * A balance factor below 1 sets no limit: the longest match always wins.
+ * The winner's index records the whole prompt.
+ */
+import type { Endpoint } from "./endpoint-set.js";
+import type { LoadView } from "./picker.js";
+
+/** A bounded set of block hashes kept in least-recently-used order. */
+export class BlockLru {
+  private readonly blocks = new Map<number, true>();
+
+  constructor(private readonly capacity: number) {}
+
+  get size(): number {
+    return this.blocks.size;
+  }
+
+  /** The number of leading `hashes` present. */
+  matchLength(hashes: readonly number[]): number {
+    let n = 0;
+    while (n < hashes.length && this.blocks.has(hashes[n] as number)) n++;
+    return n;
+  }
+
+  /** Records every hash as the most recently used, evicting the least recently used past the capacity. */
+  record(hashes: readonly number[]): void {
+    const blocks = this.blocks;
+    for (const h of hashes) {
+      blocks.delete(h);
+      blocks.set(h, true);
+    }
+    for (let over = blocks.size - this.capacity; over > 0; over--) {
+      const oldest = blocks.keys().next().value as number;
+      blocks.delete(oldest);
+    }
+  }
+}
+
+/** Why the rule picked the endpoint it did (a metric label and the route's explanation). */
+export type PrefixDecision = "prefix_match" | "least_loaded";
+
+export interface PrefixPick {
+  readonly endpoint: Endpoint;
+  readonly decision: PrefixDecision;
+  /** Leading blocks of the prompt the chosen endpoint already had. */
+  readonly matched: number;
+}
+
+export class PrefixIndex {
+  private readonly byEndpoint = new Map<string, BlockLru>();
+
+  /** `blocksPerEndpoint`: the most block hashes kept per endpoint (about 8 bytes of memory each, plus the map's). */
+  constructor(
+    private readonly blocksPerEndpoint: number,
+    private readonly balanceFactor: number,
+  ) {}
+
+  /** Leading blocks of `hashes` recorded for `endpoint`. */
+  matchLength(endpoint: Endpoint, hashes: readonly number[]): number {
+    return this.byEndpoint.get(endpoint.address)?.matchLength(hashes) ?? 0;
+  }
+
+  /** Applies the rule above to `candidates` (eligible, not excluded; at least one) and records the pick. */
+  pick(candidates: readonly Endpoint[], load: LoadView, hashes: readonly number[]): PrefixPick {
+    let total = 0;
+    let least = Infinity;
+    let leastAt = 0;
+    for (let i = 0; i < candidates.length; i++) {
+      const active = load.activeOf(candidates[i] as Endpoint);
+      total += active;
+      if (active < least) {
+        least = active;
+        leastAt = i;
+      }
+    }
+    const f = this.balanceFactor;
+    const limit =
+      f >= 1
+        ? Math.min(Math.ceil((f * (total + 1)) / candidates.length), Math.ceil(f * (least + 1)) + 1)
+        : Infinity;
+    let best: Endpoint | undefined;
+    let bestMatch = 0;
+    let bestActive = Infinity;
+    for (const e of candidates) {
+      const active = load.activeOf(e);
+      if (active >= limit) continue;
+      const matched = this.matchLength(e, hashes);
+      if (matched > bestMatch || (matched === bestMatch && matched > 0 && active < bestActive)) {
+        best = e;
+        bestMatch = matched;
+        bestActive = active;
+      }
+    }
+    if (best !== undefined) {
+      this.lruOf(best).record(hashes);
+      return { endpoint: best, decision: "prefix_match", matched: bestMatch };
+    }
+    const endpoint = candidates[leastAt] as Endpoint;
+    const matched = this.matchLength(endpoint, hashes);
+    this.lruOf(endpoint).record(hashes);
+    return { endpoint, decision: "least_loaded", matched };
+  }
+
+  /** Forgets endpoints that left the cluster. */
+  keepOnly(addresses: ReadonlySet<string>): void {
+    for (const address of this.byEndpoint.keys())
+      if (!addresses.has(address)) this.byEndpoint.delete(address);
+  }
+
+  /** Block hashes kept for `endpoint` (tests, /status). */
+  sizeOf(endpoint: Endpoint): number {
+    return this.byEndpoint.get(endpoint.address)?.size ?? 0;
+  }
+
+  private lruOf(endpoint: Endpoint): BlockLru {
+    let lru = this.byEndpoint.get(endpoint.address);
+    if (lru === undefined) {
+      lru = new BlockLru(this.blocksPerEndpoint);
+      this.byEndpoint.set(endpoint.address, lru);
+    }
+    return lru;
+  }
+}
