@@ -15,11 +15,17 @@ import {
 import type { LoadCosts } from "./load-cost.js";
 import { createPolicyPicker, type PolicyName } from "./policy.js";
 import { createAffinityPicker } from "./affinity.js";
+import { PrefixIndex, PrefixPicker } from "./prefix-index.js";
 
 export interface BalancerOptions {
   readonly policy: PolicyName;
   /** Present when the cluster has `affinity`; picks whose context carries `affinityKey` use it. */
   readonly affinity?: { readonly balanceFactor: number } | undefined;
+  /**
+   * `affinity.key: prompt_prefix`: block hashes kept per endpoint; picks whose context carries
+   * `prefix` use the prefix picker (prefix-index.ts).
+   */
+  readonly prefix?: { readonly blocksPerEndpoint: number } | undefined;
   readonly random: RandomSource;
   /** `least_loaded` only: the cluster's latency estimates and queue depths (kept across rebuilds). */
   readonly costs?: LoadCosts | undefined;
@@ -28,6 +34,9 @@ export interface BalancerOptions {
 export class Balancer {
   private picker: Picker | undefined;
   private affinityPicker: Picker | undefined;
+  private prefixPicker: Picker | undefined;
+  /** What this thread routed where (prefix affinity); kept across rebuilds, forgets endpoints that leave. */
+  private readonly prefixIndex: PrefixIndex | undefined;
   private builtVersion = -1;
   private nextRampAt = 0;
 
@@ -37,6 +46,9 @@ export class Balancer {
   ) {
     // Pickers are built lazily on the data path, where nothing may throw: refuse the wiring bug here.
     if (options.policy === "least_loaded" && !options.costs) throw new Error("least_loaded needs costs");
+    this.prefixIndex = options.prefix
+      ? new PrefixIndex(options.prefix.blocksPerEndpoint, options.affinity?.balanceFactor ?? 0)
+      : undefined;
   }
 
   get policy(): PolicyName {
@@ -53,7 +65,8 @@ export class Balancer {
     if (set.ramping) this.stepRamps();
     if (this.builtVersion !== set.version) this.rebuild();
     if (ctx.affinityKey !== undefined && this.affinityPicker) return this.affinityPicker.pick(ctx);
-    const picker = this.picker as Picker;
+    const picker =
+      ctx.prefix !== undefined && this.prefixPicker ? this.prefixPicker : (this.picker as Picker);
     const first = picker.pick(ctx);
     if (first.kind !== "complete" || !set.hasCaps || set.hasRoom(first.endpoint)) return first;
     const exclude = new Set(ctx.exclude);
@@ -83,6 +96,11 @@ export class Balancer {
     this.affinityPicker = this.options.affinity
       ? createAffinityPicker(snapshot, this.endpoints, this.options.affinity.balanceFactor)
       : undefined;
+    const index = this.prefixIndex;
+    if (index) {
+      index.keepOnly(new Set(this.endpoints.endpoints.map((e) => e.address)));
+      this.prefixPicker = new PrefixPicker(snapshot, this.endpoints, index);
+    }
     this.builtVersion = this.endpoints.version;
   }
 }

@@ -13,6 +13,11 @@ export interface PickContext {
   readonly affinityKey?: string | undefined;
   /** Endpoints already tried for this connection or stream; the picker never returns one of them. */
   readonly exclude?: ReadonlySet<Endpoint> | undefined;
+  /**
+   * The prompt's chained block hashes (`affinity.key: prompt_prefix`, prefix-blocks.ts), when the
+   * request's prompt was found: the prefix picker decides.
+   */
+  readonly prefix?: readonly number[] | undefined;
 }
 
 /** Why no endpoint was picked; also a metric label and part of the message a client sees. */
@@ -22,8 +27,11 @@ export type PickResult =
   | {
       readonly kind: "complete";
       readonly endpoint: Endpoint;
-      /** "cost": least_loaded compared two candidates and their costs decided (explain, access log). */
-      readonly decidedBy?: "cost";
+      /**
+       * "cost": least_loaded compared two candidates and their costs decided (explain, access log);
+       * "prefix_match" / "least_loaded": the prefix picker's rule (prefix-index.ts).
+       */
+      readonly decidedBy?: "cost" | "prefix_match" | "least_loaded";
     }
   | { readonly kind: "unavailable"; readonly reason: PickFailureReason };
 

@@ -12,13 +12,22 @@
  *    configuration order), unless it is over the bounded-load limit — active ≥ ceil(balanceFactor ×
  *    (total active + 1) / candidates) — or much busier than the least active candidate — active ≥
  *    ceil(balanceFactor × (least + 1)) + 1. Then the next longest match is tried, and so on.
- * 2. No candidate with a match under both limits: the least active candidate takes it (a cold prompt
- *    goes where it costs least; its blocks are then recorded there).
+ * 2. No candidate with a match under both limits: the least active candidate takes it, among equals
+ *    the one with the fewest recorded blocks (a cold prompt goes where it costs least and spreads;
+ *    its blocks are then recorded there).
  * A balance factor below 1 sets no limit: the longest match always wins.
  * The winner's index records the whole prompt.
  */
-import type { Endpoint } from "./endpoint-set.js";
-import type { LoadView } from "./picker.js";
+import { EndpointSet, type Endpoint } from "./endpoint-set.js";
+import { isExcluded, noPick } from "./picker-results.js";
+import {
+  unavailable,
+  type LoadView,
+  type PickContext,
+  type PickResult,
+  type Picker,
+  type PolicySnapshot,
+} from "./picker.js";
 
 /** A bounded set of block hashes kept in least-recently-used order. */
 export class BlockLru {
@@ -80,12 +89,16 @@ export class PrefixIndex {
     let total = 0;
     let least = Infinity;
     let leastAt = 0;
+    let leastCached = Infinity;
     for (let i = 0; i < candidates.length; i++) {
-      const active = load.activeOf(candidates[i] as Endpoint);
+      const e = candidates[i] as Endpoint;
+      const active = load.activeOf(e);
       total += active;
-      if (active < least) {
+      // Ties go to the endpoint with the fewest cached blocks, so cold prompts spread.
+      if (active < least || (active === least && this.sizeOf(e) < leastCached)) {
         least = active;
         leastAt = i;
+        leastCached = this.sizeOf(e);
       }
     }
     const f = this.balanceFactor;
@@ -134,5 +147,37 @@ export class PrefixIndex {
       this.byEndpoint.set(endpoint.address, lru);
     }
     return lru;
+  }
+}
+
+/** What the prefix picker reads of the endpoint set: live counts and caps. */
+export interface PrefixLoadView extends LoadView {
+  readonly hasCaps: boolean;
+  hasRoom(endpoint: Endpoint): boolean;
+}
+
+/**
+ * The picker for a pick whose context carries `prefix` (the prompt's block hashes): the rule above
+ * over the snapshot's eligible endpoints that are not excluded and, with caps, have a free slot.
+ */
+export class PrefixPicker implements Picker {
+  constructor(
+    private readonly snapshot: PolicySnapshot,
+    private readonly load: PrefixLoadView,
+    private readonly index: PrefixIndex,
+  ) {}
+
+  pick(ctx: PickContext): PickResult {
+    const hashes = ctx.prefix ?? [];
+    const load = this.load;
+    const candidates = this.snapshot.eligible.filter(
+      (e) => EndpointSet.eligible(e) && !isExcluded(ctx, e) && (!load.hasCaps || load.hasRoom(e)),
+    );
+    if (candidates.length === 0) {
+      const open = this.snapshot.eligible.some((e) => EndpointSet.eligible(e) && !isExcluded(ctx, e));
+      return open ? unavailable("at_capacity") : noPick(this.snapshot.eligible.length, ctx);
+    }
+    const chosen = this.index.pick(candidates, load, hashes);
+    return { kind: "complete", endpoint: chosen.endpoint, decidedBy: chosen.decision };
   }
 }

@@ -20,6 +20,7 @@
  * routing reads must be valid UTF-8 (proto3 parsers reject the request otherwise): else "malformed".
  */
 import { isUtf8 } from "node:buffer";
+import { PrefixBlockHasher } from "../balancer/prefix-blocks.js";
 
 export type InferenceMethod =
   "triton_infer" | "triton_stream_infer" | "torchserve_predict" | "torchserve_stream_predict";
@@ -48,6 +49,27 @@ export interface PeekResult {
    * `start` / `end` are the bool parameters `sequence_start` / `sequence_end` (false when absent).
    */
   readonly sequence: { readonly key: string; readonly start: boolean; readonly end: boolean } | undefined;
+  /**
+   * Triton only, when the peeker was asked for a prompt (`PromptSpec`): its chained block hashes, or
+   * why there are none: the input is not in the message (or its bytes come before its declaration),
+   * the prompt is shorter than one block, or it lies past `maxBytes`.
+   */
+  readonly prompt?: PromptPeek;
+}
+
+export type PromptPeek =
+  | { readonly kind: "found"; readonly hashes: readonly number[] }
+  | { readonly kind: "missing"; readonly reason: "not_found" | "short" | "too_large" };
+
+/**
+ * The prompt to read for prefix affinity: the first element of the BYTES input named `input`, from
+ * `raw_input_contents` (a 4-byte little-endian length, then the bytes) or from the input's own
+ * `contents.bytes_contents`, hashed in blocks (prefix-blocks.ts).
+ */
+export interface PromptSpec {
+  readonly input: string;
+  readonly blockBytes: number;
+  readonly maxBlocks: number;
 }
 
 export type PeekOutcome =
@@ -113,12 +135,24 @@ export class RequestPeeker {
   private paramHi = 0;
   private paramTextStart = 0;
   private paramTextEnd = 0;
+  /** The prompt asked for (Triton only), its input's position among `inputs`, and what was found. */
+  private readonly promptSpec: PromptSpec | undefined;
+  private promptName: Buffer | undefined;
+  private inputsSeen = 0;
+  private rawSeen = 0;
+  private promptIndex = -1;
+  private prompt: PromptPeek | undefined;
 
-  /** `maxBytes`: most bytes of the message (after its prefix) read to route it; NaN or negative = 0. */
-  constructor(method: InferenceMethod, maxBytes: number) {
+  /**
+   * `maxBytes`: most bytes of the message (after its prefix) read to route it; NaN or negative = 0.
+   * `prompt`: also read that input's prompt (Triton methods only).
+   */
+  constructor(method: InferenceMethod, maxBytes: number, prompt?: PromptSpec) {
     this.triton = method === "triton_infer" || method === "triton_stream_infer";
     this.firstTensorField = this.triton ? 5 : 3;
     this.maxBytes = maxBytes >= 0 ? Math.floor(maxBytes) : 0;
+    this.promptSpec = this.triton ? prompt : undefined;
+    this.promptName = this.promptSpec ? Buffer.from(this.promptSpec.input) : undefined;
   }
 
   /**
@@ -207,7 +241,7 @@ export class RequestPeeker {
       case FIXED64:
         return this.startPayload(8);
       case LEN:
-        this.routing = field === 1 || field === 2 || (this.triton && field === 4);
+        this.routing = field === 1 || field === 2 || (this.triton && field === 4) || this.promptField(field);
         this.state = "length";
         return this.expectByte();
       case FIXED32:
@@ -259,6 +293,10 @@ export class RequestPeeker {
   private readField(b: Buffer, start: number, end: number): void {
     if (this.field === 4) {
       if (!this.readEntry(b, start, end)) return this.finish(MALFORMED);
+    } else if (this.field === 5) {
+      if (!this.readInput(b, start, end)) return this.finish(MALFORMED);
+    } else if (this.field === 7) {
+      this.readRawPrompt(b, start, end);
     } else {
       if (!isUtf8(b.subarray(start, end))) return this.finish(MALFORMED);
       const text = b.toString("utf8", start, end);
@@ -286,7 +324,11 @@ export class RequestPeeker {
   }
 
   private limitReached(): void {
-    this.finish(this.tensorSeen && !this.routing ? this.done() : TOO_LARGE);
+    // The limit inside the prompt's tensor fields: the routing fields before them still count. A
+    // prompt not met so far may lie in the bytes past the limit.
+    const inTensor = this.routing && this.field >= this.firstTensorField;
+    if (this.promptSpec !== undefined) this.prompt ??= { kind: "missing", reason: "too_large" };
+    this.finish(this.tensorSeen && (!this.routing || inTensor) ? this.done() : TOO_LARGE);
   }
 
   private finish(outcome: PeekOutcome): void {
@@ -295,7 +337,89 @@ export class RequestPeeker {
   }
 
   private done(): PeekOutcome {
-    return { kind: "done", result: { model: this.model, version: this.version, sequence: this.sequence() } };
+    const result: PeekResult = { model: this.model, version: this.version, sequence: this.sequence() };
+    if (this.promptSpec === undefined) return { kind: "done", result };
+    return {
+      kind: "done",
+      result: { ...result, prompt: this.prompt ?? { kind: "missing", reason: "not_found" } },
+    };
+  }
+
+  /**
+   * Whether a top-level LEN field is collected for the prompt: every `inputs` entry (5) until the
+   * prompt is found (they are small unless they carry the prompt in `contents`), and the one
+   * `raw_input_contents` entry (7) at the prompt input's position. Counts the field's occurrence.
+   */
+  private promptField(field: number): boolean {
+    if (this.promptSpec === undefined || this.prompt !== undefined) return false;
+    if (field === 5) return true;
+    if (field !== 7) return false;
+    return this.rawSeen++ === this.promptIndex;
+  }
+
+  /** One `inputs` entry (InferInputTensor: name=1, contents=5); false when malformed. */
+  private readInput(b: Buffer, start: number, end: number): boolean {
+    const position = this.inputsSeen++;
+    let isPrompt = false;
+    let contentsStart = -1;
+    let contentsEnd = -1;
+    let p = start;
+    while (p < end) {
+      p = this.readTag(b, p, end);
+      if (p < 0) return false;
+      const field = this.lo >>> 3;
+      if ((field === 1 || field === 5) && (this.lo & 7) === LEN) {
+        p = this.readLength(b, p, end);
+        if (p < 0) return false;
+        if (field === 1) isPrompt = sameBytes(b, p, p + this.lo, this.promptName as Buffer);
+        else {
+          contentsStart = p;
+          contentsEnd = p + this.lo;
+        }
+        p += this.lo;
+      } else {
+        p = this.skip(b, p, end, this.lo & 7);
+        if (p < 0) return false;
+      }
+    }
+    if (!isPrompt || this.promptIndex >= 0) return true;
+    this.promptIndex = position;
+    return contentsStart < 0 || this.readContentsPrompt(b, contentsStart, contentsEnd);
+  }
+
+  /** InferTensorContents: the first `bytes_contents` (8) element is the prompt; false when malformed. */
+  private readContentsPrompt(b: Buffer, start: number, end: number): boolean {
+    let p = start;
+    while (p < end) {
+      p = this.readTag(b, p, end);
+      if (p < 0) return false;
+      if (this.lo >>> 3 === 8 && (this.lo & 7) === LEN) {
+        p = this.readLength(b, p, end);
+        if (p < 0) return false;
+        this.hashPrompt(b, p, p + this.lo);
+        return true;
+      }
+      p = this.skip(b, p, end, this.lo & 7);
+      if (p < 0) return false;
+    }
+    return true;
+  }
+
+  /** The prompt input's `raw_input_contents`: its first element, after a 4-byte little-endian length. */
+  private readRawPrompt(b: Buffer, start: number, end: number): void {
+    if (end - start < 4) return;
+    const length = b.readUInt32LE(start);
+    this.hashPrompt(b, start + 4, Math.min(end, start + 4 + length));
+  }
+
+  private hashPrompt(b: Buffer, start: number, end: number): void {
+    const spec = this.promptSpec as PromptSpec;
+    const hasher = new PrefixBlockHasher(spec.blockBytes, spec.maxBlocks);
+    hasher.push(b, start, end);
+    this.prompt =
+      hasher.hashes.length > 0
+        ? { kind: "found", hashes: hasher.hashes }
+        : { kind: "missing", reason: "short" };
   }
 
   private sequence(): PeekResult["sequence"] {
