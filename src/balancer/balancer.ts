@@ -15,17 +15,17 @@ import {
 import type { LoadCosts } from "./load-cost.js";
 import { createPolicyPicker, type PolicyName } from "./policy.js";
 import { createAffinityPicker } from "./affinity.js";
-import { PrefixIndex, PrefixPicker } from "./prefix-index.js";
+import { PrefixPicker, type PrefixIndex } from "./prefix-index.js";
 
 export interface BalancerOptions {
   readonly policy: PolicyName;
   /** Present when the cluster has `affinity`; picks whose context carries `affinityKey` use it. */
   readonly affinity?: { readonly balanceFactor: number } | undefined;
   /**
-   * `affinity.key: prompt_prefix`: block hashes kept per endpoint; picks whose context carries
-   * `prefix` use the prefix picker (prefix-index.ts).
+   * `affinity.key: prompt_prefix`: what was routed where (kept by the caller across reloads); picks
+   * whose context carries `prefix` use the prefix picker (prefix-index.ts).
    */
-  readonly prefix?: { readonly blocksPerEndpoint: number } | undefined;
+  readonly prefix?: PrefixIndex | undefined;
   readonly random: RandomSource;
   /** `least_loaded` only: the cluster's latency estimates and queue depths (kept across rebuilds). */
   readonly costs?: LoadCosts | undefined;
@@ -35,8 +35,6 @@ export class Balancer {
   private picker: Picker | undefined;
   private affinityPicker: Picker | undefined;
   private prefixPicker: Picker | undefined;
-  /** What this thread routed where (prefix affinity); kept across rebuilds, forgets endpoints that leave. */
-  private readonly prefixIndex: PrefixIndex | undefined;
   private builtVersion = -1;
   private nextRampAt = 0;
 
@@ -46,9 +44,6 @@ export class Balancer {
   ) {
     // Pickers are built lazily on the data path, where nothing may throw: refuse the wiring bug here.
     if (options.policy === "least_loaded" && !options.costs) throw new Error("least_loaded needs costs");
-    this.prefixIndex = options.prefix
-      ? new PrefixIndex(options.prefix.blocksPerEndpoint, options.affinity?.balanceFactor ?? 0)
-      : undefined;
   }
 
   get policy(): PolicyName {
@@ -96,8 +91,9 @@ export class Balancer {
     this.affinityPicker = this.options.affinity
       ? createAffinityPicker(snapshot, this.endpoints, this.options.affinity.balanceFactor)
       : undefined;
-    const index = this.prefixIndex;
+    const index = this.options.prefix;
     if (index) {
+      // The index forgets endpoints that left the set.
       index.keepOnly(new Set(this.endpoints.endpoints.map((e) => e.address)));
       this.prefixPicker = new PrefixPicker(snapshot, this.endpoints, index);
     }

@@ -73,10 +73,12 @@ export interface PrefixPick {
 export class PrefixIndex {
   private readonly byEndpoint = new Map<string, BlockLru>();
 
-  /** `blocksPerEndpoint`: the most block hashes kept per endpoint (about 8 bytes of memory each, plus the map's). */
+  /** `blocksPerEndpoint`: the most block hashes kept per endpoint (a Map entry each, about 80 bytes). */
+  /** `blockBytes`: the block size the hashes were made with (an index is only valid for one). */
   constructor(
-    private readonly blocksPerEndpoint: number,
-    private readonly balanceFactor: number,
+    readonly blocksPerEndpoint: number,
+    readonly balanceFactor: number,
+    readonly blockBytes = 64,
   ) {}
 
   /** Leading blocks of `hashes` recorded for `endpoint`. */

@@ -14,8 +14,22 @@ import type { ModelReadiness } from "../health/model-readiness.js";
 import type { RetryBudget } from "./retry-budget.js";
 import type { WorkQueue } from "./work-queue.js";
 
-/** Why an inference-aware stream went where it went (`fulcrum_route_decisions_total`'s `reason`). */
-export type RouteDecision = "affinity" | "model" | "cost" | "policy";
+/**
+ * Why an inference-aware stream went where it went (`fulcrum_route_decisions_total`'s `reason`):
+ * affinity, model, cost or policy, and for prompt-prefix affinity prefix, prefix_least_loaded or
+ * prompt_not_found / prompt_short / prompt_too_large / prompt_unread.
+ */
+export type RouteDecision =
+  | "affinity"
+  | "model"
+  | "cost"
+  | "policy"
+  | "prefix"
+  | "prefix_least_loaded"
+  | "prompt_not_found"
+  | "prompt_short"
+  | "prompt_too_large"
+  | "prompt_unread";
 
 export interface UpstreamCluster {
   /** `clusters[].name`. */

@@ -27,7 +27,7 @@ const DURATION_OR_ZERO_RE = /^(0|\d+(ms|s|m|h))$/;
 const SIZE_RE = /^\d+(B|KiB|MiB)$/;
 /** host:port or [v6]:port (a zone like `%eth0` allowed); the port range is checked separately. */
 const ADDRESS_RE = /^(\[[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?\]|[A-Za-z0-9_.-]+):\d{1,5}$/;
-const AFFINITY_KEY_RE = /^(source_ip|triton_sequence|header:[A-Za-z0-9!#$%&'*+.^_`|~-]+)$/;
+const AFFINITY_KEY_RE = /^(source_ip|triton_sequence|prompt_prefix|header:[A-Za-z0-9!#$%&'*+.^_`|~-]+)$/;
 
 function duration(defaultValue: string) {
   return z
@@ -212,9 +212,11 @@ const outlierDetection = object({
 
 const affinity = object({
   key: z
-    .string({ error: msg("source_ip | header:<name> | triton_sequence") })
-    .regex(AFFINITY_KEY_RE, { error: msg("source_ip | header:<name> | triton_sequence") })
-    .describe("What sticks: source_ip | header:<name> (grpc) | triton_sequence (grpc)"),
+    .string({ error: msg("source_ip | header:<name> | triton_sequence | prompt_prefix") })
+    .regex(AFFINITY_KEY_RE, { error: msg("source_ip | header:<name> | triton_sequence | prompt_prefix") })
+    .describe(
+      "What sticks: source_ip | header:<name> (grpc) | triton_sequence (grpc) | prompt_prefix (grpc, Triton: the prompt's leading blocks)",
+    ),
   balance_factor: z
     .number({ error: msg("0 or a number ≥ 1") })
     .refine((v) => v === 0 || v >= 1, { error: msg("0 or a number ≥ 1") })
@@ -222,6 +224,16 @@ const affinity = object({
     .describe("0 = pure consistent hash, or ≥ 1 (e.g. 1.25) = bounded load"),
   sequence_idle_timeout: duration("60s").describe(
     "triton_sequence only: a pin with no request for this long ends",
+  ),
+  input: text()
+    .default("text_input")
+    .describe("prompt_prefix only: the BYTES input of ModelInfer / ModelStreamInfer that holds the prompt"),
+  block_bytes: int(1, 65_536, 64).describe("prompt_prefix only: bytes per hashed block of the prompt"),
+  max_blocks: int(1, 65_536, 256).describe(
+    "prompt_prefix only: leading blocks of a prompt that count (and are read, within peek_max_bytes)",
+  ),
+  index_blocks: int(1, 10_000_000, 65_536).describe(
+    "prompt_prefix only: block hashes remembered per endpoint and thread (LRU; about 80 bytes each)",
   ),
 });
 

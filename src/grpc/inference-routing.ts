@@ -12,10 +12,18 @@ import type { ModelRef } from "../health/model-readiness.js";
 import type { PickResult } from "../balancer/picker.js";
 import { sizeBytes } from "../config/config-units.js";
 import type { UpstreamCluster } from "../cluster/upstream-cluster.js";
-import { RequestPeeker, inferenceMethodOf, type PeekOutcome } from "./inference-peek.js";
+import { RequestPeeker, inferenceMethodOf, type PeekOutcome, type PromptSpec } from "./inference-peek.js";
 
-/** Why an endpoint was chosen: affinity decided, the model narrowed the set, least_loaded's cost, or the policy. */
-export type RouteReason = "affinity" | "model" | "cost" | "policy";
+/**
+ * Why an endpoint was chosen: affinity decided, the model narrowed the set, least_loaded's cost, or
+ * the policy; with prompt-prefix affinity, a prefix match, the least active endpoint (no usable
+ * match), or why the prompt was not read (the policy then decided).
+ */
+export type RouteReason =
+  "affinity" | "model" | "cost" | "policy" | "prefix" | "prefix_least_loaded" | PromptMissReason;
+
+/** Why a `prompt_prefix` cluster's request was routed without its prompt. */
+export type PromptMissReason = "prompt_not_found" | "prompt_short" | "prompt_too_large" | "prompt_unread";
 
 /** Which endpoints a request may reach. */
 export type ModelFilter =
@@ -36,18 +44,33 @@ export class InferenceRouting {
     private readonly cluster: UpstreamCluster,
     method: NonNullable<ReturnType<typeof inferenceMethodOf>>,
   ) {
-    this.peeker = new RequestPeeker(method, sizeBytes(cluster.config.peek_max_bytes));
+    this.peeker = new RequestPeeker(method, sizeBytes(cluster.config.peek_max_bytes), promptSpecOf(cluster));
   }
 
   /** The routing of a new stream, or undefined when its cluster or method needs no peek. */
   static forStream(cluster: UpstreamCluster, path: string | undefined): InferenceRouting | undefined {
     if (path === undefined) return undefined;
-    const sequences = cluster.pins !== undefined;
-    if (cluster.config.models.length === 0 && !sequences) return undefined;
+    // Sequence pins and prompt prefixes are read from Triton's requests only.
+    const tritonOnly = cluster.pins !== undefined || cluster.config.affinity?.key === "prompt_prefix";
+    if (cluster.config.models.length === 0 && !tritonOnly) return undefined;
     const method = inferenceMethodOf(path);
     if (!method) return undefined;
     if (cluster.config.models.length === 0 && !method.startsWith("triton")) return undefined;
     return new InferenceRouting(cluster, method);
+  }
+
+  /** The prompt's block hashes, once the head was read and the prompt found (`prompt_prefix` clusters). */
+  get promptHashes(): readonly number[] | undefined {
+    const prompt = this.outcome.kind === "done" ? this.outcome.result.prompt : undefined;
+    return prompt?.kind === "found" ? prompt.hashes : undefined;
+  }
+
+  /** Why a `prompt_prefix` cluster routes this request without its prompt; undefined when found (or not asked). */
+  get promptMiss(): PromptMissReason | undefined {
+    if (this.cluster.config.affinity?.key !== "prompt_prefix") return undefined;
+    if (this.outcome.kind === "fallback") return "prompt_unread";
+    const prompt = this.outcome.kind === "done" ? this.outcome.result.prompt : undefined;
+    return prompt?.kind === "missing" ? `prompt_${prompt.reason}` : undefined;
   }
 
   /** The Triton sequence the request belongs to, once the head was read (pinned clusters only). */
@@ -116,11 +139,22 @@ export function routeReason(
   affinityKey: string | undefined,
   filter: ModelFilter,
   picked: PickResult,
+  promptMiss?: PromptMissReason,
 ): RouteReason {
   if (affinityKey !== undefined && cluster.config.affinity) return "affinity";
-  if (picked.kind === "complete" && picked.decidedBy === "cost") return "cost";
+  const decidedBy = picked.kind === "complete" ? picked.decidedBy : undefined;
+  if (decidedBy === "prefix_match") return "prefix";
+  if (decidedBy === "least_loaded") return "prefix_least_loaded";
+  if (decidedBy === "cost") return "cost";
   if (filter.kind === "only") return "model";
-  return "policy";
+  return promptMiss ?? "policy";
+}
+
+/** The prompt a `prompt_prefix` cluster reads from Triton requests, if it is one. */
+function promptSpecOf(cluster: UpstreamCluster): PromptSpec | undefined {
+  const a = cluster.config.affinity;
+  if (a?.key !== "prompt_prefix") return undefined;
+  return { input: a.input, blockBytes: a.block_bytes, maxBlocks: a.max_blocks };
 }
 
 /**

@@ -120,10 +120,12 @@ export class StreamEndpointChoice {
       this.sequenceEndpoint = decision.endpoint;
       picked = { kind: "complete", endpoint: decision.endpoint };
     } else {
+      const prefix = this.routing?.promptHashes;
       picked = cluster.pick({
         clientAddress: this.clientAddress,
         affinityKey: this.affinityKey,
         exclude: unionExclude(modelExclude, this.excluded()),
+        prefix,
       });
       if (picked.kind === "unavailable" && this.refused && picked.reason === "all_endpoints_tried") {
         // Streams refused by a draining connection were never processed: the same endpoint may take them again.
@@ -131,6 +133,7 @@ export class StreamEndpointChoice {
           clientAddress: this.clientAddress,
           affinityKey: this.affinityKey,
           exclude: unionExclude(modelExclude, this.failedConnects),
+          prefix,
         });
       }
     }
@@ -154,7 +157,13 @@ export class StreamEndpointChoice {
     }
     this.endpoint = endpoint;
     if (this.attempts === 0) {
-      const reason = routeReason(cluster, sequence?.key ?? this.affinityKey, filter, picked);
+      const reason = routeReason(
+        cluster,
+        sequence?.key ?? this.affinityKey,
+        filter,
+        picked,
+        this.routing?.promptMiss,
+      );
       this.reason = reason;
       cluster.routeDecided(reason);
       if (cluster.config.explain) this.explanation = routeTrailer(endpoint.address, cluster, reason);
@@ -186,7 +195,6 @@ export class StreamEndpointChoice {
     this.lastError = reason;
   }
 
-  /** The endpoint refused the stream before processing it (REFUSED_STREAM, GOAWAY). */
   /** True when affinity or a Triton sequence keeps the stream on one endpoint (it waits for that one). */
   get keepsEndpoint(): boolean {
     return this.affinityKey !== undefined || this.routing?.sequence !== undefined;
@@ -203,6 +211,7 @@ export class StreamEndpointChoice {
     this.lastError = reason;
   }
 
+  /** The endpoint refused the stream before processing it (REFUSED_STREAM, GOAWAY). */
   refusedBy(endpoint: Endpoint, reason: string): void {
     (this.refused ??= new Set()).add(endpoint);
     this.lastError = reason;

@@ -24,6 +24,7 @@ import { createProber } from "./cluster-prober.js";
 import { LoadMetricsScraper } from "../health/load-metrics-scraper.js";
 import { ModelReadiness } from "../health/model-readiness.js";
 import { LoadCosts, type LoadCostOptions } from "../balancer/load-cost.js";
+import { PrefixIndex } from "../balancer/prefix-index.js";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { CounterTally, HistogramTally } from "../metrics/metrics-tally.js";
@@ -67,6 +68,8 @@ export class ClusterRuntime implements UpstreamCluster {
   readonly pins: SequencePins | undefined;
   /** `least_loaded` only: this thread's latency estimates and the shared queue depths. */
   readonly costs: LoadCosts | undefined;
+  /** `affinity.key: prompt_prefix`: which prompt blocks this thread routed to which endpoint. */
+  readonly prefixIndex: PrefixIndex | undefined;
   /**
    * This thread's per-endpoint latency windows and status counts (the status page), from the
    * outcome reports below; kept across reloads. With worker threads the main thread's stay empty.
@@ -129,9 +132,11 @@ export class ClusterRuntime implements UpstreamCluster {
     this.retryBudget = new RetryBudget(config.retry_budget_percent, config.retry_budget_min_concurrency);
     if (previous) this.models.configure(config.models, thresholds);
     this.costs = config.policy === "least_loaded" ? this.loadCosts(previous) : undefined;
+    this.prefixIndex = prefixIndexFor(config, previous?.prefixIndex);
     this.balancer = new Balancer(this.endpoints, {
       policy: config.policy,
       affinity: config.affinity ? { balanceFactor: config.affinity.balance_factor } : undefined,
+      prefix: this.prefixIndex,
       random: deps.random ?? Math.random,
       costs: this.costs,
     });
@@ -240,11 +245,12 @@ export class ClusterRuntime implements UpstreamCluster {
   }
 
   /**
-   * Counts a routing decision of an inference-aware cluster (models configured or `explain`) in
+   * Counts a routing decision of an inference-aware cluster (models, `explain` or prompt_prefix) in
    * `fulcrum_route_decisions_total`; other clusters skip it.
    */
   routeDecided(reason: RouteDecision): void {
-    if (this.config.models.length === 0 && !this.config.explain) return;
+    const prefix = this.config.affinity?.key === "prompt_prefix";
+    if (this.config.models.length === 0 && !this.config.explain && !prefix) return;
     let tally = this.routeTallies.get(reason);
     if (!tally) {
       tally = this.metrics.routeDecisionsTally({ cluster: this.name, reason });
@@ -461,4 +467,22 @@ function sequencePinsOf(
   return buffers
     ? new SequencePins(buffers, idleSeconds)
     : SequencePins.create(SEQUENCE_PIN_CAPACITY, idleSeconds);
+}
+
+/**
+ * The prefix index of a `prompt_prefix` cluster: the previous one across a reload that keeps its
+ * block size, index size and balance factor (what the workers cache does not change with a reload),
+ * else a new one.
+ */
+function prefixIndexFor(config: ClusterConfig, previous: PrefixIndex | undefined): PrefixIndex | undefined {
+  const affinity = config.affinity;
+  if (affinity?.key !== "prompt_prefix") return undefined;
+  if (
+    previous !== undefined &&
+    previous.blocksPerEndpoint === affinity.index_blocks &&
+    previous.balanceFactor === affinity.balance_factor &&
+    previous.blockBytes === affinity.block_bytes
+  )
+    return previous;
+  return new PrefixIndex(affinity.index_blocks, affinity.balance_factor, affinity.block_bytes);
 }

@@ -268,7 +268,7 @@ clusters:
       name: "an affinity key of no known kind",
       yaml: GRPC.replace("  - name: c\n", "  - name: c\n    affinity: { key: cookie }\n"),
       errors: [
-        'clusters[0].affinity.key: expected source_ip | header:<name> | triton_sequence, got "cookie"',
+        'clusters[0].affinity.key: expected source_ip | header:<name> | triton_sequence | prompt_prefix, got "cookie"',
       ],
     },
     {
@@ -300,6 +300,25 @@ clusters:
         "  - name: c\n    affinity: { key: 'header:x-s', sequence_idle_timeout: 5m }\n",
       ),
       errors: ["clusters[0].affinity.sequence_idle_timeout: applies only to key: triton_sequence"],
+    },
+    {
+      name: "prompt_prefix with its keys on a grpc cluster",
+      yaml: GRPC.replace(
+        "  - name: c\n",
+        "  - name: c\n    affinity: { key: prompt_prefix, input: prompt, block_bytes: 32, max_blocks: 64, index_blocks: 1000, balance_factor: 1.25 }\n",
+      ),
+      errors: [],
+    },
+    {
+      name: "prompt_prefix keys under another affinity key",
+      yaml: GRPC.replace(
+        "  - name: c\n",
+        "  - name: c\n    affinity: { key: source_ip, block_bytes: 64, input: text_input }\n",
+      ),
+      errors: [
+        "clusters[0].affinity.block_bytes: applies only to key: prompt_prefix",
+        "clusters[0].affinity.input: applies only to key: prompt_prefix",
+      ],
     },
     {
       name: "balance_factor 1 and 1.25 are bounded load",
