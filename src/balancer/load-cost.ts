@@ -16,7 +16,9 @@
  *   are in it), so the larger of the two counts rather than their sum. A scrape is trusted fully for
  *   two intervals (the next may be in flight), then its weight halves every further interval, so a
  *   worker whose metrics endpoint stopped answering soon falls back to `active` instead of being
- *   judged forever by an old number.
+ *   judged forever by an old number. With `stale_after`, an endpoint whose scrapes stopped longer
+ *   ago than that counts as saturated instead (infinite cost): a fleet whose load is only known
+ *   from its metrics sends nothing to a worker it cannot see.
  * - fast failures: a stream that ended UNAVAILABLE or RESOURCE_EXHAUSTED counts as a latency sample of
  *   at least `max(100 ms, 4 × the highest cost of the other endpoints)` (cost before the weight).
  *   Otherwise a worker that rejects everything in a millisecond would look like the fastest in the
@@ -55,8 +57,13 @@ export interface LoadCostOptions {
   readonly load: LoadView;
   /** τ of the latency estimates (default 10 s). */
   readonly decayMs?: number | undefined;
-  /** Scraped queue depths and the scrape interval; absent: no queue term. */
-  readonly queue?: { readonly view: QueueView; readonly intervalMs: number } | undefined;
+  /**
+   * Scraped queue depths and the scrape interval; absent: no queue term. `staleMs` > 0: an endpoint
+   * whose last scrape is older than that (or that was never scraped) counts as saturated.
+   */
+  readonly queue?:
+    | { readonly view: QueueView; readonly intervalMs: number; readonly staleMs?: number | undefined }
+    | undefined;
 }
 
 /** gRPC status codes the cost reads (grpc/doc/statuscodes.md). */
@@ -157,8 +164,10 @@ export class LoadCosts {
     let outstanding = active;
     const q = this.queue;
     if (q) {
-      const queued =
-        q.view.queueDepthOf(endpoint) * freshness(now - q.view.queueScrapedAtOf(endpoint), q.intervalMs);
+      const age = now - q.view.queueScrapedAtOf(endpoint);
+      // Saturated: picked only when every other candidate is too.
+      if (q.staleMs !== undefined && q.staleMs > 0 && age > q.staleMs) return Infinity;
+      const queued = q.view.queueDepthOf(endpoint) * freshness(age, q.intervalMs);
       if (queued > outstanding) outstanding = queued;
     }
     return (outstanding + 1) * (s.ewma.valueAt(now) + LATENCY_FLOOR_MS);
@@ -175,7 +184,9 @@ export class LoadCosts {
     let max = 0;
     for (const s of this.states.values()) {
       if (s === self) continue;
-      max = Math.max(max, this.unweightedCost(s.endpoint, s, this.options.load.activeOf(s.endpoint), now));
+      const cost = this.unweightedCost(s.endpoint, s, this.options.load.activeOf(s.endpoint), now);
+      // A saturated endpoint's infinite cost would make the penalty infinite, and the estimate with it.
+      if (Number.isFinite(cost)) max = Math.max(max, cost);
     }
     return max;
   }

@@ -160,6 +160,13 @@ function crossChecks(raw: unknown, add: (path: readonly PropertyKey[], message: 
     if (c.load_metrics !== undefined && c.policy !== "least_loaded") {
       add(["clusters", i, "load_metrics"], "applies only to policy: least_loaded");
     }
+    if (isObject(c.load_metrics)) {
+      const lm = c.load_metrics;
+      if (lm.metric !== undefined && lm.metrics !== undefined)
+        add(["clusters", i, "load_metrics", "metrics"], "use metric or metrics, not both");
+      if (Array.isArray(lm.metrics) && lm.metrics.length === 0)
+        add(["clusters", i, "load_metrics", "metrics"], "must name at least one metric");
+    }
     if (
       isObject(c.affinity) &&
       c.affinity.sequence_idle_timeout !== undefined &&

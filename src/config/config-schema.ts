@@ -250,11 +250,32 @@ const model = object({
   version: text().default("").describe('"" = any version'),
 });
 
+const loadSeries = object({
+  name: name().describe("Metric name (every sample of it that matches `labels` is summed)"),
+  weight: z
+    .number({ error: msg("a number ≥ 0") })
+    .min(0, { error: msg("a number ≥ 0") })
+    .default(1)
+    .describe("Multiplies the metric's sum in the endpoint's load"),
+  labels: z
+    .record(z.string(), z.string({ error: msg("a string") }), { error: msg("a mapping of label to value") })
+    .default({})
+    .describe("Only samples with these label values count (e.g. { model: llama })"),
+});
+
 const loadMetrics = object({
   port: int(1, 65535, 8002).describe("Metrics port on each endpoint's host"),
   path: text().default("/metrics").describe("Prometheus text endpoint"),
   metric: text().default("nv_inference_pending_request_count").describe("Gauge read as the endpoint's load"),
-  interval: duration("1s").describe("Time between scrapes"),
+  metrics: list(loadSeries)
+    .optional()
+    .describe(
+      "Instead of `metric`: several metrics, each weighted and filtered by labels; the load is their weighted sum",
+    ),
+  interval: duration("1s").describe("Time between scrapes (e.g. 50ms for a fast-moving fleet)"),
+  stale_after: durationOrZero("0").describe(
+    "0 = an old scrape fades out; else an endpoint without a successful scrape for this long counts as saturated",
+  ),
 });
 
 /** A header name (lower case: HTTP/2 field names are); "" = not used. */

@@ -2,7 +2,9 @@
  * Scrapes each endpoint's worker for its queue depth (`clusters[].load_metrics`, policy least_loaded):
  * every `interval`, `GET http://<endpoint host>:<port><path>` (Triton serves Prometheus text on port
  * 8002), sums every sample of `metric` over its label sets (Triton's
- * `nv_inference_pending_request_count{model,version}` is one series per model) and stores the sum and
+ * `nv_inference_pending_request_count{model,version}` is one series per model), or the weighted sum
+ * of several metrics filtered by labels (`metrics`: Triton's pending count of one model, TRT-LLM's
+ * waiting requests and KV-cache fill), and stores the sum and
  * the scrape time in the cluster's shared counters, where every worker thread's least_loaded picker
  * reads it. A failed scrape stores nothing: the last depth keeps aging and the cost discounts it.
  *
@@ -14,10 +16,18 @@ import type { Endpoint, EndpointSet } from "../balancer/endpoint-set.js";
 import type { Logger } from "../log/logger.js";
 import { RateLimitedWarning } from "../log/rate-limited-warning.js";
 
+/** One metric of the load: its samples that carry `labels` are summed, times `weight`. */
+export interface LoadSeries {
+  readonly name: string;
+  readonly weight: number;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
 export interface LoadMetricsSettings {
   readonly port: number;
   readonly path: string;
-  readonly metric: string;
+  /** The load is the weighted sum of these (`load_metrics.metrics`, or `metric` alone with weight 1). */
+  readonly series: readonly LoadSeries[];
   readonly intervalMs: number;
 }
 
@@ -86,7 +96,7 @@ export class LoadMetricsScraper {
   }
 
   private fetch(e: Endpoint): Promise<ScrapeResult> {
-    const { port, path, metric, intervalMs } = this.settings;
+    const { port, path, series, intervalMs } = this.settings;
     return new Promise((resolve) => {
       let settled = false;
       const finish = (r: ScrapeResult): void => {
@@ -114,10 +124,9 @@ export class LoadMetricsScraper {
               chunks.push(chunk);
             });
             res.on("end", () => {
-              const depth = sumPromMetric(Buffer.concat(chunks).toString("utf8"), metric);
-              finish(
-                depth === undefined ? { ok: false, reason: `no ${metric} sample` } : { ok: true, depth },
-              );
+              const depth = sumPromSeries(Buffer.concat(chunks).toString("utf8"), series);
+              const names = series.map((m) => m.name).join(", ");
+              finish(depth === undefined ? { ok: false, reason: `no ${names} sample` } : { ok: true, depth });
             });
             res.on("error", (err) => finish({ ok: false, reason: err.message }));
           },
@@ -141,23 +150,71 @@ export class LoadMetricsScraper {
  * timestamp); undefined when no sample of `metric` is present.
  */
 export function sumPromMetric(text: string, metric: string): number | undefined {
+  return sumPromSeries(text, [{ name: metric, weight: 1, labels: {} }]);
+}
+
+/**
+ * The weighted sum over `series` of their matching samples (a sample matches when it carries every
+ * label of the series with its value); undefined when no sample of any of them is present, so a
+ * worker that exports only some of the metrics (TRT-LLM's next to Triton's) still has a load.
+ */
+export function sumPromSeries(text: string, series: readonly LoadSeries[]): number | undefined {
   let sum: number | undefined;
   for (const raw of text.split("\n")) {
     const line = raw.trim();
-    if (line === "" || line.startsWith("#") || !line.startsWith(metric)) continue;
-    let i = metric.length;
-    const next = line[i];
-    if (next === "{") {
-      i = skipLabels(line, i);
-      if (i < 0) continue;
-    } else if (next !== " " && next !== "\t") {
-      continue; // a longer name that starts with `metric`
+    if (line === "" || line.startsWith("#")) continue;
+    for (const s of series) {
+      if (!line.startsWith(s.name)) continue;
+      let i = s.name.length;
+      const next = line[i];
+      let labels: Map<string, string> | undefined;
+      if (next === "{") {
+        const start = i;
+        i = skipLabels(line, i);
+        if (i < 0) continue;
+        if (hasFilter(s)) labels = parseLabels(line.slice(start + 1, i - 1));
+      } else if (next !== " " && next !== "\t") {
+        continue; // a longer name that starts with this one
+      }
+      if (hasFilter(s) && !matches(s.labels, labels)) continue;
+      const value = parseSampleValue(line.slice(i).trim().split(/\s+/)[0] ?? "");
+      if (value === undefined) continue;
+      sum = (sum ?? 0) + value * s.weight;
     }
-    const value = parseSampleValue(line.slice(i).trim().split(/\s+/)[0] ?? "");
-    if (value === undefined) continue;
-    sum = (sum ?? 0) + value;
   }
   return sum;
+}
+
+function hasFilter(s: LoadSeries): boolean {
+  return Object.keys(s.labels).length > 0;
+}
+
+function matches(filter: Readonly<Record<string, string>>, labels: Map<string, string> | undefined): boolean {
+  for (const [k, v] of Object.entries(filter)) if (labels?.get(k) !== v) return false;
+  return true;
+}
+
+/** `a="x",b="y\"z"` (between the braces) → its labels, escapes (\\, \", \n) undone. */
+function parseLabels(body: string): Map<string, string> {
+  const labels = new Map<string, string>();
+  let i = 0;
+  while (i < body.length) {
+    while (body[i] === " " || body[i] === ",") i++;
+    const eq = body.indexOf("=", i);
+    if (eq < 0 || body[eq + 1] !== '"') break;
+    const key = body.slice(i, eq).trim();
+    let value = "";
+    let j = eq + 2;
+    for (; j < body.length && body[j] !== '"'; j++) {
+      if (body[j] === "\\" && j + 1 < body.length) {
+        j++;
+        value += body[j] === "n" ? "\n" : body[j];
+      } else value += body[j];
+    }
+    labels.set(key, value);
+    i = j + 1;
+  }
+  return labels;
 }
 
 /** Index just past the `}` closing the label set that opens at `start`, or -1 if it never closes. */

@@ -173,7 +173,12 @@ export class ClusterRuntime implements UpstreamCluster {
       this.role !== "data" && this.costs && lm
         ? new LoadMetricsScraper(
             this.endpoints,
-            { port: lm.port, path: lm.path, metric: lm.metric, intervalMs: durationMs(lm.interval) },
+            {
+              port: lm.port,
+              path: lm.path,
+              series: lm.metrics ?? [{ name: lm.metric, weight: 1, labels: {} }],
+              intervalMs: durationMs(lm.interval),
+            },
             deps.log.child({ component: "load-metrics", cluster: config.name }),
           )
         : undefined;
@@ -430,6 +435,7 @@ export class ClusterRuntime implements UpstreamCluster {
             queueScrapedAtOf: (e) => counters.queueScrapedAtOf(e.slot),
           },
           intervalMs: durationMs(lm.interval),
+          staleMs: durationMs(lm.stale_after),
         }
       : undefined;
     const costs = previous?.costs ?? new LoadCosts({ now: Date.now, load: this.endpoints, queue });

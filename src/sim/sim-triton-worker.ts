@@ -98,6 +98,8 @@ export class SimTritonWorker {
   private readonly liveSequences = new Set<string>();
   /** Extra pending requests reported per model, as if other clients had queued them. */
   private readonly externalPending = new Map<string, number>();
+  /** Samples exported besides the pending gauge (`setExportedMetric`). */
+  private readonly exported = new Map<string, number>();
   private metrics: SimMetricsEndpoint | undefined;
   private boundPort = 0;
 
@@ -212,6 +214,21 @@ export class SimTritonWorker {
     else this.notReadyModels.add(model);
   }
 
+  /** Stops answering on the metrics endpoint (a worker whose metrics went away; scrapes fail). */
+  async closeMetrics(): Promise<void> {
+    await this.metrics?.close();
+    this.metrics = undefined;
+  }
+
+  /**
+   * Exports one more sample, e.g. `nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type="fraction"}`
+   * (TensorRT-LLM's KV-cache fill) at `value`; undefined removes it.
+   */
+  setExportedMetric(series: string, value: number | undefined): void {
+    if (value === undefined) this.exported.delete(series);
+    else this.exported.set(series, value);
+  }
+
   /** Adds `count` to the pending gauge of `model`, as if other clients had queued requests here. */
   setExternalPending(model: string, count: number): void {
     this.externalPending.set(model, count);
@@ -232,6 +249,7 @@ export class SimTritonWorker {
       const pending = this.service.queuedOf(model) + (this.externalPending.get(model) ?? 0);
       lines.push(`${PENDING_METRIC}{model="${model}",version="1"} ${pending}`);
     }
+    for (const [series, value] of this.exported) lines.push(`${series} ${value}`);
     return lines.join("\n") + "\n";
   }
 

@@ -127,8 +127,14 @@ export const KNOWN_KEYS = new Set([
   "port",
   "path",
   "metric",
+  "metrics",
   "interval",
+  "stale_after",
   "sequence_idle_timeout",
+  "input",
+  "block_bytes",
+  "max_blocks",
+  "index_blocks",
 ]);
 
 /** `["clusters", 0, "name"]` → `clusters[0].name` (docs/architecture.md's path form). */
