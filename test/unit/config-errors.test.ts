@@ -347,6 +347,30 @@ clusters:
       errors: ["clusters[0].load_metrics: applies only to policy: least_loaded"],
     },
     {
+      name: "load_metrics with weighted metrics and stale_after",
+      yaml: GRPC.replace(
+        "  - name: c\n",
+        "  - name: c\n    policy: least_loaded\n    load_metrics: { interval: 50ms, stale_after: 500ms, metrics: [{ name: a }, { name: b, weight: 2.5, labels: { model: m } }] }\n",
+      ),
+      errors: [],
+    },
+    {
+      name: "load_metrics with both metric and metrics",
+      yaml: GRPC.replace(
+        "  - name: c\n",
+        "  - name: c\n    policy: least_loaded\n    load_metrics: { metric: x, metrics: [{ name: a }] }\n",
+      ),
+      errors: ["clusters[0].load_metrics.metrics: use metric or metrics, not both"],
+    },
+    {
+      name: "load_metrics with an empty metrics list",
+      yaml: GRPC.replace(
+        "  - name: c\n",
+        "  - name: c\n    policy: least_loaded\n    load_metrics: { metrics: [] }\n",
+      ),
+      errors: ["clusters[0].load_metrics.metrics: must name at least one metric"],
+    },
+    {
       name: "proxy_protocol on a grpc listener",
       yaml: GRPC.replace("cluster: c }", "cluster: c, proxy_protocol: v2 }"),
       errors: ["listeners[0].proxy_protocol: applies only to tcp listeners"],
