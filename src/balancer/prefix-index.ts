@@ -73,8 +73,10 @@ export interface PrefixPick {
 export class PrefixIndex {
   private readonly byEndpoint = new Map<string, BlockLru>();
 
-  /** `blocksPerEndpoint`: the most block hashes kept per endpoint (a Map entry each, about 80 bytes). */
-  /** `blockBytes`: the block size the hashes were made with (an index is only valid for one). */
+  /**
+   * `blocksPerEndpoint`: the most block hashes kept per endpoint (a Map entry each, about 80 bytes);
+   * `blockBytes`: the block size the hashes were made with (an index is only valid for one).
+   */
   constructor(
     readonly blocksPerEndpoint: number,
     readonly balanceFactor: number,

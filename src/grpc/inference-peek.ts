@@ -137,7 +137,7 @@ export class RequestPeeker {
   private paramTextEnd = 0;
   /** The prompt asked for (Triton only), its input's position among `inputs`, and what was found. */
   private readonly promptSpec: PromptSpec | undefined;
-  private promptName: Buffer | undefined;
+  private readonly promptName: Buffer | undefined;
   private inputsSeen = 0;
   private rawSeen = 0;
   private promptIndex = -1;
