@@ -4,16 +4,18 @@
  * first turn (its prompt grows, its prefix stays), cold conversations spread evenly, the prompt is
  * found in raw_input_contents, in contents.bytes_contents and behind a 20 KiB input (past the first
  * DATA frame), and `fulcrum_route_decisions_total` counts prefix matches, cold picks and requests
- * whose prompt was not found (routed by the policy). Runs on both engines (grpcConfig).
+ * whose prompt was not found (routed by the policy); under load, the bounded-load limit hands a hot
+ * prefix over to the least active worker with exact counts. Runs on both engines (grpcConfig).
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { tritonService } from "../../src/protos/inference-protos.js";
+import { SimLlmWorker } from "../../src/sim/sim-llm-worker.js";
 import { SimTritonWorker } from "../../src/sim/sim-triton-worker.js";
 import { Teardown, grpcConfig } from "../helpers/grpc-client.js";
 import { call, clientOf, type UnaryClient } from "../helpers/inference-client.js";
-import { metricValue, startFulcrum } from "../helpers/harness.js";
+import { metricValue, startFulcrum, waitFor } from "../helpers/harness.js";
 
 const AFFINITY =
   "{ key: prompt_prefix, input: text_input, block_bytes: 64, max_blocks: 256, balance_factor: 1.25 }";
@@ -111,6 +113,67 @@ describe("inference: prompt-prefix affinity", { timeout: 60_000 }, () => {
       assert.equal(await decided("prefix_least_loaded"), 8);
       assert.equal(await decided("prefix"), 8 * 2 + 2);
       assert.equal(await decided("prompt_not_found"), 1);
+    } finally {
+      await own.run();
+    }
+  });
+
+  it("bounded load: the same hot prompt 3 times at once goes 1/1/1, then back to its first worker", async () => {
+    const own = new Teardown();
+    try {
+      const workers: SimLlmWorker[] = [];
+      for (const name of ["a", "b", "c", "d"]) {
+        // Long generations: the first three requests are all in flight when the next is picked.
+        const w = own.add(new SimLlmWorker({ name, decodeMsPerToken: 5, outputTokens: 60 }), (x) =>
+          x.close(),
+        );
+        await w.listen("127.0.0.1", 0);
+        workers.push(w);
+      }
+      const f = own.add(
+        await startFulcrum(
+          grpcConfig({
+            name: "llm",
+            policy: "least_connections",
+            affinity: AFFINITY,
+            endpoints: workers.map((w) => `127.0.0.1:${w.port}`),
+          }),
+        ),
+        (x) => x.fulcrum.stop(0),
+      );
+      const client = own.add(clientOf(tritonService(), f), (c) => c.close());
+      const hot = request(system(42) + "\nUser: the same question");
+      const calls: Promise<string>[] = [];
+      for (let i = 0; i < 3; i++) {
+        calls.push(who(client, hot));
+        // Each pick sees the ones before it in flight.
+        await waitFor(
+          () => workers.reduce((n, w) => n + w.active, 0) === i + 1,
+          5000,
+          `request ${i + 1} generating`,
+        );
+      }
+      const first = await Promise.all(calls);
+      // a: cold, least active; then a is at ceil(1.25 × 2 / 4) = 1 and b takes it; then a and b are
+      // at ceil(1.25 × 3 / 4) = 1 and c takes it.
+      assert.deepEqual(first, ["a", "b", "c"]);
+      // Idle again (Fulcrum's counts too): all three hold the prefix; the tie goes to the first.
+      const set = f.fulcrum.cluster("llm").endpoints;
+      await waitFor(() => set.endpoints.every((e) => set.activeOf(e) === 0), 5000, "every stream released");
+      assert.equal(await who(client, hot), "a");
+      const decided = async (reason: string): Promise<number | undefined> =>
+        metricValue(f.registry, "fulcrum_route_decisions_total", { cluster: "llm", reason });
+      assert.equal(await decided("prefix_least_loaded"), 3);
+      assert.equal(await decided("prefix"), 1);
+      assert.deepEqual(
+        workers.map((w) => [w.cacheHitBlocks, w.cacheMissBlocks]),
+        [
+          [9, 9],
+          [0, 9],
+          [0, 9],
+          [0, 0],
+        ],
+      );
     } finally {
       await own.run();
     }
