@@ -1,5 +1,5 @@
 /**
- * `fulcrum sim grpc|triton|torchserve|tcp --name NAME --listen HOST:PORT [--latency 20ms] [--slots 4]
+ * `fulcrum sim grpc|triton|torchserve|tcp|llm --name NAME --listen HOST:PORT [--latency 20ms] [--slots 4]
  * [--speed 1] [--models a,b]`: one simulated worker of src/sim/ in the foreground, for the README's
  * tour and for trying a config without GPUs. Logs `{"msg":"listening","worker":NAME,"address":...}`
  * once bound (port 0 picks a free port), a human banner on stderr, and stops on SIGTERM/SIGINT.
@@ -11,14 +11,15 @@ import { durationMs } from "./config/config-units.js";
 import { createLogger } from "./log/logger.js";
 import { describeSim, type SimKind } from "./sim/sim-describe.js";
 import { SimGrpcWorker } from "./sim/sim-grpc-worker.js";
+import { SimLlmWorker } from "./sim/sim-llm-worker.js";
 import { SimTcpWorker } from "./sim/sim-tcp-worker.js";
 import { SimTorchServeWorker } from "./sim/sim-torchserve-worker.js";
 import { SimTritonWorker } from "./sim/sim-triton-worker.js";
 
 export const SIM_USAGE =
-  "usage: fulcrum sim grpc|triton|torchserve|tcp --name NAME --listen HOST:PORT [--latency 20ms] [--slots 4] [--speed 1] [--models a,b]";
+  "usage: fulcrum sim grpc|triton|torchserve|tcp|llm --name NAME --listen HOST:PORT [--latency 20ms] [--slots 4] [--speed 1] [--models a,b]";
 
-const KINDS: readonly SimKind[] = ["grpc", "triton", "torchserve", "tcp"];
+const KINDS: readonly SimKind[] = ["grpc", "triton", "torchserve", "tcp", "llm"];
 
 /** What `fulcrum sim` was asked to start. */
 export interface SimSpec {
@@ -75,7 +76,10 @@ export function parseSimArgs(argv: string[]): SimSpec {
     }
   }
   if (kind === "grpc" && values.models !== undefined) {
-    throw new SimUsageError("--models applies to triton and torchserve workers");
+    throw new SimUsageError("--models applies to triton, torchserve and llm workers");
+  }
+  if (kind === "llm" && (values.models ?? "").includes(",")) {
+    throw new SimUsageError(`--models: an llm worker serves one model, got "${values.models}"`);
   }
   let latencyMs: number;
   try {
@@ -91,7 +95,7 @@ export function parseSimArgs(argv: string[]): SimSpec {
   if (!Number.isFinite(speed) || speed <= 0 || values.speed?.trim() === "") {
     throw new SimUsageError(`--speed: expected a number > 0 (2 = twice as slow), got "${values.speed}"`);
   }
-  const models = (values.models ?? "simple").split(",").map((m) => m.trim());
+  const models = (values.models ?? (kind === "llm" ? "llm" : "simple")).split(",").map((m) => m.trim());
   if (models.some((m) => m === ""))
     throw new SimUsageError(`--models: expected names like a,b, got "${values.models}"`);
   return { kind, name, host: where.host, port: where.port, latencyMs, slots, speed, models };
@@ -108,6 +112,15 @@ function workerFor(spec: SimSpec): SimWorker {
       return new SimTorchServeWorker({ ...timing, models: spec.models });
     case "tcp":
       return new SimTcpWorker({ name: spec.name });
+    case "llm":
+      // --latency is the time per output token, --slots the KV capacity; --speed scales prefill too.
+      return new SimLlmWorker({
+        name: spec.name,
+        model: spec.models[0],
+        decodeMsPerToken: spec.latencyMs * spec.speed,
+        prefillMsPerBlock: spec.speed,
+        maxSequences: spec.slots,
+      });
   }
 }
 

@@ -26,7 +26,7 @@ const HELP = `Usage:
   fulcrum demo [--listen HOST:PORT] [--grpc-listen HOST:PORT] [--admin-listen HOST:PORT] [--no-traffic]
                                 simulated workers behind a built-in config, the status page and a
                                 gentle built-in load (what \`npm start\` runs)
-  fulcrum sim grpc|triton|torchserve|tcp --name NAME --listen HOST:PORT [--latency 20ms] [--slots 4]
+  fulcrum sim grpc|triton|torchserve|tcp|llm --name NAME --listen HOST:PORT [--latency 20ms] [--slots 4]
               [--speed 1] [--models a,b]
                                 one simulated worker in the foreground (--speed 2: twice as slow)
   fulcrum call --address HOST:PORT [--method /pkg.Service/Method] [--count N] [--concurrency C]

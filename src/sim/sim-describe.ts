@@ -4,7 +4,7 @@
  */
 
 /** The kinds of simulated worker `fulcrum sim` starts. */
-export type SimKind = "grpc" | "triton" | "torchserve" | "tcp";
+export type SimKind = "grpc" | "triton" | "torchserve" | "tcp" | "llm";
 
 export interface SimDescription {
   readonly kind: SimKind;
@@ -29,6 +29,14 @@ export function describeSim(d: SimDescription): string {
   const speed = d.speed ?? 1;
   const label = speedLabel(speed);
   const serviceMs = Math.round((d.latencyMs ?? 0) * speed * 10) / 10;
+  if (d.kind === "llm") {
+    return [
+      "an LLM behind Triton's API (ModelInfer, decoupled ModelStreamInfer) with a prefix cache",
+      `${serviceMs} ms per output token${label === "" ? "" : ` (${label})`}`,
+      `${d.slots ?? "unlimited"} generating at once`,
+      `model ${d.models?.[0] ?? "llm"}`,
+    ].join(", ");
+  }
   const parts = [
     {
       grpc: "fulcrum.sim.Worker/Infer answers with its name",

@@ -78,6 +78,40 @@ describe("fulcrum sim", { timeout: 60_000 }, () => {
     await stops(proc);
   });
 
+  it("llm: ModelInfer generates --latency per token, names its model and KV capacity in the banner", async () => {
+    const { proc, address } = await sim([
+      "llm",
+      "--name",
+      "gen-0",
+      "--listen",
+      "127.0.0.1:0",
+      "--latency",
+      "5ms",
+      "--slots",
+      "2",
+      "--models",
+      "chat",
+    ]);
+    const Client = tritonService();
+    const client = new Client(address, grpc.credentials.createInsecure()) as unknown as UnaryClient;
+    const prompt = Buffer.from("hello");
+    const element = Buffer.concat([Buffer.from([prompt.length, 0, 0, 0]), prompt]);
+    const infer = await unary<{
+      parameters: Record<string, { string_param?: string }>;
+      raw_output_contents: Buffer[];
+    }>(client, "ModelInfer", {
+      model_name: "chat",
+      inputs: [{ name: "text_input", datatype: "BYTES", shape: [1, 1] }],
+      raw_input_contents: [element],
+      parameters: { max_tokens: { int64_param: "3" } },
+    });
+    assert.equal(infer.reply.parameters["worker"]?.string_param, "gen-0");
+    assert.equal(infer.reply.raw_output_contents[0]?.subarray(4).toString(), "t0 t1 t2");
+    client.close();
+    assert.match(proc.stderr(), /5 ms per output token, 2 generating at once, model chat/);
+    await stops(proc);
+  });
+
   it("triton: ServerReady, ModelReady of --models, and a 2× slower banner for --speed 2", async () => {
     const { proc, address } = await sim([
       "triton",
@@ -144,7 +178,7 @@ describe("fulcrum sim", { timeout: 60_000 }, () => {
       assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
       assert.match(
         r.stderr,
-        /^usage: fulcrum sim grpc\|triton\|torchserve\|tcp --name NAME/m,
+        /^usage: fulcrum sim grpc\|triton\|torchserve\|tcp\|llm --name NAME/m,
         args.join(" "),
       );
     }
