@@ -4,6 +4,7 @@
  *   overhead   direct vs Fulcrum vs HAProxy vs NGINX: TCP bulk, TCP request/response, gRPC unary/streaming
  *   policies   Fulcrum's policies and HAProxy's over 4 simulated GPU workers, one 3× slower
  *   overload   goodput at 0.8×, 1.5× and 2× capacity: caps + queue vs none, Fulcrum vs HAProxy maxconn
+ *   llm        conversations on an LLM fleet with prefix caches: prefix affinity vs the policies, HAProxy
  *   load       the gRPC load generator on its own, against any address (see loadgen-cli.ts)
  *
  * Options: --targets a,b  --repeat N  --cpu-prof  --quick  --out DIR  --rows a,b  --policies a,b  --seconds N  --threads N|auto  --node-flags="F"  --baseline CLI.
@@ -28,7 +29,7 @@ import { mdTable } from "./report/report-stats.js";
 import { repoRoot, TARGETS, type TargetName } from "./targets/target.js";
 import { runScenario, SCENARIOS, type ScenarioName } from "./scenarios/scenario-run.js";
 
-const USAGE = `usage: npm run bench -- <overhead|policies|overload|load> [options]
+const USAGE = `usage: npm run bench -- <overhead|policies|overload|llm|load> [options]
   --targets a,b   overhead: ${TARGETS.join(",")} (default all); policies: fulcrum,haproxy (default both)
   --repeat N      interleaved repetitions; reports give the median and min–max (default 1)
   --cpu-prof      run Fulcrum under node --cpu-prof and print its top self-time functions
@@ -36,7 +37,7 @@ const USAGE = `usage: npm run bench -- <overhead|policies|overload|load> [option
   --out DIR       where the JSON, Markdown and SVG reports go (default bench/results, --quick: test-artifacts/bench)
   --rows a,b      overhead: only rows whose id contains one of these; policies: only these loads (50,80,95,closed)
   --policies a,b  policies: only policies whose name contains one of these (e.g. least_loaded,leastconn);
-                  overload: only variants whose name does (e.g. "caps + queue")
+                  overload, llm: only variants whose name does (e.g. "caps + queue", "prefix")
   --seconds N     seconds per measurement (overhead default 8; policies default 20 per load point)
   --threads N     overhead: threads of every proxy (Fulcrum threads, HAProxy nbthread, NGINX
                   worker_processes); "auto" = one per core (default 1)

@@ -7,11 +7,13 @@ import type { TargetName } from "../targets/target.js";
 import { overheadMarkdown, overheadSvg } from "../report/report-overhead.js";
 import { policiesMarkdown, policiesSvg } from "../report/report-policies.js";
 import { overloadMarkdown, overloadSvg } from "../report/report-overload.js";
+import { llmMarkdown, llmSvg } from "../report/report-llm.js";
+import { LLM_SESSION_RATE, runLlm } from "./scenario-llm.js";
 import { runOverload } from "./scenario-overload.js";
 import { runOverhead } from "./scenario-overhead.js";
 import { runPolicies } from "./scenario-policies.js";
 
-export const SCENARIOS = ["overhead", "policies", "overload"] as const;
+export const SCENARIOS = ["overhead", "policies", "overload", "llm"] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface ScenarioOptions {
@@ -81,6 +83,23 @@ export async function runScenario(name: ScenarioName, o: ScenarioOptions): Promi
       markdown: overloadMarkdown(result),
       json: { ...result },
       svgs: { "overload.svg": overloadSvg(result) },
+      problems: result.problems,
+    };
+  }
+  if (name === "llm") {
+    const result = await runLlm({
+      targets: o.targets ?? ["fulcrum", "haproxy"],
+      repeat: o.repeat,
+      seconds: o.seconds ?? (o.quick ? 2 : 15),
+      sessionRate: LLM_SESSION_RATE,
+      dir: o.dir,
+      variants: o.policies,
+      say: o.say,
+    });
+    return {
+      markdown: llmMarkdown(result),
+      json: { ...result },
+      svgs: { "llm.svg": llmSvg(result) },
       problems: result.problems,
     };
   }

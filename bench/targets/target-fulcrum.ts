@@ -43,6 +43,10 @@ export function fulcrumConfig(
         `    queue: { max_size: ${l.caps.queueSize}, timeout: ${l.caps.queueTimeoutMs}ms, ` +
           `priority_header: "${l.caps.priorityHeader}", fairness_header: "${l.caps.fairnessHeader}" }`,
       );
+    if (l.prefixAffinity)
+      lines.push(
+        "    affinity: { key: prompt_prefix, input: text_input, block_bytes: 64, max_blocks: 256, balance_factor: 1.25 }",
+      );
     if (l.loadMetrics && l.policy === "least_loaded")
       lines.push(
         `    load_metrics: { port: ${l.loadMetrics.port}, path: /metrics, interval: ${l.loadMetrics.intervalMs}ms }`,

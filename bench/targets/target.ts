@@ -48,6 +48,8 @@ export interface ListenerSpec {
   readonly loadMetrics?: { readonly port: number; readonly intervalMs: number } | undefined;
   /** Overload control (gRPC): a cap per upstream and a queue in front of them. */
   readonly caps?: ListenerCaps | undefined;
+  /** Fulcrum only: prompt-prefix affinity on Triton's `text_input` (HAProxy and NGINX have none). */
+  readonly prefixAffinity?: boolean | undefined;
 }
 
 /**

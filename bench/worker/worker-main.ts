@@ -13,12 +13,19 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { SimGrpcWorker } from "../../src/sim/sim-grpc-worker.js";
+import { SimLlmWorker } from "../../src/sim/sim-llm-worker.js";
 import { SimTritonWorker } from "../../src/sim/sim-triton-worker.js";
 
 export interface WorkerSpec {
   readonly name: string;
-  /** `sim` (fulcrum.sim.Worker, default) or `triton` (inference.GRPCInferenceService). */
-  readonly kind?: "sim" | "triton";
+  /**
+   * `sim` (fulcrum.sim.Worker, default), `triton` (inference.GRPCInferenceService) or `llm` (the
+   * simulated LLM server: `baseLatencyMs` per output token, `slots` its KV capacity).
+   */
+  readonly kind?: "sim" | "triton" | "llm";
+  /** llm only: prefill time per prompt block missing from its cache, and the cache's size in blocks. */
+  readonly prefillMsPerBlock?: number;
+  readonly cacheBlocks?: number;
   readonly baseLatencyMs?: number;
   readonly slots?: number;
   readonly speed?: number;
@@ -41,8 +48,13 @@ export interface WorkerCounters {
   messages: number;
   /** Infer calls served after their client had gone (sim workers with `finishCancelled`). */
   wasted: number;
-  /** Infer calls in service or waiting in the worker now (sim workers). */
+  /** Infer calls in service or waiting in the worker now (sim and llm workers). */
   busy: number;
+  /** llm workers: prompt blocks found in the prefix cache and prefilled, requests and tokens served. */
+  cacheHitBlocks: number;
+  cacheMissBlocks: number;
+  requests: number;
+  tokens: number;
 }
 
 function countingInterceptor(counters: WorkerCounters): grpc.ServerInterceptor {
@@ -80,6 +92,10 @@ async function main(): Promise<void> {
       messages: 0,
       wasted: 0,
       busy: 0,
+      cacheHitBlocks: 0,
+      cacheMissBlocks: 0,
+      requests: 0,
+      tokens: 0,
     };
     counters.push(c);
     const options = {
@@ -90,8 +106,27 @@ async function main(): Promise<void> {
       serverOptions: { interceptors: [countingInterceptor(c)] },
     };
     const host = spec.host ?? "127.0.0.1";
-    let worker: SimTritonWorker | SimGrpcWorker;
-    if (spec.kind === "triton") {
+    let worker: SimTritonWorker | SimGrpcWorker | SimLlmWorker;
+    if (spec.kind === "llm") {
+      const llm = new SimLlmWorker({
+        name: spec.name,
+        decodeMsPerToken: spec.baseLatencyMs,
+        prefillMsPerBlock: spec.prefillMsPerBlock,
+        cacheBlocks: spec.cacheBlocks,
+        maxSequences: spec.slots,
+        serverOptions: options.serverOptions,
+      });
+      // The counts live in the worker; the counters IPC reads them on each ask.
+      const live = {
+        busy: () => llm.active + llm.queued,
+        cacheHitBlocks: () => llm.cacheHitBlocks,
+        cacheMissBlocks: () => llm.cacheMissBlocks,
+        requests: () => llm.requests,
+        tokens: () => llm.tokens,
+      };
+      for (const [key, get] of Object.entries(live)) Object.defineProperty(c, key, { get, enumerable: true });
+      worker = llm;
+    } else if (spec.kind === "triton") {
       const triton = new SimTritonWorker(options);
       if (spec.metrics) metricsPort = (await triton.listenMetrics(host, metricsPort)).port;
       worker = triton;
