@@ -159,13 +159,10 @@ async function measure(
   o: LlmOptions,
 ): Promise<LlmPoint> {
   const Client = tritonService();
+  // A subchannel pool of its own per channel: CHANNELS distinct HTTP/2 connections.
   const clients = Array.from(
     { length: CHANNELS },
-    (_, i) =>
-      new Client(address, grpc.credentials.createInsecure(), {
-        "grpc.use_local_subchannel_pool": 1,
-        "fulcrum.bench.channel": i,
-      }),
+    () => new Client(address, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 }),
   );
   const random = seededRandom(1000 + rep);
   const systems = Array.from({ length: SYSTEM_PROMPTS }, (_, i) => text(`system ${i}`, SYSTEM_BYTES));
