@@ -22,6 +22,7 @@ import { startTarget } from "../targets/target-start.js";
 import type { ListenerSpec, Policy, RunningTarget, TargetName } from "../targets/target.js";
 import { startWorkerPool, type WorkerPool } from "../worker/worker-pool.js";
 import type { WorkerCounters } from "../worker/worker-main.js";
+import { bytesElement } from "../../src/sim/sim-llm-worker.js";
 
 export const LLM_WORKERS = 4;
 export const LLM_SLOTS = 4;
@@ -89,15 +90,6 @@ export interface LlmResult {
 function text(tag: string, bytes: number): string {
   const unit = `${tag}: lorem ipsum dolor sit amet. `;
   return unit.repeat(Math.ceil(bytes / unit.length)).slice(0, bytes);
-}
-
-/** One BYTES element as raw_input_contents carries it. */
-function element(s: string): Buffer {
-  const bytes = Buffer.from(s);
-  const out = Buffer.allocUnsafe(4 + bytes.length);
-  out.writeUInt32LE(bytes.length, 0);
-  bytes.copy(out, 4);
-  return out;
 }
 
 export async function runLlm(o: LlmOptions): Promise<LlmResult> {
@@ -254,7 +246,7 @@ function streamTurn(
       model_name: "llm",
       id: "turn",
       inputs: [{ name: "text_input", datatype: "BYTES", shape: [1, 1] }],
-      raw_input_contents: [element(prompt)],
+      raw_input_contents: [bytesElement(prompt)],
       parameters: { max_tokens: { int64_param: String(LLM_TOKENS) } },
     });
     stream.end();

@@ -90,19 +90,22 @@ export class PrefixIndex {
 
   /** Applies the rule above to `candidates` (eligible, not excluded; at least one) and records the pick. */
   pick(candidates: readonly Endpoint[], load: LoadView, hashes: readonly number[]): PrefixPick {
+    // One reading of the live counts for the whole rule (other threads move them meanwhile).
+    const actives = candidates.map((e) => load.activeOf(e));
     let total = 0;
     let least = Infinity;
     let leastAt = 0;
     let leastCached = Infinity;
     for (let i = 0; i < candidates.length; i++) {
-      const e = candidates[i] as Endpoint;
-      const active = load.activeOf(e);
+      const active = actives[i] as number;
       total += active;
+      if (active > least) continue;
       // Ties go to the endpoint with the fewest cached blocks, so cold prompts spread.
-      if (active < least || (active === least && this.sizeOf(e) < leastCached)) {
+      const cached = this.sizeOf(candidates[i] as Endpoint);
+      if (active < least || cached < leastCached) {
         least = active;
         leastAt = i;
-        leastCached = this.sizeOf(e);
+        leastCached = cached;
       }
     }
     const f = this.balanceFactor;
@@ -113,9 +116,10 @@ export class PrefixIndex {
     let best: Endpoint | undefined;
     let bestMatch = 0;
     let bestActive = Infinity;
-    for (const e of candidates) {
-      const active = load.activeOf(e);
+    for (let i = 0; i < candidates.length; i++) {
+      const active = actives[i] as number;
       if (active >= limit) continue;
+      const e = candidates[i] as Endpoint;
       const matched = this.matchLength(e, hashes);
       if (matched > bestMatch || (matched === bestMatch && matched > 0 && active < bestActive)) {
         best = e;

@@ -64,9 +64,12 @@ interface Job {
   readonly onToken: (index: number, final: boolean) => boolean;
 }
 
-/** One BYTES element as raw_output_contents carries it: a 4-byte little-endian length, then the bytes. */
-function element(text: string): Buffer {
-  const bytes = Buffer.from(text);
+/**
+ * One BYTES tensor element as Triton's raw_input_contents / raw_output_contents carry it: a 4-byte
+ * little-endian length, then the bytes (what clients of the simulated workers send, too).
+ */
+export function bytesElement(value: string | Buffer): Buffer {
+  const bytes = typeof value === "string" ? Buffer.from(value) : value;
   const out = Buffer.allocUnsafe(4 + bytes.length);
   out.writeUInt32LE(bytes.length, 0);
   bytes.copy(out, 4);
@@ -229,7 +232,7 @@ export class SimLlmWorker {
         triton_final_response: { bool_param: final },
       },
       outputs: [{ name: "text_output", datatype: "BYTES", shape: [1, 1] }],
-      raw_output_contents: [element(text)],
+      raw_output_contents: [bytesElement(text)],
     };
   }
 

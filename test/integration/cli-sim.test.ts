@@ -9,6 +9,7 @@ import { afterEach, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { torchserveService, tritonService } from "../../src/protos/inference-protos.js";
 import { simWorkerClient } from "../../src/sim/sim-grpc-worker.js";
+import { bytesElement } from "../../src/sim/sim-llm-worker.js";
 import { runCli, startCli, type CliProcess } from "../helpers/cli-process.js";
 import { closeSocket, connectAndGreet } from "../helpers/harness.js";
 
@@ -94,15 +95,13 @@ describe("fulcrum sim", { timeout: 60_000 }, () => {
     ]);
     const Client = tritonService();
     const client = new Client(address, grpc.credentials.createInsecure()) as unknown as UnaryClient;
-    const prompt = Buffer.from("hello");
-    const element = Buffer.concat([Buffer.from([prompt.length, 0, 0, 0]), prompt]);
     const infer = await unary<{
       parameters: Record<string, { string_param?: string }>;
       raw_output_contents: Buffer[];
     }>(client, "ModelInfer", {
       model_name: "chat",
       inputs: [{ name: "text_input", datatype: "BYTES", shape: [1, 1] }],
-      raw_input_contents: [element],
+      raw_input_contents: [bytesElement("hello")],
       parameters: { max_tokens: { int64_param: "3" } },
     });
     assert.equal(infer.reply.parameters["worker"]?.string_param, "gen-0");

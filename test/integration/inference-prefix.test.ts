@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { tritonService } from "../../src/protos/inference-protos.js";
-import { SimLlmWorker } from "../../src/sim/sim-llm-worker.js";
+import { SimLlmWorker, bytesElement } from "../../src/sim/sim-llm-worker.js";
 import { SimTritonWorker } from "../../src/sim/sim-triton-worker.js";
 import { Teardown, grpcConfig } from "../helpers/grpc-client.js";
 import { call, clientOf, type UnaryClient } from "../helpers/inference-client.js";
@@ -19,14 +19,6 @@ import { metricValue, startFulcrum, waitFor } from "../helpers/harness.js";
 
 const AFFINITY =
   "{ key: prompt_prefix, input: text_input, block_bytes: 64, max_blocks: 256, balance_factor: 1.25 }";
-
-/** One BYTES element as raw_input_contents carries it: a 4-byte little-endian length, then the bytes. */
-function element(bytes: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(4 + bytes.length);
-  out.writeUInt32LE(bytes.length, 0);
-  bytes.copy(out, 4);
-  return out;
-}
 
 const tensor = (name: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
   name,
@@ -45,9 +37,9 @@ function request(prompt: string, encoding: Encoding = "raw"): Record<string, unk
     return {
       model_name: "llm",
       inputs: [tensor("image"), tensor("text_input")],
-      raw_input_contents: [element(Buffer.alloc(20 * 1024, 7)), element(bytes)],
+      raw_input_contents: [bytesElement(Buffer.alloc(20 * 1024, 7)), bytesElement(bytes)],
     };
-  return { model_name: "llm", inputs: [tensor("text_input")], raw_input_contents: [element(bytes)] };
+  return { model_name: "llm", inputs: [tensor("text_input")], raw_input_contents: [bytesElement(bytes)] };
 }
 
 async function who(client: UnaryClient, req: Record<string, unknown>): Promise<string> {
@@ -62,6 +54,23 @@ function system(c: number): string {
   return `System ${c}: you are assistant number ${c}. `.repeat(16).slice(0, 600);
 }
 
+/** Fulcrum with prompt-prefix affinity (least_connections otherwise) over `workers`, and a Triton client of it. */
+async function startPrefixFulcrum(own: Teardown, workers: readonly { readonly port: number }[]) {
+  const f = own.add(
+    await startFulcrum(
+      grpcConfig({
+        name: "llm",
+        policy: "least_connections",
+        affinity: AFFINITY,
+        endpoints: workers.map((w) => `127.0.0.1:${w.port}`),
+      }),
+    ),
+    (x) => x.fulcrum.stop(0),
+  );
+  const client = own.add(clientOf(tritonService(), f), (c) => c.close());
+  return { f, client };
+}
+
 describe("inference: prompt-prefix affinity", { timeout: 60_000 }, () => {
   it("each conversation stays on one worker turn after turn; cold ones spread 2/2/2/2; both encodings", async () => {
     const own = new Teardown();
@@ -72,18 +81,7 @@ describe("inference: prompt-prefix affinity", { timeout: 60_000 }, () => {
         await w.listen("127.0.0.1", 0);
         workers.push(w);
       }
-      const f = own.add(
-        await startFulcrum(
-          grpcConfig({
-            name: "llm",
-            policy: "least_connections",
-            affinity: AFFINITY,
-            endpoints: workers.map((w) => `127.0.0.1:${w.port}`),
-          }),
-        ),
-        (x) => x.fulcrum.stop(0),
-      );
-      const client = own.add(clientOf(tritonService(), f), (c) => c.close());
+      const { f, client } = await startPrefixFulcrum(own, workers);
       const history = Array.from({ length: 8 }, (_, c) => system(c));
       const served: string[][] = history.map(() => []);
       for (let turn = 0; turn < 3; turn++) {
@@ -105,7 +103,7 @@ describe("inference: prompt-prefix affinity", { timeout: 60_000 }, () => {
 
       // No text_input: the policy decides, counted as such.
       assert.notEqual(
-        await who(client, { model_name: "llm", raw_input_contents: [element(Buffer.from("x"))] }),
+        await who(client, { model_name: "llm", raw_input_contents: [bytesElement(Buffer.from("x"))] }),
         "?",
       );
       const decided = async (reason: string): Promise<number | undefined> =>
@@ -130,18 +128,7 @@ describe("inference: prompt-prefix affinity", { timeout: 60_000 }, () => {
         await w.listen("127.0.0.1", 0);
         workers.push(w);
       }
-      const f = own.add(
-        await startFulcrum(
-          grpcConfig({
-            name: "llm",
-            policy: "least_connections",
-            affinity: AFFINITY,
-            endpoints: workers.map((w) => `127.0.0.1:${w.port}`),
-          }),
-        ),
-        (x) => x.fulcrum.stop(0),
-      );
-      const client = own.add(clientOf(tritonService(), f), (c) => c.close());
+      const { f, client } = await startPrefixFulcrum(own, workers);
       const hot = request(system(42) + "\nUser: the same question");
       const calls: Promise<string>[] = [];
       for (let i = 0; i < 3; i++) {

@@ -10,26 +10,18 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { tritonService } from "../../src/protos/inference-protos.js";
-import { SimLlmWorker } from "../../src/sim/sim-llm-worker.js";
+import { SimLlmWorker, bytesElement } from "../../src/sim/sim-llm-worker.js";
 import { sumPromSeries } from "../../src/health/load-metrics-scraper.js";
 import { Teardown } from "../helpers/grpc-client.js";
 import { call, type UnaryClient } from "../helpers/inference-client.js";
 import { waitFor } from "../helpers/harness.js";
-
-function element(text: string): Buffer {
-  const bytes = Buffer.from(text);
-  const out = Buffer.allocUnsafe(4 + bytes.length);
-  out.writeUInt32LE(bytes.length, 0);
-  bytes.copy(out, 4);
-  return out;
-}
 
 function request(prompt: string, maxTokens: number): Record<string, unknown> {
   return {
     model_name: "llm",
     id: "r",
     inputs: [{ name: "text_input", datatype: "BYTES", shape: [1, 1] }],
-    raw_input_contents: [element(prompt)],
+    raw_input_contents: [bytesElement(prompt)],
     parameters: { max_tokens: { int64_param: String(maxTokens) } },
   };
 }

@@ -12,6 +12,7 @@ import protobuf from "protobufjs";
 import { PrefixBlockHasher } from "../../src/balancer/prefix-blocks.js";
 import { RequestPeeker, type PeekOutcome, type PromptSpec } from "../../src/grpc/inference-peek.js";
 import { repoRoot } from "../helpers/repo-root.js";
+import { bytesElement } from "../../src/sim/sim-llm-worker.js";
 
 const root = new protobuf.Root();
 root.loadSync(join(repoRoot(), "protos", "triton", "grpc_service.proto"), { keepCase: true });
@@ -24,14 +25,6 @@ function frame(body: Uint8Array): Buffer {
   out[0] = 0;
   out.writeUInt32BE(body.length, 1);
   out.set(body, 5);
-  return out;
-}
-
-/** One BYTES element as raw_input_contents carries it. */
-function element(bytes: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(4 + bytes.length);
-  out.writeUInt32LE(bytes.length, 0);
-  bytes.copy(out, 4);
   return out;
 }
 
@@ -48,7 +41,7 @@ function rawRequest(prompt: Buffer, before: Buffer = Buffer.alloc(0)): Buffer {
       model_name: "llm",
       id: "r1",
       inputs: [input("image"), input("text_input"), input("max_tokens")],
-      raw_input_contents: [before, element(prompt), element(Buffer.from("16"))],
+      raw_input_contents: [before, bytesElement(prompt), bytesElement(Buffer.from("16"))],
     }).finish(),
   );
 }
@@ -111,7 +104,7 @@ describe("inference peek: the prompt for prefix affinity", { timeout: 10_000 }, 
       ModelInferRequest.encode({
         model_name: "llm",
         inputs: [input("other")],
-        raw_input_contents: [element(PROMPT)],
+        raw_input_contents: [bytesElement(PROMPT)],
       }).finish(),
     );
     const cases: Array<[Buffer, number, string]> = [
