@@ -204,7 +204,7 @@ function crossChecks(raw: unknown, add: (path: readonly PropertyKey[], message: 
         tcpListenerOf.set(l.cluster, typeof l.name === "string" ? l.name : `listeners[${i}]`);
     }
     if (l.protocol === "tcp") {
-      for (const key of ["engine", "tls", "max_header_list_size"]) {
+      for (const key of ["engine", "tls", "max_header_list_size", "stream_balancing"]) {
         if (l[key] !== undefined) add(["listeners", i, key], "applies only to grpc listeners");
       }
     }

@@ -170,6 +170,11 @@ const listener = object({
   max_header_list_size: size("16KiB").describe("grpc only; the same limit is used towards upstream"),
   tls: listenerTls.optional().describe("grpc only: serve TLS; absent = cleartext (h2c)"),
   access_log: accessLog.prefault({}).describe("One JSON line per gRPC stream or TCP connection when it ends"),
+  stream_balancing: oneOf(["per_stream", "per_request"])
+    .default("per_stream")
+    .describe(
+      "grpc only: per_request = each request of a Triton ModelStreamInfer stream is balanced on its own (a sequence's requests stay together, in order)",
+    ),
 });
 
 const endpoint = object({

@@ -142,6 +142,19 @@ clusters:
       errors: ["listeners[0].engine: applies only to grpc listeners"],
     },
     {
+      name: "stream_balancing on a tcp listener",
+      yaml: VALID.replace("cluster: c }", "cluster: c, stream_balancing: per_request }"),
+      errors: ["listeners[0].stream_balancing: applies only to grpc listeners"],
+    },
+    {
+      name: "stream_balancing not a known mode",
+      yaml: VALID.replace("protocol: tcp", "protocol: grpc").replace(
+        "cluster: c }",
+        "cluster: c, stream_balancing: per_message }",
+      ),
+      errors: ['listeners[0].stream_balancing: expected one of per_stream | per_request, got "per_message"'],
+    },
+    {
       name: "balance_factor between 0 and 1",
       yaml: VALID.replace(
         "  - name: c\n",

@@ -13,6 +13,8 @@ import { H2Connection, StreamEnd, type DecodeStatus, type StreamHandler } from "
 import { releaseRequestList, takeRequestList, upstreamRequest } from "./frames-headers.js";
 import type { HeaderList } from "../../h2/hpack-header-list.js";
 import { FramesStream, type FramesRoute } from "./frames-stream.js";
+import { FramesStreamSplit } from "./frames-stream-split.js";
+import { SPLIT_METHOD } from "../stream-split.js";
 import type { ConnectionLink, TimerHandle } from "./frames-link.js";
 import { SocketLink } from "./frames-socket-link.js";
 import { FRAMES_TUNING } from "./frames-tuning.js";
@@ -171,7 +173,11 @@ export class DownstreamConnection extends H2Connection implements StreamOwner {
     const route = this.deps.route(request, this.clientAddress);
     this.active++;
     this.deps.onStreamStart(this);
-    new FramesStream(end, request, route, this, endStream);
+    if (route.perRequest && request.get(":path") === SPLIT_METHOD) {
+      new FramesStreamSplit(end, request, route, this, endStream);
+    } else {
+      new FramesStream(end, request, route, this, endStream);
+    }
   }
 
   /** A stream of this connection finished (FramesStream's owner). */

@@ -141,7 +141,8 @@ export class FramesListener extends GrpcListenerBase {
     const cluster = this.deps.cluster();
     const affinityKey = affinityKeyOf(cluster, clientAddress, request);
     const queueKeys = queueKeysOf(cluster, request);
-    return { cluster, pools: this.deps.pools(), clientAddress, affinityKey, queueKeys };
+    const perRequest = this.config.stream_balancing === "per_request";
+    return { cluster, pools: this.deps.pools(), clientAddress, affinityKey, queueKeys, perRequest };
   }
 
   private onStreamStart(_conn: DownstreamConnection): void {

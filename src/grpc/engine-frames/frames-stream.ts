@@ -20,12 +20,16 @@ const EMPTY = Buffer.alloc(0);
 
 export interface FramesRoute extends StreamRouteInputs {
   readonly pools: FramesClusterPools;
+  /** `listeners[].stream_balancing: per_request`: a `ModelStreamInfer` stream is split (stream-split.ts). */
+  readonly perRequest: boolean;
 }
 
 export class FramesStream extends ProxiedStream<StreamEnd> implements StreamHandler {
   /** Request octets the current upstream stream wrote, and octets given back to the client. */
   private upWritten = 0;
   private acked = 0;
+  /** Request octets given back to the client in all (written upstream, or taken by nothing). */
+  private returned = 0;
   /** The client's request trailers, filtered (header-rules.ts), when it sent any. */
   private requestTrailers: HeaderList | undefined;
 
@@ -86,6 +90,10 @@ export class FramesStream extends ProxiedStream<StreamEnd> implements StreamHand
   }
 
   protected override finished(): void {
+    // Request octets still held (answered before they went upstream) go back, or the connection's
+    // window would shrink by them for good.
+    const held = this.bytesIn - this.returned;
+    if (held > 0) this.giveBack(held);
     // Every use of the request is over: attempts end with the stream, and its HEADERS were encoded.
     releaseRequestList(this.request);
   }
@@ -123,7 +131,7 @@ export class FramesStream extends ProxiedStream<StreamEnd> implements StreamHand
 
   onData(end: StreamEnd, data: Buffer, endStream: boolean): void {
     if (end === this.down) {
-      if (!this.requestData(data, endStream)) end.conn.consumed(end, data.length);
+      if (!this.requestData(data, endStream)) this.giveBack(data.length);
       return;
     }
     if (end !== this.up || this.phase !== "responding") {
@@ -146,9 +154,14 @@ export class FramesStream extends ProxiedStream<StreamEnd> implements StreamHand
     // Request octets reached the worker's socket; replays of bytes given back before count once.
     this.upWritten += n;
     if (this.upWritten > this.acked) {
-      this.down.conn.consumed(this.down, this.upWritten - this.acked);
+      this.giveBack(this.upWritten - this.acked);
       this.acked = this.upWritten;
     }
+  }
+
+  private giveBack(n: number): void {
+    this.returned += n;
+    this.down.conn.consumed(this.down, n);
   }
 
   onLocalEnd(end: StreamEnd): void {

@@ -25,6 +25,8 @@ import type { StreamOutcome, StreamOwner } from "../stream-outcome.js";
 import type { ClusterPools } from "./cluster-pools.js";
 import { affinityKeyOf, queueKeysOf } from "../stream-endpoint-choice.js";
 import { GrpcStreamProxy, headerValue, type StreamRoute } from "./grpc-stream-proxy.js";
+import { Http2StreamSplit } from "./http2-stream-split.js";
+import { SPLIT_METHOD } from "../stream-split.js";
 import { H2_TUNING } from "./h2-tuning.js";
 
 const MAX_STREAM_ID = 2 ** 31 - 1;
@@ -193,8 +195,11 @@ export class GrpcListener extends GrpcListenerBase {
     const fields = { get: (name: string) => headerValue(headers[name]) };
     const affinityKey = affinityKeyOf(cluster, clientAddress, fields);
     const queueKeys = queueKeysOf(cluster, fields);
-    const route: StreamRoute = { cluster, pools: this.deps.pools(), clientAddress, affinityKey, queueKeys };
-    new GrpcStreamProxy(stream, headers, route, state);
+    const perRequest = this.config.stream_balancing === "per_request";
+    const pools = this.deps.pools();
+    const route: StreamRoute = { cluster, pools, clientAddress, affinityKey, queueKeys, perRequest };
+    if (perRequest && headers[":path"] === SPLIT_METHOD) new Http2StreamSplit(stream, headers, route, state);
+    else new GrpcStreamProxy(stream, headers, route, state);
   }
 
   /** A stream of `state`'s session ended. */

@@ -8,7 +8,7 @@ import {
   type ClientHttp2Stream,
   type IncomingHttpHeaders,
   type OutgoingHttpHeaders,
-  type ServerHttp2Stream,
+  type ServerStreamResponseOptions,
 } from "node:http2";
 import type { Endpoint } from "../../balancer/endpoint-set.js";
 import { GrpcStatus } from "../grpc-status.js";
@@ -21,6 +21,32 @@ import type { UpstreamPool, UpstreamSession } from "./upstream-pool.js";
 
 export interface StreamRoute extends StreamRouteInputs {
   readonly pools: ClusterPools;
+  /** `listeners[].stream_balancing: per_request`: a `ModelStreamInfer` stream is split (stream-split.ts). */
+  readonly perRequest: boolean;
+}
+
+/**
+ * What a proxied stream uses of its client's stream: a node:http2 ServerHttp2Stream, or one lane of
+ * a split `ModelStreamInfer` stream (http2-stream-split.ts).
+ */
+export interface ClientStream {
+  readonly closed: boolean;
+  readonly destroyed: boolean;
+  readonly headersSent: boolean;
+  readonly writableEnded: boolean;
+  readonly state: { readonly remoteClose?: number };
+  on(event: "data", listener: (chunk: Buffer) => void): unknown;
+  on(event: "error", listener: (err: Error) => void): unknown;
+  once(event: "trailers", listener: (trailers: IncomingHttpHeaders) => void): unknown;
+  once(event: "end" | "close" | "drain" | "wantTrailers", listener: () => void): unknown;
+  isPaused(): boolean;
+  pause(): unknown;
+  resume(): unknown;
+  respond(headers: OutgoingHttpHeaders, options: ServerStreamResponseOptions): void;
+  write(chunk: Buffer): boolean;
+  end(): unknown;
+  sendTrailers(headers: OutgoingHttpHeaders): void;
+  close(code?: number): void;
 }
 
 const END_STREAM = constants.NGHTTP2_FLAG_END_STREAM;
@@ -28,8 +54,8 @@ const END_STREAM = constants.NGHTTP2_FLAG_END_STREAM;
  * `sendDate: false`: node:http2 would stamp a `date` on every response it sends; Fulcrum forwards
  * the worker's own (header-rules.ts) and adds none, as the frames engine does.
  */
-const ENDS_RESPONSE = { endStream: true, sendDate: false } as const;
-const WAITS_FOR_TRAILERS = { waitForTrailers: true, sendDate: false } as const;
+export const ENDS_RESPONSE = { endStream: true, sendDate: false } as const;
+export const WAITS_FOR_TRAILERS = { waitForTrailers: true, sendDate: false } as const;
 
 export class GrpcStreamProxy extends ProxiedStream<ClientHttp2Stream> {
   /** The trailers for the client, sent when node:http2 asks for them (`wantTrailers`). */
@@ -40,7 +66,7 @@ export class GrpcStreamProxy extends ProxiedStream<ClientHttp2Stream> {
   private readonly upstreamHeaders: OutgoingHttpHeaders;
 
   constructor(
-    private readonly down: ServerHttp2Stream,
+    private readonly down: ClientStream,
     headers: IncomingHttpHeaders,
     private readonly route: StreamRoute,
     owner: StreamOwner,
