@@ -5,6 +5,10 @@
  * TTFT p99 against each other variant), and the chart of TTFT per variant.
  */
 import {
+  LLM_CACHE_BLOCKS,
+  MESSAGE_BYTES,
+  SYSTEM_BYTES,
+  THINK_MS,
   LLM_MS_PER_TOKEN,
   LLM_SLOTS,
   LLM_TOKENS,
@@ -14,6 +18,7 @@ import {
   type LlmPoint,
   type LlmResult,
 } from "../scenarios/scenario-llm.js";
+import { STREAM_TOKENS, STREAM_WINDOW, type LlmStreamPoint } from "../scenarios/scenario-llm-stream.js";
 import { fmtSpread, mdTable, num, spread } from "./report-stats.js";
 import { latencyChartSvg } from "./report-svg.js";
 
@@ -41,11 +46,17 @@ export function llmMarkdown(r: LlmResult): string {
       num(med(ps, (p) => p.failed)),
     ];
   });
-  const out = [
+  const fleet = [
     `Fleet: ${LLM_WORKERS} simulated LLM servers, ${LLM_SLOTS} requests generating at once each, ` +
       `${LLM_MS_PER_TOKEN} ms per token, ${LLM_TOKENS} tokens per turn, 1 ms of prefill per uncached ` +
-      `64-byte block. Workload: ${SYSTEM_PROMPTS} system prompts of 2 KiB, ${r.sessionRate} sessions/s ` +
-      `for ${r.seconds} s, ${TURNS} turns each (seeded).`,
+      `64-byte block (${LLM_CACHE_BLOCKS}-block prefix cache per server, keeping prompts and answers). ` +
+      `Workload: ${SYSTEM_PROMPTS} system prompts of ${SYSTEM_BYTES} bytes, ${r.sessionRate} sessions/s ` +
+      `for ${r.seconds} s, ${TURNS} turns each with a ${MESSAGE_BYTES}-byte question and ${THINK_MS} ms ` +
+      "between an answer and the next question (seeded).",
+  ];
+  if (r.points.length === 0) return [...fleet, "", ...streamMarkdown(r)].join("\n") + "\n";
+  const out = [
+    ...fleet,
     "",
     mdTable(
       [
@@ -74,7 +85,39 @@ export function llmMarkdown(r: LlmResult): string {
       });
     out.push("", "Prefix affinity:", ...lines);
   }
+  if (r.streams.length > 0) out.push("", ...streamMarkdown(r));
   return out.join("\n") + "\n";
+}
+
+/** The single-stream table and per_request's throughput over per_stream's. */
+function streamMarkdown(r: LlmResult): string[] {
+  const variants = uniq(r.streams.map((p) => p.variant));
+  const ofStream = (v: string): LlmStreamPoint[] => r.streams.filter((p) => p.variant === v);
+  const rows = variants.map((v) => {
+    const ps = ofStream(v);
+    const perWorker = ps[ps.length - 1]?.perWorker.join("/") ?? "";
+    return [
+      v,
+      fmtSpread(spread(ps.map((p) => p.requestsPerSecond))),
+      fmtSpread(spread(ps.map((p) => p.tokensPerSecond))),
+      perWorker,
+      num(spread(ps.map((p) => p.failed))?.median),
+    ];
+  });
+  const out = [
+    `One client stream (ModelStreamInfer, ${STREAM_WINDOW} requests outstanding, ${STREAM_TOKENS} tokens each, ` +
+      "Fulcrum least_connections over the same fleet):",
+    "",
+    mdTable(["variant", "requests/s", "tokens/s", "requests per worker (last run)", "failed"], rows),
+  ];
+  const whole = spread(ofStream("one stream, per_stream").map((p) => p.requestsPerSecond))?.median;
+  const split = spread(ofStream("one stream, per_request").map((p) => p.requestsPerSecond))?.median;
+  if (whole !== undefined && split !== undefined && whole > 0)
+    out.push(
+      "",
+      `Per-request balancing: ×${num(split / whole)} the single stream's throughput of per_stream.`,
+    );
+  return out;
 }
 
 export function llmSvg(r: LlmResult): string {

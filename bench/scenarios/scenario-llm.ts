@@ -1,15 +1,20 @@
 /**
  * Scenario `llm`: conversations on an LLM fleet with prefix caches. Four simulated LLM servers
  * (src/sim/sim-llm-worker.ts: 4 requests generating at once, 4 ms per output token, 1 ms of prefill
- * per 64-byte prompt block missing from a 2,048-block prefix cache) behind: HAProxy `leastconn`,
- * Fulcrum `least_connections`, Fulcrum `least_loaded`, and Fulcrum with prompt-prefix affinity.
+ * per 64-byte prompt block missing from a 2,048-block prefix cache, which keeps a finished request's
+ * prompt and answer) behind: HAProxy `leastconn`, Fulcrum `least_connections`, Fulcrum
+ * `least_loaded`, and Fulcrum with prompt-prefix affinity.
  *
- * The workload is seeded: 20 system prompts of 2 KiB; sessions (a system prompt and a user) start at
- * a fixed rate (open loop) and each runs 5 turns one after another, a turn's prompt being the system
- * prompt, the history so far (every earlier question and answer, 200 bytes each) and a new question.
- * Each turn is one decoupled `ModelStreamInfer` request of 16 output tokens. Reported per variant: the
- * workers' prefix-cache hit rate (blocks), time to first token p50 / p99, output tokens per second, and
- * the per-worker spread of requests (the busiest worker over the mean).
+ * The workload is seeded: 20 system prompts of 512 bytes; sessions (a system prompt and a user) start
+ * at a fixed rate (open loop) and each runs 5 turns, a turn's prompt being the system prompt, the
+ * history so far (every earlier question and the model's answers) and a new question of 1 KiB (a
+ * question with the context it pastes); the user reads each answer for 500 ms before the next turn.
+ * Each turn is one decoupled `ModelStreamInfer` request of 16 output tokens. The fleet's caches
+ * together hold the live conversations, one worker's cache does not: the regime where routing by
+ * prefix matters. Reported per variant: the workers' prefix-cache hit rate (blocks), time to first
+ * token p50 / p99, output tokens per second, and the per-worker spread of requests (the busiest worker
+ * over the mean). Then one client stream through per_stream and per_request balancing
+ * (scenario-llm-stream.ts).
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -23,6 +28,12 @@ import type { ListenerSpec, Policy, RunningTarget, TargetName } from "../targets
 import { startWorkerPool, type WorkerPool } from "../worker/worker-pool.js";
 import type { WorkerCounters } from "../worker/worker-main.js";
 import { bytesElement } from "../../src/sim/sim-llm-worker.js";
+import {
+  STREAM_VARIANTS,
+  measureOneStream,
+  type LlmStreamPoint,
+  type StreamVariant,
+} from "./scenario-llm-stream.js";
 
 export const LLM_WORKERS = 4;
 export const LLM_SLOTS = 4;
@@ -30,14 +41,17 @@ export const LLM_MS_PER_TOKEN = 4;
 export const LLM_TOKENS = 16;
 export const SYSTEM_PROMPTS = 20;
 export const TURNS = 5;
-/** Sessions started per second: about 120 turns/s, where the fleet's KV slots are mostly busy. */
-export const LLM_SESSION_RATE = 24;
-const SYSTEM_BYTES = 2048;
-const MESSAGE_BYTES = 200;
+/** Sessions started per second: about 80 turns/s, the fleet's KV slots half busy or more. */
+export const LLM_SESSION_RATE = 16;
+export const SYSTEM_BYTES = 512;
+/** A user's turn: a question with the context it pastes (about 256 tokens). */
+export const MESSAGE_BYTES = 1024;
+/** Between an answer and the next question: the user reads. */
+export const THINK_MS = 500;
 const TURN_DEADLINE_MS = 10_000;
 const CHANNELS = 4;
-/** Prefix cache per worker: room for a quarter of the system prompts and some histories. */
-export const LLM_CACHE_BLOCKS = 512;
+/** Prefix cache per worker, in blocks: about a third of the live conversations' blocks at 16 sessions/s. */
+export const LLM_CACHE_BLOCKS = 2048;
 
 interface Variant {
   readonly name: string;
@@ -83,6 +97,8 @@ export interface LlmResult {
   readonly seconds: number;
   readonly sessionRate: number;
   readonly points: LlmPoint[];
+  /** The single-stream part (scenario-llm-stream.ts). */
+  readonly streams: LlmStreamPoint[];
   readonly problems: string[];
 }
 
@@ -96,23 +112,20 @@ export async function runLlm(o: LlmOptions): Promise<LlmResult> {
   const variants = VARIANTS.filter(
     (v) => o.targets.includes(v.target) && (!o.variants || o.variants.some((f) => v.name.includes(f))),
   );
-  if (variants.length === 0) throw new Error("llm: --targets/--policies left no variant");
+  const streamVariants = STREAM_VARIANTS.filter(
+    (v) => o.targets.includes("fulcrum") && (!o.variants || o.variants.some((f) => v.name.includes(f))),
+  );
+  if (variants.length === 0 && streamVariants.length === 0)
+    throw new Error("llm: --targets/--policies left no variant");
   if (variants.some((v) => v.target === "haproxy")) ensureTools([TOOLS.haproxy]);
   const points: LlmPoint[] = [];
+  const streams: LlmStreamPoint[] = [];
   const problems: string[] = [];
   for (let rep = 0; rep < o.repeat; rep++) {
+    for (const v of streamVariants) streams.push(await runOneStream(v, rep, o, problems));
     for (const v of variants) {
       // A fresh fleet per point: every variant starts with cold caches.
-      const pool = await startWorkerPool(
-        Array.from({ length: LLM_WORKERS }, (_, i) => ({
-          name: `llm-${i}`,
-          kind: "llm" as const,
-          baseLatencyMs: LLM_MS_PER_TOKEN,
-          slots: LLM_SLOTS,
-          prefillMsPerBlock: 1,
-          cacheBlocks: LLM_CACHE_BLOCKS,
-        })),
-      );
+      const pool = await startFleet();
       const listener: ListenerSpec = {
         name: "llm",
         protocol: "grpc",
@@ -140,7 +153,53 @@ export async function runLlm(o: LlmOptions): Promise<LlmResult> {
       }
     }
   }
-  return { seconds: o.seconds, sessionRate: o.sessionRate, points, problems };
+  return { seconds: o.seconds, sessionRate: o.sessionRate, points, streams, problems };
+}
+
+function startFleet(): Promise<WorkerPool> {
+  return startWorkerPool(
+    Array.from({ length: LLM_WORKERS }, (_, i) => ({
+      name: `llm-${i}`,
+      kind: "llm" as const,
+      baseLatencyMs: LLM_MS_PER_TOKEN,
+      slots: LLM_SLOTS,
+      prefillMsPerBlock: 1,
+      cacheBlocks: LLM_CACHE_BLOCKS,
+    })),
+  );
+}
+
+async function runOneStream(
+  v: StreamVariant,
+  rep: number,
+  o: LlmOptions,
+  problems: string[],
+): Promise<LlmStreamPoint> {
+  const pool = await startFleet();
+  const listener: ListenerSpec = {
+    name: "llm",
+    protocol: "grpc",
+    upstreams: pool.workers.map((w) => w.address),
+    policy: "least_connections",
+    perRequest: v.perRequest,
+  };
+  const dir = join(o.dir, `llm-stream-${rep}-${v.perRequest ? "split" : "whole"}`);
+  mkdirSync(dir, { recursive: true });
+  let target: RunningTarget | undefined;
+  try {
+    target = await startTarget("fulcrum", [listener], { dir });
+    const p = await measureOneStream(v, rep, pool, `127.0.0.1:${target.port("llm")}`, o.seconds);
+    if (p.completed === 0 || p.failed > 0)
+      problems.push(`${v.name}: ${p.failed} failed, ${p.completed} completed`);
+    o.say(
+      `llm ${v.name.padEnd(28)} ${p.requestsPerSecond.toFixed(1)} requests/s, ` +
+        `${p.tokensPerSecond.toFixed(0)} tokens/s (${p.perWorker.join("/")}), ${p.failed} failed`,
+    );
+    return p;
+  } finally {
+    await target?.stop();
+    await pool.stop();
+  }
 }
 
 async function measure(
@@ -185,7 +244,10 @@ async function measure(
           }
           ttft.recordMs(r.firstMs);
           tokens += r.tokens;
-          history += `\n${text(`answer ${s} ${turn}`, MESSAGE_BYTES)}`;
+          // The model's answer joins the history (the worker cached it with the prompt), then the
+          // user reads it before asking again.
+          history += r.answer;
+          if (turn < TURNS - 1) await new Promise((resolve) => setTimeout(resolve, THINK_MS));
         }
       })(),
     );
@@ -215,7 +277,10 @@ async function measure(
 }
 
 interface StreamedResponse {
-  infer_response?: { parameters?: Record<string, { bool_param?: boolean }> } | null;
+  infer_response?: {
+    parameters?: Record<string, { bool_param?: boolean }>;
+    raw_output_contents?: Buffer[];
+  } | null;
   error_message?: string;
 }
 
@@ -223,7 +288,7 @@ interface StreamedResponse {
 function streamTurn(
   client: grpc.Client,
   prompt: string,
-): Promise<{ ok: true; firstMs: number; tokens: number } | { ok: false }> {
+): Promise<{ ok: true; firstMs: number; tokens: number; answer: string } | { ok: false }> {
   return new Promise((resolve) => {
     const sent = performance.now();
     const stream = (
@@ -234,14 +299,19 @@ function streamTurn(
     let firstMs = -1;
     let tokens = 0;
     let final = false;
+    let answer = "";
     stream.on("data", (r: StreamedResponse) => {
       if (r.error_message) return;
       if (firstMs < 0) firstMs = performance.now() - sent;
       tokens++;
+      const raw = r.infer_response?.raw_output_contents?.[0];
+      if (raw !== undefined && raw.length >= 4) answer += raw.toString("utf8", 4);
       if (r.infer_response?.parameters?.["triton_final_response"]?.bool_param) final = true;
     });
     stream.on("error", () => resolve({ ok: false }));
-    stream.on("end", () => resolve(final && firstMs >= 0 ? { ok: true, firstMs, tokens } : { ok: false }));
+    stream.on("end", () =>
+      resolve(final && firstMs >= 0 ? { ok: true, firstMs, tokens, answer } : { ok: false }),
+    );
     stream.write({
       model_name: "llm",
       id: "turn",

@@ -26,8 +26,9 @@ export function fulcrumConfig(
   for (const l of listeners) {
     const grpc = l.protocol === "grpc" && engine !== undefined ? `, engine: ${engine}` : "";
     const log = accessLog ? ", access_log: { enabled: true, sample: 1.0 }" : "";
+    const split = l.perRequest ? ", stream_balancing: per_request" : "";
     lines.push(
-      `  - { name: ${l.name}, protocol: ${l.protocol}${grpc}, listen: "127.0.0.1:0", cluster: ${l.name}, idle_timeout: "0"${log} }`,
+      `  - { name: ${l.name}, protocol: ${l.protocol}${grpc}, listen: "127.0.0.1:0", cluster: ${l.name}, idle_timeout: "0"${log}${split} }`,
     );
   }
   lines.push("clusters:");

@@ -50,6 +50,8 @@ export interface ListenerSpec {
   readonly caps?: ListenerCaps | undefined;
   /** Fulcrum only: prompt-prefix affinity on Triton's `text_input` (HAProxy and NGINX have none). */
   readonly prefixAffinity?: boolean | undefined;
+  /** Fulcrum only: `stream_balancing: per_request` (each request of a ModelStreamInfer stream picked on its own). */
+  readonly perRequest?: boolean | undefined;
 }
 
 /**

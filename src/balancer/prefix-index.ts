@@ -10,8 +10,11 @@
  * The rule (after SGLang's cache-aware router, with Fulcrum's bounded loads):
  * 1. Among the candidates, the endpoint with the longest match wins (ties: the less active, then
  *    configuration order), unless it is over the bounded-load limit — active ≥ ceil(balanceFactor ×
- *    (total active + 1) / candidates) — or much busier than the least active candidate — active ≥
- *    ceil(balanceFactor × (least + 1)) + 1. Then the next longest match is tried, and so on.
+ *    (total active + 1) / candidates) + slack — or much busier than the least active candidate —
+ *    active ≥ ceil(balanceFactor × (least + 1)) + 1 + slack. Then the next longest match is tried,
+ *    and so on. The slack (`balance_slack`, default 2 in the config) lets a match stay while the counts are small:
+ *    a GPU worker batches several requests at once, so a hand-over (a cold prefill of the whole
+ *    prompt elsewhere) costs more than one or two more requests on the worker that has the prefix.
  * 2. No candidate with a match under both limits: the least active candidate takes it, among equals
  *    the one with the fewest recorded blocks (a cold prompt goes where it costs least and spreads;
  *    its blocks are then recorded there).
@@ -75,12 +78,14 @@ export class PrefixIndex {
 
   /**
    * `blocksPerEndpoint`: the most block hashes kept per endpoint (a Map entry each, about 80 bytes);
-   * `blockBytes`: the block size the hashes were made with (an index is only valid for one).
+   * `blockBytes`: the block size the hashes were made with (an index is only valid for one);
+   * `balanceSlack`: streams an endpoint may hold beyond both limits before its match is handed on.
    */
   constructor(
     readonly blocksPerEndpoint: number,
     readonly balanceFactor: number,
     readonly blockBytes = 64,
+    readonly balanceSlack = 0,
   ) {}
 
   /** Leading blocks of `hashes` recorded for `endpoint`. */
@@ -111,7 +116,8 @@ export class PrefixIndex {
     const f = this.balanceFactor;
     const limit =
       f >= 1
-        ? Math.min(Math.ceil((f * (total + 1)) / candidates.length), Math.ceil(f * (least + 1)) + 1)
+        ? Math.min(Math.ceil((f * (total + 1)) / candidates.length), Math.ceil(f * (least + 1)) + 1) +
+          this.balanceSlack
         : Infinity;
     let best: Endpoint | undefined;
     let bestMatch = 0;

@@ -240,6 +240,9 @@ const affinity = object({
   index_blocks: int(1, 10_000_000, 65_536).describe(
     "prompt_prefix only: block hashes remembered per endpoint and thread (LRU; about 80 bytes each)",
   ),
+  balance_slack: int(0, 1_000_000, 2).describe(
+    "prompt_prefix only: streams an endpoint may hold beyond the balance_factor limits before its prefix match is handed to another",
+  ),
 });
 
 const upstreamTls = object({

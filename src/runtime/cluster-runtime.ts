@@ -477,7 +477,7 @@ function sequencePinsOf(
 
 /**
  * The prefix index of a `prompt_prefix` cluster: the previous one across a reload that keeps its
- * block size, index size and balance factor (what the workers cache does not change with a reload),
+ * block size, index size, balance factor and slack (what the workers cache does not change with a reload),
  * else a new one.
  */
 function prefixIndexFor(config: ClusterConfig, previous: PrefixIndex | undefined): PrefixIndex | undefined {
@@ -487,8 +487,14 @@ function prefixIndexFor(config: ClusterConfig, previous: PrefixIndex | undefined
     previous !== undefined &&
     previous.blocksPerEndpoint === affinity.index_blocks &&
     previous.balanceFactor === affinity.balance_factor &&
+    previous.balanceSlack === affinity.balance_slack &&
     previous.blockBytes === affinity.block_bytes
   )
     return previous;
-  return new PrefixIndex(affinity.index_blocks, affinity.balance_factor, affinity.block_bytes);
+  return new PrefixIndex(
+    affinity.index_blocks,
+    affinity.balance_factor,
+    affinity.block_bytes,
+    affinity.balance_slack,
+  );
 }

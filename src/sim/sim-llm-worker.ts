@@ -8,7 +8,10 @@
  * - **Prefill**: `prefillMsPerBlock` for every block of the prompt (the first element of the BYTES
  *   input `input`, from raw_input_contents or contents.bytes_contents) that is not in the worker's own
  *   prefix cache: an LRU of `cacheBlocks` chained block hashes (the same hashing as Fulcrum's
- *   prefix-blocks.ts, with this worker's `blockBytes`). Hits and misses are counted in blocks.
+ *   prefix-blocks.ts, with this worker's `blockBytes`). Hits and misses are counted in blocks. A
+ *   request that generated all its tokens leaves its prompt followed by its output (the token texts
+ *   as streamed, concatenated: `t0t1t2…`) in the cache, as vLLM's and SGLang's prefix caches keep a
+ *   finished sequence's KV, so a next turn that appends the answer to its history hits it too.
  * - **Decode**: `decodeMsPerToken` per output token; a request's `max_tokens` parameter (int64) sets
  *   how many, else `outputTokens`.
  * - **KV capacity**: at most `maxSequences` requests generate at once; the rest wait in arrival order.
@@ -58,6 +61,8 @@ export interface LlmInferRequest {
 }
 
 interface Job {
+  /** The prompt's bytes (undefined when the request has none) and its block hashes. */
+  readonly prompt: Buffer | undefined;
   readonly hashes: readonly number[];
   readonly tokens: number;
   /** Called per token; false stops the generation (the client went away). */
@@ -241,22 +246,31 @@ export class SimLlmWorker {
     const maxTokens = Number(request.parameters["max_tokens"]?.int64_param ?? NaN);
     const tokens =
       Number.isInteger(maxTokens) && maxTokens > 0 ? maxTokens : (this.options.outputTokens ?? 16);
-    const job: Job = { hashes: this.promptHashes(request), tokens, onToken };
+    const prompt = this.promptOf(request);
+    const job: Job = { prompt, hashes: prompt === undefined ? [] : this.hashesOf(prompt, 0), tokens, onToken };
     if (this.running < this.maxSequences) this.run(job);
     else this.waiting.push(job);
   }
 
-  private promptHashes(request: LlmInferRequest): readonly number[] {
+  private promptOf(request: LlmInferRequest): Buffer | undefined {
     const name = this.options.input ?? "text_input";
     const at = request.inputs.findIndex((i) => i.name === name);
-    if (at < 0) return [];
-    let prompt = request.inputs[at]?.contents?.bytes_contents?.[0];
+    if (at < 0) return undefined;
+    const prompt = request.inputs[at]?.contents?.bytes_contents?.[0];
     const raw = request.raw_input_contents[at];
     if (prompt === undefined && raw !== undefined && raw.length >= 4)
-      prompt = raw.subarray(4, 4 + Math.min(raw.readUInt32LE(0), raw.length - 4));
-    if (prompt === undefined) return [];
+      return raw.subarray(4, 4 + Math.min(raw.readUInt32LE(0), raw.length - 4));
+    return prompt;
+  }
+
+  /** Block hashes of `prompt`, followed by the texts of its first `tokens` output tokens. */
+  private hashesOf(prompt: Buffer, tokens: number): readonly number[] {
     const hasher = new PrefixBlockHasher(this.options.blockBytes ?? 64, Number.MAX_SAFE_INTEGER);
     hasher.push(prompt, 0, prompt.length);
+    for (let i = 0; i < tokens; i++) {
+      const text = Buffer.from(`t${i}`);
+      hasher.push(text, 0, text.length);
+    }
     return hasher.hashes;
   }
 
@@ -275,7 +289,10 @@ export class SimLlmWorker {
       this.tokens++;
       const goOn = job.onToken(index++, final);
       if (!goOn || final) {
-        if (final && goOn) this.completed++;
+        if (final && goOn) {
+          this.completed++;
+          if (job.prompt !== undefined) this.cache.record(this.hashesOf(job.prompt, job.tokens));
+        }
         return this.finish();
       }
       setTimeout(step, decodeMs);

@@ -18,6 +18,9 @@ import { call, clientOf, type UnaryClient } from "../helpers/inference-client.js
 import { metricValue, startFulcrum, waitFor } from "../helpers/harness.js";
 
 const AFFINITY =
+  "{ key: prompt_prefix, input: text_input, block_bytes: 64, max_blocks: 256, balance_factor: 1.25, balance_slack: 0 }";
+/** The same with the default slack of 2: a match stays until its endpoint holds 2 more. */
+const AFFINITY_SLACK =
   "{ key: prompt_prefix, input: text_input, block_bytes: 64, max_blocks: 256, balance_factor: 1.25 }";
 
 const tensor = (name: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
@@ -55,13 +58,17 @@ function system(c: number): string {
 }
 
 /** Fulcrum with prompt-prefix affinity (least_connections otherwise) over `workers`, and a Triton client of it. */
-async function startPrefixFulcrum(own: Teardown, workers: readonly { readonly port: number }[]) {
+async function startPrefixFulcrum(
+  own: Teardown,
+  workers: readonly { readonly port: number }[],
+  affinity = AFFINITY,
+) {
   const f = own.add(
     await startFulcrum(
       grpcConfig({
         name: "llm",
         policy: "least_connections",
-        affinity: AFFINITY,
+        affinity,
         endpoints: workers.map((w) => `127.0.0.1:${w.port}`),
       }),
     ),
@@ -116,31 +123,37 @@ describe("inference: prompt-prefix affinity", { timeout: 60_000 }, () => {
     }
   });
 
+  /** Four LLM workers with long generations, Fulcrum, and the same hot prompt sent 3 times at once. */
+  async function hotThree(own: Teardown, affinity: string) {
+    const workers: SimLlmWorker[] = [];
+    for (const name of ["a", "b", "c", "d"]) {
+      // Long generations: the first three requests are all in flight when the next is picked.
+      const w = own.add(new SimLlmWorker({ name, decodeMsPerToken: 5, outputTokens: 60 }), (x) => x.close());
+      await w.listen("127.0.0.1", 0);
+      workers.push(w);
+    }
+    const { f, client } = await startPrefixFulcrum(own, workers, affinity);
+    const hot = request(system(42) + "\nUser: the same question");
+    const calls: Promise<string>[] = [];
+    for (let i = 0; i < 3; i++) {
+      calls.push(who(client, hot));
+      // Each pick sees the ones before it in flight.
+      await waitFor(
+        () => workers.reduce((n, w) => n + w.active, 0) === i + 1,
+        5000,
+        `request ${i + 1} generating`,
+      );
+    }
+    const first = await Promise.all(calls);
+    const decided = async (reason: string): Promise<number | undefined> =>
+      metricValue(f.registry, "fulcrum_route_decisions_total", { cluster: "llm", reason });
+    return { workers, f, client, hot, first, decided };
+  }
+
   it("bounded load: the same hot prompt 3 times at once goes 1/1/1, then back to its first worker", async () => {
     const own = new Teardown();
     try {
-      const workers: SimLlmWorker[] = [];
-      for (const name of ["a", "b", "c", "d"]) {
-        // Long generations: the first three requests are all in flight when the next is picked.
-        const w = own.add(new SimLlmWorker({ name, decodeMsPerToken: 5, outputTokens: 60 }), (x) =>
-          x.close(),
-        );
-        await w.listen("127.0.0.1", 0);
-        workers.push(w);
-      }
-      const { f, client } = await startPrefixFulcrum(own, workers);
-      const hot = request(system(42) + "\nUser: the same question");
-      const calls: Promise<string>[] = [];
-      for (let i = 0; i < 3; i++) {
-        calls.push(who(client, hot));
-        // Each pick sees the ones before it in flight.
-        await waitFor(
-          () => workers.reduce((n, w) => n + w.active, 0) === i + 1,
-          5000,
-          `request ${i + 1} generating`,
-        );
-      }
-      const first = await Promise.all(calls);
+      const { workers, f, client, hot, first, decided } = await hotThree(own, AFFINITY);
       // a: cold, least active; then a is at ceil(1.25 × 2 / 4) = 1 and b takes it; then a and b are
       // at ceil(1.25 × 3 / 4) = 1 and c takes it.
       assert.deepEqual(first, ["a", "b", "c"]);
@@ -148,8 +161,6 @@ describe("inference: prompt-prefix affinity", { timeout: 60_000 }, () => {
       const set = f.fulcrum.cluster("llm").endpoints;
       await waitFor(() => set.endpoints.every((e) => set.activeOf(e) === 0), 5000, "every stream released");
       assert.equal(await who(client, hot), "a");
-      const decided = async (reason: string): Promise<number | undefined> =>
-        metricValue(f.registry, "fulcrum_route_decisions_total", { cluster: "llm", reason });
       assert.equal(await decided("prefix_least_loaded"), 3);
       assert.equal(await decided("prefix"), 1);
       assert.deepEqual(
@@ -161,6 +172,19 @@ describe("inference: prompt-prefix affinity", { timeout: 60_000 }, () => {
           [0, 0],
         ],
       );
+    } finally {
+      await own.run();
+    }
+  });
+
+  it("balance_slack (default 2): the hot prompt stays on its worker while it holds 2 more than the limit", async () => {
+    const own = new Teardown();
+    try {
+      const { first, decided } = await hotThree(own, AFFINITY_SLACK);
+      // a: cold; then a at 1, then at 2: under ceil(1.25 × 2 / 4) + 2 = 3 and ceil(1.25 × 3 / 4) + 2 = 3.
+      assert.deepEqual(first, ["a", "a", "a"]);
+      assert.equal(await decided("prefix_least_loaded"), 1);
+      assert.equal(await decided("prefix"), 2);
     } finally {
       await own.run();
     }

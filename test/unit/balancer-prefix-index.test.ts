@@ -151,6 +151,23 @@ describe("prefix blocks and index", { timeout: 10_000 }, () => {
     assert.deepEqual([handed.endpoint, handed.decision], [eps[3], "least_loaded"]);
   });
 
+  it("balance slack: a match stays until its endpoint reaches both limits plus the slack", () => {
+    const eps = endpoints(4);
+    const index = new PrefixIndex(1000, 1.25, 64, 2);
+    const hot = hashesOf(prompt(["sys", "u", "t"]));
+    index.pick(eps, loads(eps, [0, 0, 0, 0]), hot); // recorded on eps[0]
+    // total 3: min(ceil(1.25 × 4 / 4) = 2, ceil(1.25 × 1) + 1 = 3) + 2 = 4: eps[0]'s 3 is under it.
+    const kept = index.pick(eps, loads(eps, [3, 0, 0, 0]), hot);
+    assert.deepEqual([kept.endpoint, kept.decision], [eps[0], "prefix_match"]);
+    // total 4: min(ceil(1.25 × 5 / 4) = 2, 3) + 2 = 4: eps[0]'s 4 is at it.
+    const handed = index.pick(eps, loads(eps, [4, 0, 0, 0]), hot);
+    assert.deepEqual([handed.endpoint, handed.decision], [eps[1], "least_loaded"]);
+    // The same counts without slack hand over at 2 already.
+    const eager = new PrefixIndex(1000, 1.25);
+    eager.pick(eps, loads(eps, [0, 0, 0, 0]), hot);
+    assert.equal(eager.pick(eps, loads(eps, [2, 0, 0, 0]), hot).endpoint, eps[1]);
+  });
+
   it("balance factor 0: the longest match always wins; keepOnly forgets endpoints that left", () => {
     const eps = endpoints(2);
     const index = new PrefixIndex(1000, 0);
