@@ -247,7 +247,12 @@ export class SimLlmWorker {
     const tokens =
       Number.isInteger(maxTokens) && maxTokens > 0 ? maxTokens : (this.options.outputTokens ?? 16);
     const prompt = this.promptOf(request);
-    const job: Job = { prompt, hashes: prompt === undefined ? [] : this.hashesOf(prompt, 0), tokens, onToken };
+    const job: Job = {
+      prompt,
+      hashes: prompt === undefined ? [] : this.hashesOf(prompt, 0),
+      tokens,
+      onToken,
+    };
     if (this.running < this.maxSequences) this.run(job);
     else this.waiting.push(job);
   }
