@@ -83,6 +83,13 @@ export function overheadMarkdown(ms: readonly OverheadMeasurement[]): string {
       mdTable(["row", "throughput", "p50", "p99", "CPU per unit"], ratios),
     );
   }
+  const plain = spread(pick(ms, "grpc-infer-8x16", "fulcrum", "cpu"))?.median;
+  const prefix = spread(pick(ms, "grpc-infer-prefix-8x16", "fulcrum", "cpu"))?.median;
+  if (plain !== undefined && prefix !== undefined && plain > 0)
+    parts.push(
+      `Prompt-prefix affinity: Fulcrum's CPU per ModelInfer ×${num(prefix / plain)} of the same call without it ` +
+        "(grpc-infer-prefix-8x16 over grpc-infer-8x16, medians).",
+    );
   parts.push(
     "Rows: " +
       rowsOf(ms)

@@ -6,9 +6,15 @@ import type { ToolResult } from "../tools/tool-result.js";
 import { h2load } from "../tools/tool-h2load.js";
 import { iperf3 } from "../tools/tool-iperf3.js";
 import { wrk } from "../tools/tool-wrk.js";
+import { tritonService } from "../../src/protos/inference-protos.js";
+import { bytesElement } from "../../src/sim/sim-llm-worker.js";
 
-/** The listeners every target gets: TCP to iperf3, TCP to the HTTP backend, gRPC to the sim worker. */
-export type OverheadListener = "bulk" | "http" | "grpc";
+/**
+ * The listeners every target gets: TCP to iperf3, TCP to the HTTP backend, gRPC to the sim worker,
+ * and gRPC to a simulated Triton worker, plain (`infer`) and, on Fulcrum, with prompt-prefix
+ * affinity (`infer-prefix`; the peers have none and proxy it plain).
+ */
+export type OverheadListener = "bulk" | "http" | "grpc" | "infer" | "infer-prefix";
 
 /** How many response messages one streaming call carries (the sim worker's `x-repeat`). */
 export const STREAM_REPEAT = 1000;
@@ -38,6 +44,45 @@ const unary = (connections: number, streams: number): OverheadRow => ({
   run: (port, seconds, dir) =>
     h2load({ port, seconds, dir, connections, streams, payloadBytes: 100, path: "/fulcrum.sim.Worker/Echo" }),
 });
+
+/** Bytes of the prompt in the `infer` rows' ModelInferRequest (16 blocks of 64). */
+export const INFER_PROMPT_BYTES = 1024;
+
+/** Triton ModelInfer with a 1 KiB BYTES `text_input` (what prefix affinity reads and hashes). */
+const infer = (prefix: boolean): OverheadRow => ({
+  id: prefix ? "grpc-infer-prefix-8x16" : "grpc-infer-8x16",
+  title:
+    `Triton ModelInfer, 1 KiB text_input echoed, h2load 8 conn × 16 streams` +
+    (prefix ? ", Fulcrum with prompt-prefix affinity" : ""),
+  listener: prefix ? "infer-prefix" : "infer",
+  unit: "req/s",
+  cpuUnit: "µs/req",
+  messagesPerRequest: 1,
+  inFlight: 8 * 16,
+  run: (port, seconds, dir) =>
+    h2load({
+      port,
+      seconds,
+      dir,
+      connections: 8,
+      streams: 16,
+      payloadBytes: INFER_PROMPT_BYTES,
+      body: inferRequestBody(),
+      path: "/inference.GRPCInferenceService/ModelInfer",
+    }),
+});
+
+/** The ModelInferRequest of the `infer` rows, serialized by the Triton proto (model `simple`). */
+function inferRequestBody(): Buffer {
+  const prompt = "You are a helpful assistant. Answer briefly. ".repeat(30).slice(0, INFER_PROMPT_BYTES);
+  const method = tritonService().service["ModelInfer"];
+  if (method === undefined) throw new Error("the Triton proto has no ModelInfer");
+  return method.requestSerialize({
+    model_name: "simple",
+    inputs: [{ name: "text_input", datatype: "BYTES", shape: [1, 1] }],
+    raw_input_contents: [bytesElement(prompt)],
+  });
+}
 
 export const OVERHEAD_ROWS: readonly OverheadRow[] = [
   {
@@ -96,4 +141,6 @@ export const OVERHEAD_ROWS: readonly OverheadRow[] = [
       return { ...r, requests: r.requests * STREAM_REPEAT };
     },
   },
+  infer(false),
+  infer(true),
 ];

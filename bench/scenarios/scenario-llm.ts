@@ -7,7 +7,7 @@
  *
  * The workload is seeded: 20 system prompts of 512 bytes; sessions (a system prompt and a user) start
  * at a fixed rate (open loop) and each runs 5 turns, a turn's prompt being the system prompt, the
- * history so far (every earlier question and the model's answers) and a new question of 1 KiB (a
+ * history so far (every earlier question and the model's answers) and a new question of 1.5 KiB (a
  * question with the context it pastes); the user reads each answer for 500 ms before the next turn.
  * Each turn is one decoupled `ModelStreamInfer` request of 16 output tokens. The fleet's caches
  * together hold the live conversations, one worker's cache does not: the regime where routing by
@@ -44,8 +44,8 @@ export const TURNS = 5;
 /** Sessions started per second: about 80 turns/s, the fleet's KV slots half busy or more. */
 export const LLM_SESSION_RATE = 16;
 export const SYSTEM_BYTES = 512;
-/** A user's turn: a question with the context it pastes (about 256 tokens). */
-export const MESSAGE_BYTES = 1024;
+/** A user's turn: a question with the context it pastes (about 384 tokens). */
+export const MESSAGE_BYTES = 1536;
 /** Between an answer and the next question: the user reads. */
 export const THINK_MS = 500;
 const TURN_DEADLINE_MS = 10_000;

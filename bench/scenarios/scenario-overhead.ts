@@ -49,7 +49,7 @@ function toolsFor(rows: readonly OverheadRow[], targets: readonly TargetName[]):
   const tools: Tool[] = [];
   if (rows.some((r) => r.listener === "bulk")) tools.push(TOOLS.iperf3);
   if (rows.some((r) => r.listener === "http")) tools.push(TOOLS.wrk, TOOLS.nginx);
-  if (rows.some((r) => r.listener === "grpc")) tools.push(TOOLS.h2load);
+  if (rows.some((r) => r.listener !== "bulk" && r.listener !== "http")) tools.push(TOOLS.h2load);
   if (targets.includes("haproxy")) tools.push(TOOLS.haproxy);
   if (targets.includes("nginx")) tools.push(TOOLS.nginx, TOOLS.nginxStream);
   return tools;
@@ -64,10 +64,19 @@ export async function runOverhead(o: OverheadOptions): Promise<OverheadMeasureme
   const iperf = used.has("bulk") ? await startIperf3Server() : undefined;
   const http = used.has("http") ? await startHttpBackend(o.dir) : undefined;
   const pool = used.has("grpc") ? await startWorkerPool([{ name: "echo" }]) : undefined;
+  const infer =
+    used.has("infer") || used.has("infer-prefix")
+      ? await startWorkerPool([{ name: "triton", kind: "triton" }])
+      : undefined;
   const listeners: ListenerSpec[] = [];
   if (iperf) listeners.push({ name: "bulk", protocol: "tcp", upstreams: [iperf.address] });
   if (http) listeners.push({ name: "http", protocol: "tcp", upstreams: [http.address] });
   if (pool) listeners.push({ name: "grpc", protocol: "grpc", upstreams: [pool.workers[0]?.address ?? ""] });
+  if (infer) {
+    const upstreams = [infer.workers[0]?.address ?? ""];
+    listeners.push({ name: "infer", protocol: "grpc", upstreams, policy: "least_connections" });
+    listeners.push({ name: "infer-prefix", protocol: "grpc", upstreams, prefixAffinity: true });
+  }
   const running: RunningTarget[] = [];
   const results: OverheadMeasurement[] = [];
   try {
@@ -94,7 +103,7 @@ export async function runOverhead(o: OverheadOptions): Promise<OverheadMeasureme
       for (const row of rows) {
         for (const target of order) {
           if (!serves(target, row)) continue;
-          const m = await measure(row, target, rep, o, pool);
+          const m = await measure(row, target, rep, o, row.listener === "grpc" ? pool : infer);
           results.push(m);
           const cpu = m.cpu === undefined ? "" : `, proxy CPU ${m.cpu.toPrecision(3)} ${row.cpuUnit}`;
           const bad = m.problems.length > 0 ? `  PROBLEM: ${m.problems.join("; ")}` : "";
@@ -107,7 +116,7 @@ export async function runOverhead(o: OverheadOptions): Promise<OverheadMeasureme
     }
   } finally {
     await Promise.all(running.map((t) => t.stop()));
-    await Promise.all([iperf?.stop(), http?.stop(), pool?.stop()]);
+    await Promise.all([iperf?.stop(), http?.stop(), pool?.stop(), infer?.stop()]);
   }
   return results;
 }

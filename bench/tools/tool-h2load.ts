@@ -18,6 +18,8 @@ export interface H2loadOptions {
   readonly connections: number;
   readonly streams: number;
   readonly payloadBytes: number;
+  /** The message to send instead of `payloadBytes` of 'x' (serialized, without the gRPC prefix). */
+  readonly body?: Buffer | undefined;
   readonly headers?: readonly string[];
   /** A directory for the message file and the log. */
   readonly dir: string;
@@ -28,6 +30,14 @@ export function grpcFrame(bytes: number): Buffer {
   const b = Buffer.alloc(5 + bytes, "x");
   b.writeUInt8(0, 0);
   b.writeUInt32BE(bytes, 1);
+  return b;
+}
+
+/** `body` framed as one gRPC message. */
+export function grpcMessage(body: Buffer): Buffer {
+  const b = Buffer.alloc(5 + body.length);
+  b.writeUInt32BE(body.length, 1);
+  body.copy(b, 5);
   return b;
 }
 
@@ -49,8 +59,8 @@ export function parseH2load(out: string): Omit<ToolResult, "p50Ms" | "p99Ms"> {
 }
 
 export async function h2load(o: H2loadOptions): Promise<ToolResult> {
-  const data = join(o.dir, `grpc-${o.payloadBytes}.bin`);
-  writeFileSync(data, grpcFrame(o.payloadBytes));
+  const data = join(o.dir, o.body ? "grpc-body.bin" : `grpc-${o.payloadBytes}.bin`);
+  writeFileSync(data, o.body ? grpcMessage(o.body) : grpcFrame(o.payloadBytes));
   const log = join(o.dir, "h2load.log");
   writeFileSync(log, "");
   const args = [

@@ -15,6 +15,10 @@
  *    and so on. The slack (`balance_slack`, default 2 in the config) lets a match stay while the counts are small:
  *    a GPU worker batches several requests at once, so a hand-over (a cold prefill of the whole
  *    prompt elsewhere) costs more than one or two more requests on the worker that has the prefix.
+ *    A match covering less than `minMatch` of the prompt's blocks (`min_match`, default 0.5 in the
+ *    config, 0 here) does not decide, as in SGLang's cache threshold: a popular system prompt
+ *    before a long new question would otherwise send every conversation that starts with it to one
+ *    endpoint.
  * 2. No candidate with a match under both limits: the least active candidate takes it, among equals
  *    the one with the fewest recorded blocks (a cold prompt goes where it costs least and spreads;
  *    its blocks are then recorded there).
@@ -79,13 +83,15 @@ export class PrefixIndex {
   /**
    * `blocksPerEndpoint`: the most block hashes kept per endpoint (a Map entry each, about 80 bytes);
    * `blockBytes`: the block size the hashes were made with (an index is only valid for one);
-   * `balanceSlack`: streams an endpoint may hold beyond both limits before its match is handed on.
+   * `balanceSlack`: streams an endpoint may hold beyond both limits before its match is handed on;
+   * `minMatch`: the fraction of the prompt's blocks the best match must cover to decide (0 to 1).
    */
   constructor(
     readonly blocksPerEndpoint: number,
     readonly balanceFactor: number,
     readonly blockBytes = 64,
     readonly balanceSlack = 0,
+    readonly minMatch = 0,
   ) {}
 
   /** Leading blocks of `hashes` recorded for `endpoint`. */
@@ -133,7 +139,9 @@ export class PrefixIndex {
         bestActive = active;
       }
     }
-    if (best !== undefined) {
+    // A match covering too little of the prompt (a shared system prompt before a long history) does
+    // not decide: following it would pile every conversation of a popular prompt on one endpoint.
+    if (best !== undefined && bestMatch >= this.minMatch * hashes.length) {
       this.lruOf(best).record(hashes);
       return { endpoint: best, decision: "prefix_match", matched: bestMatch };
     }

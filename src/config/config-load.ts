@@ -175,7 +175,14 @@ function crossChecks(raw: unknown, add: (path: readonly PropertyKey[], message: 
       add(["clusters", i, "affinity", "sequence_idle_timeout"], "applies only to key: triton_sequence");
     }
     if (isObject(c.affinity) && c.affinity.key !== "prompt_prefix") {
-      for (const key of ["input", "block_bytes", "max_blocks", "index_blocks", "balance_slack"]) {
+      for (const key of [
+        "input",
+        "block_bytes",
+        "max_blocks",
+        "index_blocks",
+        "balance_slack",
+        "min_match",
+      ]) {
         if (c.affinity[key] !== undefined)
           add(["clusters", i, "affinity", key], "applies only to key: prompt_prefix");
       }

@@ -240,6 +240,14 @@ const affinity = object({
   index_blocks: int(1, 10_000_000, 65_536).describe(
     "prompt_prefix only: block hashes remembered per endpoint and thread (LRU; about 80 bytes each)",
   ),
+  min_match: z
+    .number({ error: msg("a number from 0 to 1") })
+    .min(0, { error: msg("a number from 0 to 1") })
+    .max(1, { error: msg("a number from 0 to 1") })
+    .default(0.5)
+    .describe(
+      "prompt_prefix only: fraction of a prompt's blocks the best match must cover to decide; below it the least active endpoint takes it",
+    ),
   balance_slack: int(0, 1_000_000, 2).describe(
     "prompt_prefix only: streams an endpoint may hold beyond the balance_factor limits before its prefix match is handed to another",
   ),

@@ -477,7 +477,7 @@ function sequencePinsOf(
 
 /**
  * The prefix index of a `prompt_prefix` cluster: the previous one across a reload that keeps its
- * block size, index size, balance factor and slack (what the workers cache does not change with a reload),
+ * block size, index size and rule settings (what the workers cache does not change with a reload),
  * else a new one.
  */
 function prefixIndexFor(config: ClusterConfig, previous: PrefixIndex | undefined): PrefixIndex | undefined {
@@ -488,6 +488,7 @@ function prefixIndexFor(config: ClusterConfig, previous: PrefixIndex | undefined
     previous.blocksPerEndpoint === affinity.index_blocks &&
     previous.balanceFactor === affinity.balance_factor &&
     previous.balanceSlack === affinity.balance_slack &&
+    previous.minMatch === affinity.min_match &&
     previous.blockBytes === affinity.block_bytes
   )
     return previous;
@@ -496,5 +497,6 @@ function prefixIndexFor(config: ClusterConfig, previous: PrefixIndex | undefined
     affinity.balance_factor,
     affinity.block_bytes,
     affinity.balance_slack,
+    affinity.min_match,
   );
 }

@@ -168,6 +168,18 @@ describe("prefix blocks and index", { timeout: 10_000 }, () => {
     assert.equal(eager.pick(eps, loads(eps, [2, 0, 0, 0]), hot).endpoint, eps[1]);
   });
 
+  it("min match: a match covering less than that fraction of the prompt does not decide", () => {
+    const eps = endpoints(3);
+    const index = new PrefixIndex(1000, 1.25, 64, 2, 0.5);
+    index.pick(eps, loads(eps, [0, 0, 0]), hashesOf(prompt(["sys"]))); // "sys" recorded on eps[0]
+    // 1 of 3 blocks matched on eps[0]: under half, so the least active (eps[1]) takes it.
+    const low = index.pick(eps, loads(eps, [1, 0, 0]), hashesOf(prompt(["sys", "q1", "q2"])));
+    assert.deepEqual([low.endpoint, low.decision, low.matched], [eps[1], "least_loaded", 0]);
+    // 2 of 3 blocks matched on eps[1] now: the match decides even though eps[1] is not the least active.
+    const high = index.pick(eps, loads(eps, [0, 1, 0]), hashesOf(prompt(["sys", "q1", "q3"])));
+    assert.deepEqual([high.endpoint, high.decision, high.matched], [eps[1], "prefix_match", 2]);
+  });
+
   it("balance factor 0: the longest match always wins; keepOnly forgets endpoints that left", () => {
     const eps = endpoints(2);
     const index = new PrefixIndex(1000, 0);

@@ -326,12 +326,13 @@ clusters:
       name: "prompt_prefix keys under another affinity key",
       yaml: GRPC.replace(
         "  - name: c\n",
-        "  - name: c\n    affinity: { key: source_ip, block_bytes: 64, input: text_input, balance_slack: 1 }\n",
+        "  - name: c\n    affinity: { key: source_ip, block_bytes: 64, input: text_input, balance_slack: 1, min_match: 0.2 }\n",
       ),
       errors: [
         "clusters[0].affinity.block_bytes: applies only to key: prompt_prefix",
         "clusters[0].affinity.input: applies only to key: prompt_prefix",
         "clusters[0].affinity.balance_slack: applies only to key: prompt_prefix",
+        "clusters[0].affinity.min_match: applies only to key: prompt_prefix",
       ],
     },
     {
