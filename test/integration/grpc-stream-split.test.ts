@@ -4,6 +4,7 @@
  * requests of one stream spread 25/25/25/25 over four workers (per_stream: all on one), with 32 KiB
  * each way per request, so every byte's flow-control window has to come back; ten interleaved
  * sequences each stay on one worker, in order, and never reach a worker that did not start them;
+ * prompt-prefix affinity picks each request on its own (a conversation's turns on one worker);
  * decoupled responses keep their `triton_final_response` flags and a worker's in-band error passes
  * through; Fulcrum's own refusal of one request (every endpoint at its cap, no queue) becomes an
  * in-band error while the others finish; cancelling the client's stream cancels every upstream one.
@@ -185,6 +186,53 @@ describe("grpc: per-request balancing inside ModelStreamInfer", { timeout: 60_00
         workers.reduce((n, w) => n + w.sequenceErrors, 0),
         0,
       );
+    } finally {
+      await own.run();
+    }
+  });
+
+  it("prefix affinity per request: each conversation's turns on one worker, four conversations on four", async () => {
+    const own = new Teardown();
+    try {
+      const workers = await tritonWorkers(own, 1);
+      const f = await fulcrumOver(own, workers, {
+        policy: "least_connections",
+        extra: ["affinity: { key: prompt_prefix, input: text_input, block_bytes: 64 }"],
+      });
+      const s = openStream(own, f);
+      const system = (c: number): string => `System ${c}: you answer questions about topic ${c}. `.repeat(12);
+      const turn = (c: number, k: number): Record<string, unknown> => {
+        let prompt = system(c);
+        for (let i = 0; i <= k; i++) prompt += `\nUser: question ${i} of conversation ${c}`;
+        return {
+          model_name: "simple",
+          id: `${c}:${k}`,
+          inputs: [{ name: "text_input", datatype: "BYTES", shape: [1, 1] }],
+          raw_input_contents: [bytesElement(prompt)],
+        };
+      };
+      // Each turn in another order: the policy alone (ties in rotation) would follow the order.
+      const orders = [
+        [0, 1, 2, 3],
+        [3, 2, 1, 0],
+        [1, 3, 0, 2],
+      ];
+      for (const [k, order] of orders.entries()) {
+        for (const c of order) s.call.write(turn(c, k));
+        // The next turn of every conversation after this one's answers (as a chat client does).
+        await waitFor(() => s.answers.length === 4 * (k + 1), 10_000, `turn ${k} answered`);
+      }
+      s.call.end();
+      assert.equal(await s.done, grpc.status.OK);
+      const byConversation = new Map<string, Set<string>>();
+      for (const a of s.answers) {
+        const c = (a.infer_response?.id ?? "").split(":")[0] as string;
+        byConversation.set(c, (byConversation.get(c) ?? new Set()).add(workerOf(a)));
+      }
+      const homes = [...byConversation.values()].map((w) => [...w].join(","));
+      assert.equal(homes.length, 4);
+      for (const home of homes) assert.ok(!home.includes(","), `a conversation reached ${home}`);
+      assert.equal(new Set(homes).size, 4, `homes ${homes.join(" ")}`);
     } finally {
       await own.run();
     }
