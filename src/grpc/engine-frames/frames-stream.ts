@@ -30,6 +30,8 @@ export class FramesStream extends ProxiedStream<StreamEnd> implements StreamHand
   private acked = 0;
   /** Request octets given back to the client in all (written upstream, or taken by nothing). */
   private returned = 0;
+  /** Response octets given back to the worker (they reached the client's socket). */
+  private responseReturned = 0;
   /** The client's request trailers, filtered (header-rules.ts), when it sent any. */
   private requestTrailers: HeaderList | undefined;
 
@@ -76,6 +78,13 @@ export class FramesStream extends ProxiedStream<StreamEnd> implements StreamHand
 
   protected override abortUp(up: StreamEnd): void {
     up.conn.resetStream(up, "CANCEL");
+    // Response octets forwarded but never written (the client reset with DATA queued, or Fulcrum
+    // answered mid-response) go back to the worker's connection, whose window would shrink for good.
+    const held = this.bytesOut - this.responseReturned;
+    if (held > 0) {
+      this.responseReturned += held;
+      up.conn.consumed(up, held);
+    }
   }
 
   protected override answerClient(
@@ -147,7 +156,10 @@ export class FramesStream extends ProxiedStream<StreamEnd> implements StreamHand
     if (end === this.down) {
       // Response octets reached the client's socket: the worker may send that many more.
       const up = this.up;
-      if (up) up.conn.consumed(up, n);
+      if (up) {
+        this.responseReturned += n;
+        up.conn.consumed(up, n);
+      }
       return;
     }
     if (end !== this.up) return;
