@@ -33,6 +33,12 @@ import type { StreamOutcome, StreamOwner } from "./stream-outcome.js";
 export const SPLIT_METHOD = "/inference.GRPCInferenceService/ModelStreamInfer";
 
 const EMPTY = Buffer.alloc(0);
+/**
+ * Lanes one client stream may have at once. Past it the client's next requests wait unread (their
+ * flow-control window is not given back), so one stream cannot make unbounded upstream streams: the
+ * same bound as a client opening streams of its own on one connection (frames: 1000).
+ */
+export const MAX_LANES = 100;
 const CUT_SHORT = "a worker's response ended inside a message";
 
 /** Where the split is: running, its status sent to the client, or over and reported. */
@@ -87,6 +93,9 @@ export abstract class StreamSplit<H> {
   private readonly requests = new GrpcMessageFramer();
   private message: RequestMessage<H> | undefined;
   private requestEnded = false;
+  /** Request bytes not cut yet (views), and whether the request ended after them: MAX_LANES reached. */
+  private backlog: Buffer[] = [];
+  private backlogEnd = false;
   /** Lanes whose proxied stream is not over yet. */
   private readonly live = new Set<SplitLane<H>>();
   private readonly bySequence = new Map<string, SplitLane<H>>();
@@ -132,6 +141,8 @@ export abstract class StreamSplit<H> {
   protected abstract dropRequest(n: number): void;
   /** The lane's held response bytes went to the client (it may read more). */
   protected laneFlushed(_lane: SplitLane<H>): void {}
+  /** Request bytes wait unread for a lane to end (MAX_LANES), or no longer. */
+  protected requestParked(_parked: boolean): void {}
 
   /** The lanes whose proxied stream is not over yet. */
   protected lanes(): Iterable<SplitLane<H>> {
@@ -161,16 +172,62 @@ export abstract class StreamSplit<H> {
       this.dropRequest(data.length);
       return;
     }
+    if (this.parked) {
+      if (data.length > 0) this.backlog.push(data);
+      if (end) this.backlogEnd = true;
+      return;
+    }
+    this.cut(data, end);
+  }
+
+  /** True while request bytes wait for a lane to end (MAX_LANES). */
+  private get parked(): boolean {
+    return this.backlog.length > 0 || this.backlogEnd;
+  }
+
+  private cut(data: Buffer, end: boolean): void {
     const n = data.length;
     let i = 0;
     while (i < n) {
       const framer = this.requests;
-      if (framer.atBoundary) this.message = this.newMessage();
+      if (framer.atBoundary) {
+        if (this.live.size >= MAX_LANES) {
+          this.backlog.push(i === 0 ? data : data.subarray(i));
+          this.backlogEnd = end;
+          return this.requestParked(true);
+        }
+        this.message = this.newMessage();
+      }
       const j = framer.advance(data, i);
       this.requestPiece(i === 0 && j === n ? data : data.subarray(i, j), framer.atBoundary);
       i = j;
+      if (this.phase !== "open") return this.dropRequest(n - i);
     }
     if (end) this.clientHalfClosed();
+  }
+
+  /** A lane ended: the requests waiting for one go on, as far as the bound allows. */
+  private unpark(): void {
+    if (!this.parked || this.phase !== "open" || this.live.size >= MAX_LANES) return;
+    const chunks = this.backlog;
+    const end = this.backlogEnd;
+    this.backlog = [];
+    this.backlogEnd = false;
+    for (let k = 0; k < chunks.length; k++) {
+      if (this.phase !== "open") {
+        for (let r = k; r < chunks.length; r++) this.dropRequest((chunks[r] as Buffer).length);
+        return;
+      }
+      if (this.parked) {
+        // Parked again: the rest waits behind what is there.
+        for (let r = k; r < chunks.length; r++) this.backlog.push(chunks[r] as Buffer);
+        this.backlogEnd = end;
+        return;
+      }
+      this.cut(chunks[k] as Buffer, end && k === chunks.length - 1);
+    }
+    if (chunks.length === 0 && end) this.cut(EMPTY, true);
+    if (!this.parked) this.requestParked(false);
   }
 
   private newMessage(): RequestMessage<H> {
@@ -317,6 +374,7 @@ export abstract class StreamSplit<H> {
     if (outcome.endpoint !== undefined) this.lastEndpoint = outcome.endpoint;
     this.firstRoute ??= outcome.route;
     if (this.phase === "open" && !lane.responses.atBoundary) return this.fail(GrpcStatus.INTERNAL, CUT_SHORT);
+    this.unpark();
     this.checkDone();
   }
 
@@ -361,6 +419,12 @@ export abstract class StreamSplit<H> {
     if (!this.moveTo("done")) return;
     this.clearDeadline();
     this.cancelLanes();
+    // Bytes no lane took: the head of a request not routed yet, and requests waiting for a lane.
+    let unread = this.message?.lane === undefined ? (this.message?.heldBytes ?? 0) : 0;
+    for (const chunk of this.backlog) unread += chunk.length;
+    this.message = undefined;
+    this.backlog = [];
+    if (unread > 0) this.dropRequest(unread);
     this.owner.streamDone(this.cluster.name, {
       status,
       bytesIn: this.bytesIn,

@@ -16,6 +16,7 @@ import * as grpc from "@grpc/grpc-js";
 import { tritonService } from "../../src/protos/inference-protos.js";
 import { SimLlmWorker, bytesElement } from "../../src/sim/sim-llm-worker.js";
 import { SimTritonWorker } from "../../src/sim/sim-triton-worker.js";
+import { MAX_LANES } from "../../src/grpc/stream-split.js";
 import { Teardown, grpcConfig } from "../helpers/grpc-client.js";
 import { clientOf } from "../helpers/inference-client.js";
 import { startFulcrum, waitFor, type StartedFulcrum } from "../helpers/harness.js";
@@ -133,6 +134,31 @@ describe("grpc: per-request balancing inside ModelStreamInfer", { timeout: 60_00
       const pinned = await run(await fulcrumOver(own, workers, { listener: [] }));
       assert.equal(pinned.length, 100);
       assert.deepEqual(Object.values(tally(pinned)), [100]);
+    } finally {
+      await own.run();
+    }
+  });
+
+  it(`one stream makes at most ${MAX_LANES} upstream streams at once: 250 requests, all answered`, async () => {
+    const own = new Teardown();
+    try {
+      const workers = await tritonWorkers(own, 300);
+      const s = openStream(own, await fulcrumOver(own, workers));
+      // The calls in service at the workers, sampled: at most the bound at any moment (unbounded: 250).
+      let most = 0;
+      const sampler = setInterval(() => {
+        most = Math.max(
+          most,
+          workers.reduce((n, w) => n + w.active, 0),
+        );
+      }, 2);
+      for (let i = 0; i < 250; i++) s.call.write({ model_name: "simple", id: String(i) });
+      s.call.end();
+      const status = await s.done;
+      clearInterval(sampler);
+      assert.equal(status, grpc.status.OK);
+      assert.equal(s.answers.filter((a) => a.infer_response).length, 250);
+      assert.ok(most <= MAX_LANES && most >= MAX_LANES / 2, `at most ${most} in service at once`);
     } finally {
       await own.run();
     }

@@ -32,6 +32,8 @@ export class Http2StreamSplit extends StreamSplit<LaneStream> {
   private trailers: OutgoingHttpHeaders | undefined;
   /** Lanes that paused the client's stream (their upstream stream is full). */
   private pausing = 0;
+  /** Requests wait for a lane to end (MAX_LANES). */
+  private waitingForLane = false;
   /** The client's stream buffers more than its high-water mark: lanes wait for its 'drain'. */
   private backed = false;
 
@@ -118,12 +120,27 @@ export class Http2StreamSplit extends StreamSplit<LaneStream> {
     return this.backed || lane.pending.length > 0;
   }
 
+  protected override requestParked(parked: boolean): void {
+    this.waitingForLane = parked;
+    this.applyPause();
+  }
+
   pauseClient(): void {
-    if (this.pausing++ === 0) this.down.pause();
+    this.pausing++;
+    this.applyPause();
   }
 
   resumeClient(): void {
-    if (--this.pausing === 0) this.down.resume();
+    this.pausing--;
+    this.applyPause();
+  }
+
+  /** The client's stream is read while no lane's upstream stream is full and no request waits for a lane. */
+  private applyPause(): void {
+    const down = this.down;
+    if (down.destroyed) return;
+    if (this.pausing > 0 || this.waitingForLane) down.pause();
+    else if (down.isPaused()) down.resume();
   }
 
   private wakeLanes(): void {
