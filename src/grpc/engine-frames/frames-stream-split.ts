@@ -5,7 +5,7 @@
  * goes back to the client when its lane wrote it upstream, and a response byte's window goes back
  * to its worker when the client's socket took it (written octets are matched to lanes in order).
  */
-import type { H2ErrorName } from "../../h2/h2-error-codes.js";
+import { H2_ERROR_CODES, type H2ErrorName } from "../../h2/h2-error-codes.js";
 import type { H2Settings } from "../../h2/h2-settings.js";
 import { HeaderList } from "../../h2/hpack-header-list.js";
 import { GrpcStatus, parseStatus } from "../grpc-status.js";
@@ -51,7 +51,7 @@ export class FramesStreamSplit extends StreamSplit<StreamEnd> implements StreamH
 
   protected override cancelLane(lane: SplitLane<StreamEnd>): void {
     const handle = lane.handle as StreamEnd;
-    handle.handler.onReset(handle, 8 /* CANCEL */, "peer");
+    handle.handler.onReset(handle, H2_ERROR_CODES.CANCEL, "peer");
   }
 
   protected override respondOwn(): void {
