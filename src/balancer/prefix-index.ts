@@ -12,16 +12,17 @@
  *    configuration order), unless it is over the bounded-load limit — active ≥ ceil(balanceFactor ×
  *    (total active + 1) / candidates) + slack — or much busier than the least active candidate —
  *    active ≥ ceil(balanceFactor × (least + 1)) + 1 + slack. Then the next longest match is tried,
- *    and so on. The slack (`balance_slack`, default 2 in the config) lets a match stay while the counts are small:
- *    a GPU worker batches several requests at once, so a hand-over (a cold prefill of the whole
- *    prompt elsewhere) costs more than one or two more requests on the worker that has the prefix.
+ *    and so on. The slack (`balance_slack`, default 2 in the config) lets a match stay while the
+ *    counts are small: a GPU worker batches several requests at once, so a hand-over (a cold
+ *    prefill of the whole prompt elsewhere) costs more than one or two more requests on the worker
+ *    that has the prefix.
  *    A match covering less than `minMatch` of the prompt's blocks (`min_match`, default 0.5 in the
  *    config, 0 here) does not decide, as in SGLang's cache threshold: a popular system prompt
  *    before a long new question would otherwise send every conversation that starts with it to one
  *    endpoint.
- * 2. No candidate with a match under both limits: the least active candidate takes it, among equals
- *    the one with the fewest recorded blocks (a cold prompt goes where it costs least and spreads;
- *    its blocks are then recorded there).
+ * 2. No candidate with a match under both limits (or none covering `minMatch`): the least active
+ *    candidate takes it, among equals the one with the fewest recorded blocks (a cold prompt goes
+ *    where it costs least and spreads; its blocks are then recorded there).
  * A balance factor below 1 sets no limit: the longest match always wins.
  * The winner's index records the whole prompt.
  */

@@ -475,12 +475,12 @@ export abstract class ProxiedStream<Up> implements QueuedCall {
    * the endpoint's usual service time; freed at once, a capped endpoint would be handed a new call
    * while still busy with the old one, and its own queue would grow behind the cap.
    */
-  private endAttempt(status: number | undefined, abandoned = false): void {
+  private endAttempt(status: number | undefined, abandoned = false, now?: number): void {
     const endpoint = this.upEndpoint;
     this.up = undefined;
     this.upEndpoint = undefined;
     if (endpoint === undefined) return;
-    const ranMs = performance.now() - this.upStartedAt;
+    const ranMs = (now ?? performance.now()) - this.upStartedAt;
     if (status !== undefined) this.cluster.streamFinished(endpoint, ranMs, status);
     const restMs = abandoned ? this.cluster.serviceEstimateMs(endpoint) - ranMs : 0;
     if (restMs < 1) return this.cluster.release(endpoint);
@@ -502,11 +502,13 @@ export abstract class ProxiedStream<Up> implements QueuedCall {
     const endpoint = this.upEndpoint;
     const status = this.status ?? GrpcStatus.CANCELLED;
     this.status = status;
+    // One clock reading for the attempt's latency and the stream's (a call per stream saved).
+    const now = performance.now();
     if (up !== undefined && endpoint !== undefined) {
       // The worker answered (a clean end for outlier detection) even if its request side still runs.
       if (trailed) this.cluster.streamResult(endpoint, status !== GrpcStatus.UNAVAILABLE);
       this.abortUp(up);
-      this.endAttempt(status, !trailed);
+      this.endAttempt(status, !trailed, now);
     } else {
       this.endAttempt(undefined); // cancelled while connecting
     }
@@ -516,7 +518,7 @@ export abstract class ProxiedStream<Up> implements QueuedCall {
       status,
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,
-      seconds: (performance.now() - this.started) / 1000,
+      seconds: (now - this.started) / 1000,
       client: this.clientAddress,
       method: this.method,
       endpoint: choice.endpoint?.address,

@@ -9,8 +9,6 @@ import { FIELD_NEVER_INDEXED, HeaderList } from "../../h2/hpack-header-list.js";
 import { isConnectionSpecific } from "../../h2/h2-message-checks.js";
 import { crossesProxy, isOneHopField } from "../header-rules.js";
 
-const REQUEST_PSEUDO: ReadonlySet<string> = new Set([":method", ":scheme", ":path", ":authority"]);
-
 /**
  * Builds the upstream request from a client's header block into `out`; returns why the request is
  * malformed (a stream error PROTOCOL_ERROR), or undefined when it is fine.
@@ -26,11 +24,12 @@ export function upstreamRequest(
   let authority: string | undefined;
   let schemeSeen = false;
   let regular = false;
+  // One pass: pseudo-headers must all come first (§8.3), so the first regular field is where the
+  // request's own pseudo-headers are written, and every later field follows them.
   for (let i = 0; i < list.length; i++) {
     const name = list.name(i);
     if (name.charCodeAt(0) === 0x3a /* : */) {
       if (regular) return "pseudo-header after a regular field";
-      if (!REQUEST_PSEUDO.has(name)) return `unknown pseudo-header ${name}`;
       const value = list.value(i);
       switch (name) {
         case ":method":
@@ -46,27 +45,45 @@ export function upstreamRequest(
           if (authority !== undefined) return "duplicate :authority";
           authority = value;
           break;
-        default:
+        case ":scheme":
           if (schemeSeen) return "duplicate :scheme";
           schemeSeen = true;
+          break;
+        default:
+          return `unknown pseudo-header ${name}`;
       }
       continue;
     }
-    regular = true;
+    if (!regular) {
+      regular = true;
+      const missing = pseudoHeaders(out, method, scheme, path, authority, schemeSeen);
+      if (missing !== undefined) return missing;
+    }
     if (isConnectionSpecific(name)) return `connection-specific field ${name}`;
-    if (name === "te" && list.value(i) !== "trailers") return 'te other than "trailers"';
+    const value = list.value(i);
+    if (name === "te" && value !== "trailers") return 'te other than "trailers"';
+    // Connection-specific fields were refused above; what is left of one hop stays here.
+    if (isOneHopField(name)) continue;
+    out.add(name, value, list.neverIndexed(i) ? FIELD_NEVER_INDEXED : 0);
   }
+  if (!regular) return pseudoHeaders(out, method, scheme, path, authority, schemeSeen);
+  return undefined;
+}
+
+/** The upstream request's pseudo-headers, or why the request is malformed without them. */
+function pseudoHeaders(
+  out: HeaderList,
+  method: string | undefined,
+  scheme: "http" | "https",
+  path: string | undefined,
+  authority: string | undefined,
+  schemeSeen: boolean,
+): string | undefined {
   if (method === undefined || path === undefined || !schemeSeen) return "missing :method, :scheme or :path";
   out.add(":method", method);
   out.add(":scheme", scheme);
   out.add(":path", path);
   if (authority !== undefined) out.add(":authority", authority);
-  for (let i = 0; i < list.length; i++) {
-    const name = list.name(i);
-    // Connection-specific fields were refused above; what is left of one hop stays here.
-    if (name.charCodeAt(0) === 0x3a || isOneHopField(name)) continue;
-    out.add(name, list.value(i), list.neverIndexed(i) ? FIELD_NEVER_INDEXED : 0);
-  }
   return undefined;
 }
 
