@@ -58,6 +58,8 @@ export class SplitLane<H> implements StreamOwner {
   readonly responses = new GrpcMessageFramer();
   /** Response bytes held (views) while another lane's message is being written to the client. */
   pending: Buffer[] = [];
+  /** Fulcrum's in-band error for this lane, held like `pending` and written after it. */
+  errorTail: Buffer | undefined;
   /** The lane's request is complete (its end was handed to the lane). */
   requestEnded = false;
   /** The lane's status arrived (the worker's trailers, or Fulcrum's own answer). */
@@ -137,12 +139,14 @@ export abstract class StreamSplit<H> {
   protected abstract toClient(data: Buffer, lane: SplitLane<H> | undefined): void;
   /** Ends the client's stream with `status`: trailers, or trailers-only before any header. */
   protected abstract endClient(status: number, message: string): void;
-  /** Request bytes no lane will take (the split was answered): give their window back. */
-  protected abstract dropRequest(n: number): void;
+  /** Request bytes a lane wrote upstream, or that no lane will take: give their window back. */
+  protected abstract giveBackRequest(n: number): void;
   /** The lane's held response bytes went to the client (it may read more). */
   protected laneFlushed(_lane: SplitLane<H>): void {}
   /** Request bytes wait unread for a lane to end (MAX_LANES), or no longer. */
   protected requestParked(_parked: boolean): void {}
+  /** The outcome was reported: nothing of the client's stream is used any more (called once). */
+  protected finished(): void {}
 
   /** The lanes whose proxied stream is not over yet. */
   protected lanes(): Iterable<SplitLane<H>> {
@@ -169,7 +173,7 @@ export abstract class StreamSplit<H> {
   protected requestData(data: Buffer, end: boolean): void {
     this.bytesIn += data.length;
     if (this.phase !== "open") {
-      this.dropRequest(data.length);
+      this.giveBackRequest(data.length);
       return;
     }
     if (this.parked) {
@@ -201,7 +205,7 @@ export abstract class StreamSplit<H> {
       const j = framer.advance(data, i);
       this.requestPiece(i === 0 && j === n ? data : data.subarray(i, j), framer.atBoundary);
       i = j;
-      if (this.phase !== "open") return this.dropRequest(n - i);
+      if (this.phase !== "open") return this.giveBackRequest(n - i);
     }
     if (end) this.clientHalfClosed();
   }
@@ -215,7 +219,7 @@ export abstract class StreamSplit<H> {
     this.backlogEnd = false;
     for (let k = 0; k < chunks.length; k++) {
       if (this.phase !== "open") {
-        for (let r = k; r < chunks.length; r++) this.dropRequest((chunks[r] as Buffer).length);
+        for (let r = k; r < chunks.length; r++) this.giveBackRequest((chunks[r] as Buffer).length);
         return;
       }
       if (this.parked) {
@@ -251,9 +255,10 @@ export abstract class StreamSplit<H> {
 
   /** The head was read: the request takes its sequence's lane, or a lane of its own. */
   private routeMessage(message: RequestMessage<H>, sequence: string | undefined, complete: boolean): void {
-    if (this.phase !== "open") return this.dropRequest(message.heldBytes);
+    if (this.phase !== "open") return this.giveBackRequest(message.heldBytes);
     let lane = sequence === undefined ? undefined : this.bySequence.get(sequence);
-    if (lane === undefined || lane.answered) {
+    // An answered lane left bySequence: the sequence's next request takes a new one.
+    if (lane === undefined) {
       lane = new SplitLane(this, sequence);
       this.live.add(lane);
       if (sequence !== undefined) this.bySequence.set(sequence, lane);
@@ -269,7 +274,7 @@ export abstract class StreamSplit<H> {
   }
 
   private toLaneOrDrop(lane: SplitLane<H>, data: Buffer, end: boolean): void {
-    if (lane.requestEnded || lane.over) return this.dropRequest(data.length);
+    if (lane.requestEnded || lane.over) return this.giveBackRequest(data.length);
     if (end) lane.requestEnded = true;
     this.toLane(lane, data, end);
   }
@@ -295,7 +300,7 @@ export abstract class StreamSplit<H> {
   // ---- the lanes' side ----------------------------------------------------------------------------
 
   /** The lane's response headers arrived: true when they are the client's (the first to come). */
-  laneHeaders(_lane: SplitLane<H>): boolean {
+  laneHeaders(): boolean {
     if (this.headersSent || this.phase !== "open") return false;
     this.headersSent = true;
     return true;
@@ -317,13 +322,14 @@ export abstract class StreamSplit<H> {
     if (this.writer === undefined) this.flushHeld();
   }
 
-  private write(lane: SplitLane<H>, data: Buffer): void {
+  /** Writes to the client bytes of `from`'s worker, or of Fulcrum's own (`from` undefined). */
+  private write(from: SplitLane<H> | undefined, data: Buffer): void {
     if (!this.headersSent) {
       this.headersSent = true;
       this.respondOwn();
     }
     this.bytesOut += data.length;
-    this.toClient(data, lane);
+    this.toClient(data, from);
   }
 
   /**
@@ -337,7 +343,10 @@ export abstract class StreamSplit<H> {
       const pending = lane.pending;
       lane.pending = [];
       for (const data of pending) this.write(lane, data);
-      if (!lane.responses.atBoundary) this.writer = lane;
+      const tail = lane.errorTail;
+      lane.errorTail = undefined;
+      if (tail !== undefined) this.write(undefined, tail);
+      else if (!lane.responses.atBoundary) this.writer = lane;
       this.laneFlushed(lane);
     }
     this.checkDone();
@@ -356,7 +365,11 @@ export abstract class StreamSplit<H> {
     // stream, which may hold part of it already.
     if (!lane.responses.atBoundary) return this.fail(GrpcStatus.INTERNAL, CUT_SHORT);
     if (status === GrpcStatus.OK) return;
-    this.laneData(lane, inBandError(`${statusName(status)}: ${decodeGrpcMessage(message)}`));
+    // Fulcrum's own bytes (no worker's window is owed for them), after whatever the lane has held.
+    const error = inBandError(`${statusName(status)}: ${decodeGrpcMessage(message)}`);
+    if (this.writer === undefined) return this.write(undefined, error);
+    if (lane.pending.length === 0) this.held.push(lane);
+    lane.errorTail = error;
   }
 
   private forgetSequence(lane: SplitLane<H>): void {
@@ -396,7 +409,10 @@ export abstract class StreamSplit<H> {
     if (!this.moveTo("answered")) return;
     this.status = status;
     this.clearDeadline();
-    for (const lane of this.held) lane.pending = [];
+    for (const lane of this.held) {
+      lane.pending = [];
+      lane.errorTail = undefined;
+    }
     this.held.length = 0;
     this.endClient(status, message);
   }
@@ -424,7 +440,8 @@ export abstract class StreamSplit<H> {
     for (const chunk of this.backlog) unread += chunk.length;
     this.message = undefined;
     this.backlog = [];
-    if (unread > 0) this.dropRequest(unread);
+    if (unread > 0) this.giveBackRequest(unread);
+    this.finished();
     this.owner.streamDone(this.cluster.name, {
       status,
       bytesIn: this.bytesIn,

@@ -77,12 +77,8 @@ export class FramesStreamSplit extends StreamSplit<StreamEnd> implements StreamH
     this.down.conn.sendHeaders(this.down, block, true);
   }
 
-  protected override dropRequest(n: number): void {
-    this.down.conn.consumed(this.down, n);
-  }
-
-  /** A lane's request bytes were written upstream: the client may send that many more. */
-  requestConsumed(n: number): void {
+  /** Also a lane's: its request bytes were written upstream, so the client may send that many more. */
+  override giveBackRequest(n: number): void {
     this.down.conn.consumed(this.down, n);
   }
 
@@ -122,12 +118,15 @@ export class FramesStreamSplit extends StreamSplit<StreamEnd> implements StreamH
     if (end !== this.down) return;
     end.conn.stopRequest(end);
     this.finish();
-    releaseRequestList(this.request);
   }
 
   onReset(end: StreamEnd, _code: number): void {
     if (end !== this.down) return;
     this.finish();
+  }
+
+  protected override finished(): void {
+    // Once, whichever end came first: a list given back twice would serve two streams.
     releaseRequestList(this.request);
   }
 }
@@ -152,7 +151,7 @@ class LaneConnection implements StreamConnection {
   sendHeaders(end: StreamEnd, list: HeaderList, endStream: boolean): void {
     const split = this.split;
     if (!endStream) {
-      if (split.laneHeaders(this.lane)) split.laneResponseHeaders(list);
+      if (split.laneHeaders()) split.laneResponseHeaders(list);
       return;
     }
     // Trailers, a trailers-only answer, or Fulcrum's own status: the lane's response is over.
@@ -171,7 +170,7 @@ class LaneConnection implements StreamConnection {
   }
 
   consumed(_end: StreamEnd, n: number): void {
-    this.split.requestConsumed(n);
+    this.split.giveBackRequest(n);
   }
 
   resetStream(_end: StreamEnd, _code: H2ErrorName): void {}

@@ -107,7 +107,7 @@ export class Http2StreamSplit extends StreamSplit<LaneStream> {
     if (!down.writableEnded) down.end();
   }
 
-  protected override dropRequest(): void {
+  protected override giveBackRequest(): void {
     // node:http2 gives the window back as the bytes are read.
   }
 
@@ -229,7 +229,7 @@ class LaneStream extends EventEmitter implements ClientStream {
       this.writableEnded = true;
       return this.responseDone(headers);
     }
-    if (this.split.laneHeaders(this.lane)) this.split.respondWith(headers);
+    if (this.split.laneHeaders()) this.split.respondWith(headers);
   }
 
   write(chunk: Buffer): boolean {
