@@ -11,9 +11,12 @@
  * signalled at the start of the next block, the smallest size first (§4.2).
  *
  * In steady gRPC traffic every field of a request or response is already in a table, so a block is a
- * few indexed octets and encoding allocates nothing; the output buffer is reused block after block.
+ * few indexed octets and encoding allocates nothing; the output buffer is reused block after block. A
+ * block that repeats one of the last few exactly, while the table is as it was, is not encoded at all
+ * but copied (hpack-block-memo.ts).
  */
 import { Buffer } from "node:buffer";
+import { HpackBlockMemo } from "./hpack-block-memo.js";
 import { HpackDynamicTable, hpackEntrySize } from "./hpack-dynamic-table.js";
 import type { HeaderList } from "./hpack-header-list.js";
 import { huffmanEncode, huffmanEncodedLength } from "./hpack-huffman.js";
@@ -32,6 +35,8 @@ export interface HpackEncoderOptions {
   readonly volatileNames?: Iterable<string>;
   /** "shorter": Huffman-code a string when that makes it shorter (default); "always"; "never". */
   readonly huffman?: "shorter" | "always" | "never";
+  /** Copy a block that repeats a recent one instead of encoding it again (hpack-block-memo.ts). Default true. */
+  readonly reuseBlocks?: boolean;
 }
 
 /** Names not worth a table entry: their values differ from message to message. */
@@ -80,6 +85,8 @@ interface NameInfo {
  */
 class EncoderTable extends HpackDynamicTable {
   private readonly byName = new Map<string, NameInfo>();
+  /** Bumped by every insertion and size change: an encoding is valid for one version (hpack-block-memo.ts). */
+  version = 0;
 
   constructor(
     maxSize: number,
@@ -107,7 +114,13 @@ class EncoderTable extends HpackDynamicTable {
     return STATIC_TABLE_LENGTH + this.insertCount - insertion;
   }
 
+  override setCapacity(maxSize: number): void {
+    super.setCapacity(maxSize);
+    this.version++;
+  }
+
   insert(name: string, value: string): void {
+    this.version++;
     this.add(name, value, 0);
     if (this.length === 0) return; // larger than the table: it emptied it instead
     // Looked up after adding: the eviction may have dropped the name's info.
@@ -159,10 +172,14 @@ export class HpackEncoder {
   private pendingFinal = 0;
   private buffer: Buffer = Buffer.allocUnsafe(256);
   private pos = 0;
+  private readonly memo: HpackBlockMemo | undefined;
+  /** Where the last block is: `buffer`, or a kept block's octets. */
+  private out: Buffer = this.buffer;
 
   constructor(options: HpackEncoderOptions = {}) {
     this.ownMaxTableSize = options.maxTableSize ?? 4096;
     this.huffman = options.huffman ?? "shorter";
+    this.memo = options.reuseBlocks === false ? undefined : new HpackBlockMemo();
     // Every connection starts with a 4,096-octet table (RFC 9113 §6.5.2); a smaller own limit is
     // signalled in the first block.
     this.table = new EncoderTable(
@@ -175,7 +192,12 @@ export class HpackEncoder {
 
   /** The block written by the last `encode` or `end`: `output[0, length)`; overwritten by the next. */
   get output(): Buffer {
-    return this.buffer;
+    return this.out;
+  }
+
+  /** Blocks copied from a recent identical one instead of encoded (hpack-block-memo.ts). */
+  get blocksReused(): number {
+    return this.memo?.reused ?? 0;
   }
 
   /** Size in octets of the dynamic table (§4.1). */
@@ -214,7 +236,9 @@ export class HpackEncoder {
   /** Starts a block (then `field` per field, then `end`), emitting any pending table size updates. */
   begin(): void {
     this.pos = 0;
+    this.memo?.begin(this.table.version);
     if (!this.pendingUpdate) return;
+    this.memo?.skip();
     this.pendingUpdate = false;
     this.ensure(12);
     if (this.pendingMin < this.pendingFinal) {
@@ -227,6 +251,45 @@ export class HpackEncoder {
 
   /** Appends one field; names must be lower case (RFC 9113 §8.2.1), characters are octets (latin1). */
   field(name: string, value: string, neverIndexed = false): void {
+    const memo = this.memo;
+    if (memo !== undefined) {
+      const replay = memo.match(name, value, neverIndexed);
+      if (replay < 0) return;
+      if (replay > 0) this.replay(memo, replay);
+      memo.record(name, value, neverIndexed);
+    }
+    this.encodeField(name, value, neverIndexed);
+  }
+
+  /** Ends the block and returns its length; the block is `output[0, length)`. */
+  end(): number {
+    const memo = this.memo;
+    if (memo !== undefined) {
+      const kept = memo.end();
+      if (kept !== undefined) {
+        this.out = kept.octets;
+        return kept.length;
+      }
+      const replay = memo.unmatched();
+      if (replay > 0) this.replay(memo, replay);
+      memo.keep(this.table.version, this.buffer, this.pos);
+    }
+    this.out = this.buffer;
+    return this.pos;
+  }
+
+  /** Encodes the first `n` fields of the block, which matched a kept block until the next did not. */
+  private replay(memo: HpackBlockMemo, n: number): void {
+    for (let i = 0; i < n; i++) {
+      const name = memo.replayName(i);
+      const value = memo.replayValue(i);
+      const never = memo.replayNever(i);
+      memo.record(name, value, never);
+      this.encodeField(name, value, never);
+    }
+  }
+
+  private encodeField(name: string, value: string, neverIndexed: boolean): void {
     // Worst case: 5 octets per integer plus each string raw.
     this.ensure(16 + name.length + value.length);
     const table = this.table;
@@ -283,11 +346,6 @@ export class HpackEncoder {
   private inserts(name: string, value: string, never: boolean, volatile: boolean): boolean {
     // Not above 3/4 of the table: one field would otherwise evict all the others.
     return !never && !volatile && hpackEntrySize(name, value) * 4 <= this.table.capacity * 3;
-  }
-
-  /** Ends the block and returns its length; the block is `output[0, length)`. */
-  end(): number {
-    return this.pos;
   }
 
   /** A literal field; `inserts` (from `inserts()`) says whether it enters the dynamic table. */

@@ -212,6 +212,58 @@ describe("HPACK cross-checked with hpack.js (property-based)", { timeout: 30_000
     );
   });
 
+  it("repeated blocks: copying a recent block writes what encoding it would, as the table changes", () => {
+    // Blocks of a small pool sharing a prefix (a method's requests, a response's headers and trailers)
+    // recur among fresh ones and table size changes, so kept blocks are reused, passed over as stale,
+    // and matched partway before a different field.
+    const pool = fc.record({
+      prefix: fc.array(field, { maxLength: 4 }),
+      suffixes: fc.array(fc.array(field, { maxLength: 3 }), { minLength: 1, maxLength: 4 }),
+    });
+    const step = fc.oneof(
+      { arbitrary: fc.nat({ max: 4 }).map((i) => ({ pick: i })), weight: 6 },
+      { arbitrary: fc.array(field, { maxLength: 6 }).map((fresh) => ({ fresh })), weight: 2 },
+      { arbitrary: fc.integer({ min: 0, max: 4096 }).map((size) => ({ size })), weight: 1 },
+    );
+    let reusedSomewhere = 0;
+    fc.assert(
+      fc.property(
+        pool,
+        fc.array(step, { minLength: 1, maxLength: 30 }),
+        fc.integer({ min: 64, max: 4096 }),
+        (p, steps, ownLimit) => {
+          const blocks = [p.prefix, ...p.suffixes.map((s) => [...p.prefix, ...s])];
+          const reusing = new HpackEncoder({ maxTableSize: ownLimit });
+          const plain = new HpackEncoder({ maxTableSize: ownLimit, reuseBlocks: false });
+          const decoder = new HpackDecoder({ maxHeaderListSize: 1 << 20 });
+          const sent = new HeaderList();
+          const received = new HeaderList();
+          for (const s of steps) {
+            if ("size" in s) {
+              reusing.setPeerMaxTableSize(s.size);
+              plain.setPeerMaxTableSize(s.size);
+              decoder.setMaxTableSize(s.size);
+              continue;
+            }
+            const fields = "fresh" in s ? s.fresh : (blocks[s.pick % blocks.length] as Field[]);
+            sent.clear();
+            for (const f of fields) sent.add(f.name, f.value, f.never ? FIELD_NEVER_INDEXED : 0);
+            const n = reusing.encode(sent);
+            const m = plain.encode(sent);
+            assert.deepEqual(reusing.output.subarray(0, n), plain.output.subarray(0, m));
+            assert.equal(decoder.decode(reusing.output, 0, n, received), "ok", String(decoder.lastError));
+            assert.deepEqual(received.toArray(), sent.toArray());
+            assert.deepEqual(reusing.dynamicTableEntries(), plain.dynamicTableEntries());
+          }
+          reusedSomewhere += reusing.blocksReused;
+          assert.equal(plain.blocksReused, 0);
+        },
+      ),
+      RUNS,
+    );
+    assert.ok(reusedSomewhere > 100, `only ${reusedSomewhere} blocks reused over the runs`);
+  });
+
   it("over a small header list limit: a prefix of the list is kept and both tables still agree", () => {
     fc.assert(
       fc.property(sequence, fc.integer({ min: 0, max: 600 }), (blocks, limit) => {

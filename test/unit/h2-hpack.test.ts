@@ -235,6 +235,63 @@ describe("HPACK: RFC 7541 Appendix C", { timeout: 10_000 }, () => {
     assert.deepEqual(decoder.dynamicTableEntries(), encoder.dynamicTableEntries());
   });
 
+  it("a block that repeats a recent one is copied while the table is unchanged, and decodes the same", () => {
+    const encoder = new HpackEncoder();
+    const decoder = new HpackDecoder();
+    const request = (path: string): Fields => [
+      [":method", "POST"],
+      [":scheme", "http"],
+      [":path", path],
+      [":authority", "127.0.0.1:8001"],
+      ["content-type", "application/grpc"],
+      ["te", "trailers"],
+    ];
+    const headers: Fields = [
+      [":status", "200"],
+      ["content-type", "application/grpc"],
+    ];
+    const trailers: Fields = [["grpc-status", "0"]];
+    const send = (fields: Fields): string => {
+      const hexBlock = encodeBlock(encoder, fields);
+      const { status, list } = decodeBlock(decoder, hex(hexBlock));
+      assert.equal(status, "ok");
+      assert.deepEqual(list.toArray(), fields);
+      return hexBlock;
+    };
+    // The first request fills the table (not kept: it changed the table); the second is all indexed.
+    const first = send(request("/a.S/M"));
+    const second = send(request("/a.S/M"));
+    assert.notEqual(second, first);
+    assert.equal(encoder.blocksReused, 0);
+    assert.equal(send(request("/a.S/M")), second);
+    assert.equal(encoder.blocksReused, 1);
+    // A response's headers and trailers, in turn: the first trailers insert grpc-status (so the kept
+    // headers go stale); from the second round both are kept, and from the third both are copied.
+    for (let i = 0; i < 4; i++) {
+      send(headers);
+      send(trailers);
+    }
+    assert.equal(encoder.blocksReused, 1 + 4);
+    // Another path inserts an entry: the kept request is stale (its indices moved), encoded afresh.
+    send(request("/a.S/N"));
+    const again = send(request("/a.S/M"));
+    assert.notEqual(again, second);
+    assert.equal(encoder.blocksReused, 5);
+    assert.equal(send(request("/a.S/M")), again);
+    assert.equal(encoder.blocksReused, 6);
+    // A block that is a prefix of a kept one, and one that goes on past it: encoded, not copied.
+    send(request("/a.S/M").slice(0, 3));
+    send([...request("/a.S/M"), ["grpc-timeout", "1S"]]);
+    assert.equal(encoder.blocksReused, 6);
+    // Fifty blocks that never repeat (a new grpc-timeout each) keep fewer blocks, yet a block that
+    // repeats afterwards is kept again within a few sends and then copied.
+    for (let i = 0; i < 50; i++) send([...request("/a.S/M"), ["grpc-timeout", `${i + 1}m`]]);
+    assert.equal(encoder.blocksReused, 6);
+    for (let i = 0; i < 20; i++) send(request("/a.S/M"));
+    assert.ok(encoder.blocksReused >= 6 + 3, `${encoder.blocksReused}`);
+    assert.deepEqual(decoder.dynamicTableEntries(), encoder.dynamicTableEntries());
+  });
+
   checkSequence("C.3 requests without Huffman", C3, {}, { huffman: "never" });
   checkSequence("C.4 requests with Huffman", C4, {}, { huffman: "always" });
   const small = { maxTableSize: 256, volatileNames: [] };

@@ -1,0 +1,196 @@
+/**
+ * The last few header blocks one HPACK encoder wrote, kept so that a block whose fields repeat one of
+ * them is copied instead of encoded again: on a proxy's upstream connection every stream of a method
+ * carries the same request fields, and on a client's connection every response the same headers and
+ * the same trailers. Encoding such a block is two or three hash lookups per field; matching it is a
+ * string comparison per field, most of them between one and the same string.
+ *
+ * The rule that keeps it exact: the encoder's output for a field list depends only on the list and on
+ * the dynamic table (entries and size). A block is kept only when encoding it left the table as it was
+ * (every field indexed, or a literal without indexing), and is reused only while the table's version —
+ * bumped on every insertion and every size change — is still the one it was encoded against. Reusing it
+ * then writes what encoding would write, and leaves both peers' tables as they were.
+ */
+import { Buffer } from "node:buffer";
+
+/** Blocks kept per encoder: a request, or a response's headers and trailers, and room for a few more. */
+const SLOTS = 4;
+/** Larger blocks are encoded every time: they are rare, and keeping them would cost their copy. */
+const MAX_FIELDS = 24;
+const MAX_OCTETS = 512;
+/**
+ * After this many blocks kept without one reused (a value that changes with every message: a
+ * grpc-timeout, a trace id), only one block in `SPARSE_KEEP` is kept, until one is reused again.
+ */
+const UNUSED_KEEPS = 32;
+const SPARSE_KEEP = 16;
+
+const EMPTY = Buffer.alloc(0);
+
+/** One kept block: its fields and the octets they encoded to, against table version `version`. */
+class MemoBlock {
+  version = -1;
+  count = 0;
+  length = 0;
+  readonly names: string[] = [];
+  readonly values: string[] = [];
+  readonly never: boolean[] = [];
+  /** Sized to the largest block kept here (most gRPC blocks are a few dozen octets). */
+  octets: Buffer = EMPTY;
+
+  /** Whether field `i` of this block is (name, value, never). */
+  has(i: number, name: string, value: string, never: boolean): boolean {
+    return this.names[i] === name && this.values[i] === value && this.never[i] === never;
+  }
+
+  /** Whether this block's first `n` fields are `other`'s first `n`. */
+  sharesPrefix(other: MemoBlock, n: number): boolean {
+    for (let i = 0; i < n; i++) {
+      if (!this.has(i, other.names[i] as string, other.values[i] as string, other.never[i] as boolean))
+        return false;
+    }
+    return true;
+  }
+}
+
+/**
+ * Used by the encoder around each block: `begin`, then `match` per field — which says whether the
+ * fields so far still match a kept block, or how many matched fields the encoder must now encode
+ * (`replayName` …) before this one — then `end`: the kept block the whole list matched, or undefined
+ * (the encoder encodes any fields still matched, `unmatched`, and offers the block to `keep`).
+ */
+export class HpackBlockMemo {
+  private readonly blocks: MemoBlock[] = [];
+  private next = 0;
+  /** The kept block the fields so far match (its first `matched` fields), while matching. */
+  private candidate: MemoBlock | undefined;
+  private matched = 0;
+  private matching = false;
+  private keepable = false;
+  private version = 0;
+  /** The fields of the block being encoded, for keeping it afterwards. */
+  private readonly names: string[] = [];
+  private readonly values: string[] = [];
+  private readonly never: boolean[] = [];
+  private recorded = 0;
+  /** Blocks copied from a kept one rather than encoded; for tests and diagnostics. */
+  reused = 0;
+  /** Blocks kept (or passed over) since one was last reused. */
+  private sinceReuse = 0;
+
+  /** Starts a block encoded against table version `version`. */
+  begin(version: number): void {
+    this.version = version;
+    this.matching = true;
+    this.keepable = true;
+    this.candidate = undefined;
+    this.matched = 0;
+    this.recorded = 0;
+  }
+
+  /** This block starts with a table size update: no kept block applies, and it is not kept. */
+  skip(): void {
+    this.matching = false;
+    this.keepable = false;
+  }
+
+  /**
+   * -1 while the fields so far, this one included, match a kept block (nothing to encode yet);
+   * otherwise the number of earlier fields matched but not yet encoded, which the encoder encodes
+   * (`replayName(i)` …) before this one; 0 once matching has failed.
+   */
+  match(name: string, value: string, never: boolean): number {
+    if (!this.matching) return 0;
+    const n = this.matched;
+    const current = this.candidate;
+    if (current !== undefined && current.count > n && current.has(n, name, value, never)) {
+      this.matched = n + 1;
+      return -1;
+    }
+    for (const b of this.blocks) {
+      if (b === current || b.version !== this.version || b.count <= n || !b.has(n, name, value, never))
+        continue;
+      if (current !== undefined && !b.sharesPrefix(current, n)) continue;
+      this.candidate = b;
+      this.matched = n + 1;
+      return -1;
+    }
+    this.matching = false;
+    return n;
+  }
+
+  replayName(i: number): string {
+    return (this.candidate as MemoBlock).names[i] as string;
+  }
+
+  replayValue(i: number): string {
+    return (this.candidate as MemoBlock).values[i] as string;
+  }
+
+  replayNever(i: number): boolean {
+    return (this.candidate as MemoBlock).never[i] as boolean;
+  }
+
+  /** Notes a field the encoder encodes, for keeping the block afterwards. */
+  record(name: string, value: string, never: boolean): void {
+    const i = this.recorded++;
+    if (i >= MAX_FIELDS) return;
+    this.names[i] = name;
+    this.values[i] = value;
+    this.never[i] = never;
+  }
+
+  /** The kept block the whole list matched; undefined when the block has to be encoded. */
+  end(): MemoBlock | undefined {
+    if (!this.matching) return undefined;
+    const n = this.matched;
+    const current = this.candidate;
+    if (current === undefined) return undefined;
+    if (current.count === n) return this.reuse(current);
+    // The list is a prefix of the candidate: another kept block may be exactly it.
+    for (const b of this.blocks) {
+      if (b.version === this.version && b.count === n && b.sharesPrefix(current, n)) return this.reuse(b);
+    }
+    return undefined;
+  }
+
+  private reuse(b: MemoBlock): MemoBlock {
+    this.reused++;
+    this.sinceReuse = 0;
+    return b;
+  }
+
+  /** After an `end` that found no block: the fields matched but not yet encoded (`replayName` …). */
+  unmatched(): number {
+    if (!this.matching) return 0;
+    this.matching = false;
+    return this.candidate === undefined ? 0 : this.matched;
+  }
+
+  /**
+   * Keeps the block just encoded (`octets[0, length)`) when it left the table at the version it began
+   * with and is small enough, in place of the oldest kept block.
+   */
+  keep(versionAfter: number, octets: Buffer, length: number): void {
+    const count = this.recorded;
+    if (!this.keepable || versionAfter !== this.version) return;
+    if (count === 0 || count > MAX_FIELDS || length > MAX_OCTETS) return;
+    const since = this.sinceReuse++;
+    if (since >= UNUSED_KEEPS && since % SPARSE_KEEP !== 0) return;
+    let b = this.blocks[this.next];
+    if (b === undefined) {
+      b = new MemoBlock();
+      this.blocks.push(b);
+    }
+    this.next = (this.next + 1) % SLOTS;
+    for (let i = 0; i < count; i++) {
+      b.names[i] = this.names[i] as string;
+      b.values[i] = this.values[i] as string;
+      b.never[i] = this.never[i] as boolean;
+    }
+    b.count = count;
+    if (b.octets.length < length) b.octets = Buffer.allocUnsafe(Math.max(64, length));
+    b.length = octets.copy(b.octets, 0, 0, length);
+    b.version = versionAfter;
+  }
+}
