@@ -12,6 +12,7 @@
  * runs in a microtask, so a release in the middle of a stream's bookkeeping does not start another
  * stream inside it.
  */
+import { performance } from "node:perf_hooks";
 import type { Endpoint } from "../balancer/endpoint-set.js";
 
 /** Why a call was shed (`fulcrum_shed_total`'s `reason`). */

@@ -13,6 +13,7 @@
  * the core first (`responseHeaders`, `responseTrailers`), and reports an upstream failure
  * (`upstreamFailed`) or the client's end (`finish`).
  */
+import { performance } from "node:perf_hooks";
 import type { Endpoint } from "../balancer/endpoint-set.js";
 import type { UpstreamCluster } from "../cluster/upstream-cluster.js";
 import { GrpcStatus, encodeGrpcMessage, parseStatus, statusOfResetCode } from "./grpc-status.js";
@@ -47,16 +48,28 @@ export type StreamPhase =
   /** The client's stream is over and its outcome reported. */
   | "done";
 
-const MOVES: Readonly<Record<StreamPhase, readonly StreamPhase[]>> = {
-  routing: ["queued", "connecting", "answered", "done"],
-  queued: ["connecting", "answered", "done"],
-  connecting: ["queued", "connecting", "forwarded", "answered", "done"],
-  forwarded: ["queued", "connecting", "responding", "trailed", "answered", "done"],
-  responding: ["trailed", "answered", "done"],
-  trailed: ["done"],
-  answered: ["done"],
-  done: [],
-};
+/** The phases a stream may move to from `from` (a switch: this runs on every move of every stream). */
+function mayMove(from: StreamPhase, to: StreamPhase): boolean {
+  switch (from) {
+    case "routing":
+      return to === "queued" || to === "connecting" || to === "answered" || to === "done";
+    case "queued":
+      return to === "connecting" || to === "answered" || to === "done";
+    case "connecting":
+      return (
+        to === "queued" || to === "connecting" || to === "forwarded" || to === "answered" || to === "done"
+      );
+    case "forwarded":
+      return to !== "routing" && to !== "forwarded";
+    case "responding":
+      return to === "trailed" || to === "answered" || to === "done";
+    case "trailed":
+    case "answered":
+      return to === "done";
+    case "done":
+      return false;
+  }
+}
 
 /** Why an upstream stream failed: refused unprocessed, reset by the worker, or its connection lost. */
 export type UpstreamFailure = "refused" | "reset" | "lost";
@@ -197,7 +210,7 @@ export abstract class ProxiedStream<Up> implements QueuedCall {
   }
 
   protected moveTo(next: StreamPhase): boolean {
-    if (!MOVES[this.phase].includes(next)) return false;
+    if (!mayMove(this.phase, next)) return false;
     this.phase = next;
     return true;
   }

@@ -20,6 +20,7 @@
  * Only message boundaries are read (grpc-message-framer.ts) and, of each request, the head the
  * inference peeker reads for its sequence: no message is decoded or copied.
  */
+import { performance } from "node:perf_hooks";
 import { sizeBytes } from "../config/config-units.js";
 import type { UpstreamCluster } from "../cluster/upstream-cluster.js";
 import { GrpcMessageFramer } from "./grpc-message-framer.js";

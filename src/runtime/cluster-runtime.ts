@@ -13,6 +13,7 @@
  * (`streamFinished`) and reads queue depths that the main thread's load-metrics scraper stores in the
  * shared counters.
  */
+import { performance } from "node:perf_hooks";
 import { Balancer } from "../balancer/balancer.js";
 import { EndpointSet, type Endpoint, type EndpointSpec } from "../balancer/endpoint-set.js";
 import type { PickContext, PickResult, RandomSource } from "../balancer/picker.js";

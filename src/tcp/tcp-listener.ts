@@ -6,6 +6,7 @@
  */
 import { bindServer, serverAddress, type BindOptions } from "../net/server-address.js";
 import { createServer, type Server, type Socket } from "node:net";
+import { performance } from "node:perf_hooks";
 import type { ListenerConfig } from "../config/config-schema.js";
 import { durationMs } from "../config/config-units.js";
 import { AccessLog, type AccessLogSink, type ConnectionAccess } from "../access-log/access-log.js";

@@ -4,6 +4,7 @@
  * frames-socket-link.ts puts a TCP or TLS socket behind it; tests put an in-memory pipe with a fake
  * clock, and drive a connection frame by frame.
  */
+import { performance } from "node:perf_hooks";
 
 /** Where a connection's bytes go. A net.Socket's own methods have these shapes. */
 export interface ByteSink {
