@@ -10,14 +10,17 @@
  * (every field indexed, or a literal without indexing), and is reused only while the table's version —
  * bumped on every insertion and every size change — is still the one it was encoded against. Reusing it
  * then writes what encoding would write, and leaves both peers' tables as they were.
+ *
+ * `KeptBlocks` (which blocks are kept, and when keeping stops being worth it) serves the decoder's
+ * memo too (hpack-decode-memo.ts).
  */
 import { Buffer } from "node:buffer";
 
 /** Blocks kept per encoder: a request, or a response's headers and trailers, and room for a few more. */
 const SLOTS = 4;
-/** Larger blocks are encoded every time: they are rare, and keeping them would cost their copy. */
-const MAX_FIELDS = 24;
-const MAX_OCTETS = 512;
+/** Larger blocks are worked out every time: they are rare, and keeping them would cost their copy. */
+export const MEMO_MAX_FIELDS = 24;
+export const MEMO_MAX_OCTETS = 512;
 /**
  * After this many blocks kept without one reused (a value that changes with every message: a
  * grpc-timeout, a trace id), only one block in `SPARSE_KEEP` is kept, until one is reused again.
@@ -25,7 +28,38 @@ const MAX_OCTETS = 512;
 const UNUSED_KEEPS = 32;
 const SPARSE_KEEP = 16;
 
-const EMPTY = Buffer.alloc(0);
+export const EMPTY_OCTETS = Buffer.alloc(0);
+
+/** The kept blocks of one memo, newest first (so the freshest of near-alike blocks is tried first). */
+export class KeptBlocks<B> {
+  readonly list: B[] = [];
+  /** Blocks reused rather than worked out again; for tests and diagnostics. */
+  reused = 0;
+  /** Blocks kept (or passed over) since one was last reused. */
+  private sinceReuse = 0;
+
+  constructor(private readonly make: () => B) {}
+
+  /** Counts a reuse of `b` and returns it. */
+  hit(b: B): B {
+    this.reused++;
+    this.sinceReuse = 0;
+    return b;
+  }
+
+  /**
+   * The object to fill with a block to keep, now the newest (the oldest one's, once all are in use);
+   * undefined when blocks have long gone unreused and this one is passed over.
+   */
+  slot(): B | undefined {
+    const since = this.sinceReuse++;
+    if (since >= UNUSED_KEEPS && since % SPARSE_KEEP !== 0) return undefined;
+    const list = this.list;
+    const b = list.length < SLOTS ? this.make() : (list.pop() as B);
+    list.unshift(b);
+    return b;
+  }
+}
 
 /** One kept block: its fields and the octets they encoded to, against table version `version`. */
 class MemoBlock {
@@ -36,7 +70,7 @@ class MemoBlock {
   readonly values: string[] = [];
   readonly never: boolean[] = [];
   /** Sized to the largest block kept here (most gRPC blocks are a few dozen octets). */
-  octets: Buffer = EMPTY;
+  octets: Buffer = EMPTY_OCTETS;
 
   /** Whether field `i` of this block is (name, value, never). */
   has(i: number, name: string, value: string, never: boolean): boolean {
@@ -60,8 +94,7 @@ class MemoBlock {
  * (the encoder encodes any fields still matched, `unmatched`, and offers the block to `keep`).
  */
 export class HpackBlockMemo {
-  private readonly blocks: MemoBlock[] = [];
-  private next = 0;
+  private readonly kept = new KeptBlocks(() => new MemoBlock());
   /** The kept block the fields so far match (its first `matched` fields), while matching. */
   private candidate: MemoBlock | undefined;
   private matched = 0;
@@ -73,10 +106,11 @@ export class HpackBlockMemo {
   private readonly values: string[] = [];
   private readonly never: boolean[] = [];
   private recorded = 0;
+
   /** Blocks copied from a kept one rather than encoded; for tests and diagnostics. */
-  reused = 0;
-  /** Blocks kept (or passed over) since one was last reused. */
-  private sinceReuse = 0;
+  get reused(): number {
+    return this.kept.reused;
+  }
 
   /** Starts a block encoded against table version `version`. */
   begin(version: number): void {
@@ -107,7 +141,7 @@ export class HpackBlockMemo {
       this.matched = n + 1;
       return -1;
     }
-    for (const b of this.blocks) {
+    for (const b of this.kept.list) {
       if (b === current || b.version !== this.version || b.count <= n || !b.has(n, name, value, never))
         continue;
       if (current !== undefined && !b.sharesPrefix(current, n)) continue;
@@ -134,7 +168,7 @@ export class HpackBlockMemo {
   /** Notes a field the encoder encodes, for keeping the block afterwards. */
   record(name: string, value: string, never: boolean): void {
     const i = this.recorded++;
-    if (i >= MAX_FIELDS) return;
+    if (i >= MEMO_MAX_FIELDS) return;
     this.names[i] = name;
     this.values[i] = value;
     this.never[i] = never;
@@ -146,18 +180,12 @@ export class HpackBlockMemo {
     const n = this.matched;
     const current = this.candidate;
     if (current === undefined) return undefined;
-    if (current.count === n) return this.reuse(current);
+    if (current.count === n) return this.kept.hit(current);
     // The list is a prefix of the candidate: another kept block may be exactly it.
-    for (const b of this.blocks) {
-      if (b.version === this.version && b.count === n && b.sharesPrefix(current, n)) return this.reuse(b);
+    for (const b of this.kept.list) {
+      if (b.version === this.version && b.count === n && b.sharesPrefix(current, n)) return this.kept.hit(b);
     }
     return undefined;
-  }
-
-  private reuse(b: MemoBlock): MemoBlock {
-    this.reused++;
-    this.sinceReuse = 0;
-    return b;
   }
 
   /** After an `end` that found no block: the fields matched but not yet encoded (`replayName` …). */
@@ -174,23 +202,22 @@ export class HpackBlockMemo {
   keep(versionAfter: number, octets: Buffer, length: number): void {
     const count = this.recorded;
     if (!this.keepable || versionAfter !== this.version) return;
-    if (count === 0 || count > MAX_FIELDS || length > MAX_OCTETS) return;
-    const since = this.sinceReuse++;
-    if (since >= UNUSED_KEEPS && since % SPARSE_KEEP !== 0) return;
-    let b = this.blocks[this.next];
-    if (b === undefined) {
-      b = new MemoBlock();
-      this.blocks.push(b);
-    }
-    this.next = (this.next + 1) % SLOTS;
+    if (count === 0 || count > MEMO_MAX_FIELDS || length > MEMO_MAX_OCTETS) return;
+    const b = this.kept.slot();
+    if (b === undefined) return;
     for (let i = 0; i < count; i++) {
       b.names[i] = this.names[i] as string;
       b.values[i] = this.values[i] as string;
       b.never[i] = this.never[i] as boolean;
     }
     b.count = count;
-    if (b.octets.length < length) b.octets = Buffer.allocUnsafe(Math.max(64, length));
+    b.octets = roomFor(b.octets, length);
     b.length = octets.copy(b.octets, 0, 0, length);
     b.version = versionAfter;
   }
+}
+
+/** `octets` when it holds `length` octets, else a buffer that does (at least 64: most blocks are small). */
+export function roomFor(octets: Buffer, length: number): Buffer {
+  return octets.length >= length ? octets : Buffer.allocUnsafe(Math.max(64, length));
 }

@@ -15,6 +15,7 @@
  */
 import { Buffer } from "node:buffer";
 import { isValidFieldNameOctets, isValidFieldValueOctets } from "./h2-field-validation.js";
+import { HpackDecodeMemo } from "./hpack-decode-memo.js";
 import { HpackDynamicTable, HPACK_ENTRY_OVERHEAD } from "./hpack-dynamic-table.js";
 import { FIELD_NEVER_INDEXED, type HeaderList } from "./hpack-header-list.js";
 import { huffmanDecode, huffmanDecodedMaxLength, huffmanDecodedMinLength } from "./hpack-huffman.js";
@@ -49,6 +50,8 @@ export interface HpackDecoderOptions {
   readonly maxTableSize?: number;
   /** Largest header list, in RFC 9113 §6.5.2 octets, that a block may decode to. Default 16 KiB. */
   readonly maxHeaderListSize?: number;
+  /** Give a block that repeats a recent one its fields without decoding it (hpack-decode-memo.ts). Default true. */
+  readonly reuseBlocks?: boolean;
 }
 
 /** Dynamic table entry flags. */
@@ -98,6 +101,7 @@ export class HpackDecoder {
   private foundFlag = 0;
   private readonly repeated: RepeatedLiteral[] = [];
   private repeatedNext = 0;
+  private readonly memo: HpackDecodeMemo | undefined;
   /** Why the last `decode` returned "compression_error"; null after a successful one. */
   lastError: HpackDecodeError | null = null;
 
@@ -105,6 +109,12 @@ export class HpackDecoder {
     this.settingsMaxTableSize = options.maxTableSize ?? 4096;
     this.maxListSize = options.maxHeaderListSize ?? 16 * 1024;
     this.table = new HpackDynamicTable(this.settingsMaxTableSize);
+    this.memo = options.reuseBlocks === false ? undefined : new HpackDecodeMemo();
+  }
+
+  /** Blocks given the fields of a recent identical one instead of decoded (hpack-decode-memo.ts). */
+  get blocksReused(): number {
+    return this.memo?.reused ?? 0;
   }
 
   /**
@@ -142,6 +152,22 @@ export class HpackDecoder {
    * state is undefined and the connection must end.
    */
   decode(block: Buffer, offset: number, length: number, out: HeaderList): HpackDecodeStatus {
+    const memo = this.memo;
+    // A block due to start with a size update is never a kept one: it must be checked for the update.
+    if (memo === undefined || this.sizeUpdateRequired) return this.decodeFields(block, offset, length, out);
+    const version = this.table.version;
+    const limit = this.maxListSize;
+    if (memo.recall(block, offset, length, version, limit, out)) {
+      this.lastError = null;
+      return "ok";
+    }
+    const status = this.decodeFields(block, offset, length, out);
+    if (status === "ok" && this.table.version === version)
+      memo.keep(block, offset, length, version, limit, out);
+    return status;
+  }
+
+  private decodeFields(block: Buffer, offset: number, length: number, out: HeaderList): HpackDecodeStatus {
     out.clear();
     this.lastError = null;
     this.over = false;

@@ -29,6 +29,11 @@ export class HpackDynamicTable {
   private maxSize: number;
   /** Entries ever added; entry i (0 = newest) was the (insertCount - 1 - i)-th. */
   private inserted = 0;
+  /**
+   * Bumped by every change (an entry added, the size changed, the table emptied): an HPACK block
+   * decodes, or encodes, to the same thing as long as it is unchanged (hpack-block-memo.ts).
+   */
+  private changes = 0;
 
   /** @param maxSize initial maximum size in octets (4,096 on a new HTTP/2 connection, RFC 9113 §6.5.2). */
   constructor(maxSize: number) {
@@ -53,6 +58,11 @@ export class HpackDynamicTable {
   /** Current maximum size in octets. */
   get capacity(): number {
     return this.maxSize;
+  }
+
+  /** The table's version: equal versions, equal table. */
+  get version(): number {
+    return this.changes;
   }
 
   /** Entries added since the table was created (evicted ones included). */
@@ -83,6 +93,7 @@ export class HpackDynamicTable {
 
   /** Adds an entry, evicting older ones; one larger than the maximum size leaves the table empty. */
   add(name: string, value: string, flag: number): void {
+    this.changes++;
     const size = hpackEntrySize(name, value);
     if (size > this.maxSize) {
       this.evictTo(0);
@@ -102,11 +113,13 @@ export class HpackDynamicTable {
 
   /** Evicts every entry: what adding an entry larger than the maximum size does (§4.4). */
   clear(): void {
+    this.changes++;
     this.evictTo(0);
   }
 
   /** Applies a new maximum size (a dynamic table size update, §6.3), evicting as needed. */
   setCapacity(maxSize: number): void {
+    this.changes++;
     this.maxSize = maxSize;
     this.evictTo(maxSize);
   }

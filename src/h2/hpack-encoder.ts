@@ -85,8 +85,6 @@ interface NameInfo {
  */
 class EncoderTable extends HpackDynamicTable {
   private readonly byName = new Map<string, NameInfo>();
-  /** Bumped by every insertion and size change: an encoding is valid for one version (hpack-block-memo.ts). */
-  version = 0;
 
   constructor(
     maxSize: number,
@@ -114,13 +112,7 @@ class EncoderTable extends HpackDynamicTable {
     return STATIC_TABLE_LENGTH + this.insertCount - insertion;
   }
 
-  override setCapacity(maxSize: number): void {
-    super.setCapacity(maxSize);
-    this.version++;
-  }
-
   insert(name: string, value: string): void {
-    this.version++;
     this.add(name, value, 0);
     if (this.length === 0) return; // larger than the table: it emptied it instead
     // Looked up after adding: the eviction may have dropped the name's info.

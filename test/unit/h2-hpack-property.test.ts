@@ -212,10 +212,11 @@ describe("HPACK cross-checked with hpack.js (property-based)", { timeout: 30_000
     );
   });
 
-  it("repeated blocks: copying a recent block writes what encoding it would, as the table changes", () => {
+  it("repeated blocks: a kept block encodes and decodes to what working it out would, as tables change", () => {
     // Blocks of a small pool sharing a prefix (a method's requests, a response's headers and trailers)
-    // recur among fresh ones and table size changes, so kept blocks are reused, passed over as stale,
-    // and matched partway before a different field.
+    // recur among fresh ones, table size changes and header list limits, so kept blocks are reused,
+    // passed over as stale, and matched partway before a different field; each side is compared with
+    // a codec that keeps nothing.
     const pool = fc.record({
       prefix: fc.array(field, { maxLength: 4 }),
       suffixes: fc.array(fc.array(field, { maxLength: 3 }), { minLength: 1, maxLength: 4 }),
@@ -224,8 +225,10 @@ describe("HPACK cross-checked with hpack.js (property-based)", { timeout: 30_000
       { arbitrary: fc.nat({ max: 4 }).map((i) => ({ pick: i })), weight: 6 },
       { arbitrary: fc.array(field, { maxLength: 6 }).map((fresh) => ({ fresh })), weight: 2 },
       { arbitrary: fc.integer({ min: 0, max: 4096 }).map((size) => ({ size })), weight: 1 },
+      { arbitrary: fc.integer({ min: 0, max: 1200 }).map((limit) => ({ limit })), weight: 1 },
     );
     let reusedSomewhere = 0;
+    let decodedFromKept = 0;
     fc.assert(
       fc.property(
         pool,
@@ -236,13 +239,21 @@ describe("HPACK cross-checked with hpack.js (property-based)", { timeout: 30_000
           const reusing = new HpackEncoder({ maxTableSize: ownLimit });
           const plain = new HpackEncoder({ maxTableSize: ownLimit, reuseBlocks: false });
           const decoder = new HpackDecoder({ maxHeaderListSize: 1 << 20 });
+          const plainDecoder = new HpackDecoder({ maxHeaderListSize: 1 << 20, reuseBlocks: false });
           const sent = new HeaderList();
           const received = new HeaderList();
+          const plainReceived = new HeaderList();
           for (const s of steps) {
             if ("size" in s) {
               reusing.setPeerMaxTableSize(s.size);
               plain.setPeerMaxTableSize(s.size);
               decoder.setMaxTableSize(s.size);
+              plainDecoder.setMaxTableSize(s.size);
+              continue;
+            }
+            if ("limit" in s) {
+              decoder.setMaxHeaderListSize(s.limit);
+              plainDecoder.setMaxHeaderListSize(s.limit);
               continue;
             }
             const fields = "fresh" in s ? s.fresh : (blocks[s.pick % blocks.length] as Field[]);
@@ -251,17 +262,26 @@ describe("HPACK cross-checked with hpack.js (property-based)", { timeout: 30_000
             const n = reusing.encode(sent);
             const m = plain.encode(sent);
             assert.deepEqual(reusing.output.subarray(0, n), plain.output.subarray(0, m));
-            assert.equal(decoder.decode(reusing.output, 0, n, received), "ok", String(decoder.lastError));
-            assert.deepEqual(received.toArray(), sent.toArray());
+            const status = decoder.decode(reusing.output, 0, n, received);
+            assert.equal(status, plainDecoder.decode(plain.output, 0, m, plainReceived));
+            assert.notEqual(status, "compression_error", String(decoder.lastError));
+            if (status === "ok") assert.deepEqual(received.toArray(), sent.toArray());
+            const flags = (l: HeaderList): boolean[] => l.toArray().map((_, i) => l.neverIndexed(i));
+            assert.deepEqual(received.toArray(), plainReceived.toArray());
+            assert.deepEqual(flags(received), flags(plainReceived));
+            assert.equal(received.malformed, plainReceived.malformed);
             assert.deepEqual(reusing.dynamicTableEntries(), plain.dynamicTableEntries());
+            assert.deepEqual(decoder.dynamicTableEntries(), plainDecoder.dynamicTableEntries());
           }
           reusedSomewhere += reusing.blocksReused;
-          assert.equal(plain.blocksReused, 0);
+          decodedFromKept += decoder.blocksReused;
+          assert.equal(plain.blocksReused + plainDecoder.blocksReused, 0);
         },
       ),
       RUNS,
     );
     assert.ok(reusedSomewhere > 100, `only ${reusedSomewhere} blocks reused over the runs`);
+    assert.ok(decodedFromKept > 50, `only ${decodedFromKept} blocks decoded from kept ones`);
   });
 
   it("over a small header list limit: a prefix of the list is kept and both tables still agree", () => {
