@@ -43,6 +43,8 @@ const USAGE = `usage: npm run bench -- <overhead|policies|overload|llm|load> [op
                   worker_processes); "auto" = one per core (default 1)
   --baseline CLI  overhead: also run target fulcrum-baseline, another Fulcrum build's dist/src/cli.js (e.g. a
                   checkout of an earlier commit), interleaved with the others; the report adds fulcrum / fulcrum-baseline
+  --launches N    overhead: start every target afresh N times, the start order turning each time, and run
+                  the repetitions in each launch; with --baseline the report adds one ratio per launch
   --node-flags="F"  overhead: Fulcrum's Node/V8 flags instead of the product's (src/runtime/node-flags.ts),
                   e.g. --node-flags="--max-semi-space-size=4"; --node-flags= runs V8's defaults
   load ...        npm run bench -- load --help
@@ -70,6 +72,7 @@ async function main(argv: string[]): Promise<number> {
       threads: { type: "string", default: "1" },
       "node-flags": { type: "string" },
       baseline: { type: "string" },
+      launches: { type: "string", default: "1" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -81,6 +84,8 @@ async function main(argv: string[]): Promise<number> {
   if (!scenario || !SCENARIOS.includes(scenario)) fail(`expected a scenario: ${SCENARIOS.join(" | ")}`);
   const repeat = Number(values.repeat);
   if (!Number.isInteger(repeat) || repeat < 1) fail("--repeat: expected an integer ≥ 1");
+  const launches = Number(values.launches);
+  if (!Number.isInteger(launches) || launches < 1) fail("--launches: expected an integer ≥ 1");
   const seconds = values.seconds === undefined ? undefined : Number(values.seconds);
   if (seconds !== undefined && !(seconds >= 1)) fail("--seconds: expected a number ≥ 1");
   const threads = values.threads === "auto" ? cpus().length : Number(values.threads);
@@ -116,6 +121,7 @@ async function main(argv: string[]): Promise<number> {
       threads,
       nodeFlags: values["node-flags"]?.split(" ").filter((f) => f !== ""),
       baselineCli,
+      launches,
       dir,
       cpuProfDir,
       say,

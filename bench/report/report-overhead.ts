@@ -65,23 +65,32 @@ export function overheadMarkdown(ms: readonly OverheadMeasurement[]): string {
   if (targets.includes("fulcrum") && targets.includes("fulcrum-baseline")) {
     // Per repetition, the two builds ran back to back: the median of those pairs' ratios.
     const ratios = rowsOf(ms).map((row) => {
-      const r = (key: Key): string => {
-        const pairs = ms
-          .filter((m) => m.row === row.id && m.target === "fulcrum")
-          .flatMap((m) => {
-            const b = ms.find((x) => x.row === row.id && x.target === "fulcrum-baseline" && x.rep === m.rep);
-            const f = m[key];
-            const base = b?.[key];
-            return f !== undefined && base !== undefined && base > 0 ? [f / base] : [];
-          });
-        return fmtSpread(spread(pairs));
-      };
+      const r = (key: Key): string => fmtSpread(spread(baselineRatios(ms, row.id, key)));
       return [row.id, r("throughput"), r("p50Ms"), r("p99Ms"), r("cpu")];
     });
     parts.push(
       "fulcrum / fulcrum-baseline (the build under test over `--baseline`; median and min–max of the per-repetition ratios):",
       mdTable(["row", "throughput", "p50", "p99", "CPU per unit"], ratios),
     );
+    const launches = [...new Set(ms.map((m) => m.launch))];
+    if (launches.length > 1) {
+      // One figure per launch (the median of its pairs), then their mean: the launch is the unit.
+      const perLaunch = rowsOf(ms).map((row) => {
+        const r = (key: Key): string => {
+          const medians = launches.flatMap((l) => {
+            const median = spread(baselineRatios(ms, row.id, key, l))?.median;
+            return median === undefined ? [] : [median];
+          });
+          const mean = medians.reduce((a, b) => a + b, 0) / medians.length;
+          return medians.length === 0 ? "–" : `${num(mean)} (${medians.map(num).join(", ")})`;
+        };
+        return [row.id, r("throughput"), r("cpu")];
+      });
+      parts.push(
+        `fulcrum / fulcrum-baseline per launch (${launches.length} launches, the start order turning; mean, then each launch's median ratio):`,
+        mdTable(["row", "throughput", "CPU per unit"], perLaunch),
+      );
+    }
   }
   const plain = spread(pick(ms, "grpc-infer-8x16", "fulcrum", "cpu"))?.median;
   const prefix = spread(pick(ms, "grpc-infer-prefix-8x16", "fulcrum", "cpu"))?.median;
@@ -98,6 +107,25 @@ export function overheadMarkdown(ms: readonly OverheadMeasurement[]): string {
       ".",
   );
   return `${parts.join("\n\n")}\n`;
+}
+
+/** fulcrum ÷ fulcrum-baseline of `key`, one ratio per repetition both ran (of one launch, if given). */
+function baselineRatios(
+  ms: readonly OverheadMeasurement[],
+  row: string,
+  key: Key,
+  launch?: number,
+): number[] {
+  return ms
+    .filter((m) => m.row === row && m.target === "fulcrum" && (launch === undefined || m.launch === launch))
+    .flatMap((m) => {
+      const b = ms.find(
+        (x) => x.row === row && x.target === "fulcrum-baseline" && x.launch === m.launch && x.rep === m.rep,
+      );
+      const f = m[key];
+      const base = b?.[key];
+      return f !== undefined && base !== undefined && base > 0 ? [f / base] : [];
+    });
 }
 
 export function overheadSvg(ms: readonly OverheadMeasurement[]): string {

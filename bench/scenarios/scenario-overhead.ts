@@ -5,6 +5,11 @@
  * alike. Each measurement records throughput, p50/p99 and the proxy's CPU (its whole process tree,
  * from /proc) per unit of work; gRPC rows are checked against the worker's counters (every answer
  * h2load counted was gRPC OK at the worker).
+ *
+ * With `launches` above 1 the whole run is done that many times, every target started afresh each
+ * time and in a turning order: a Node process settles into a JIT state of its own, and on this kind
+ * of machine two launches of one build differ by more than two builds may (bench/RESULTS.md), so a
+ * comparison of builds takes the launch as its unit.
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -28,12 +33,16 @@ export interface OverheadOptions {
   readonly nodeFlags?: readonly string[] | undefined;
   /** The CLI the `fulcrum-baseline` target runs. */
   readonly baselineCli?: string | undefined;
+  /** Times every target is started afresh, the start order turning each time (default 1). */
+  readonly launches?: number | undefined;
   readonly say: (line: string) => void;
 }
 
 export interface OverheadMeasurement {
   readonly row: string;
   readonly target: TargetName;
+  /** Which start of the targets (0 unless `launches` is above 1). */
+  readonly launch: number;
   readonly rep: number;
   /** In the row's unit (GB/s, req/s, conn/s, msg/s). */
   readonly throughput: number;
@@ -77,10 +86,40 @@ export async function runOverhead(o: OverheadOptions): Promise<OverheadMeasureme
     listeners.push({ name: "infer", protocol: "grpc", upstreams, policy: "least_connections" });
     listeners.push({ name: "infer-prefix", protocol: "grpc", upstreams, prefixAffinity: true });
   }
-  const running: RunningTarget[] = [];
   const results: OverheadMeasurement[] = [];
+  const launches = o.launches ?? 1;
   try {
-    for (const name of o.targets) {
+    for (let launch = 0; launch < launches; launch++) {
+      await runLaunch(launch, launchOrder(o.targets, launch), rows, listeners, o, pool, infer, results);
+    }
+  } finally {
+    await Promise.all([iperf?.stop(), http?.stop(), pool?.stop(), infer?.stop()]);
+  }
+  return results;
+}
+
+/** Launch k starts the targets from the k-th on, so that each is started first, second … in turn. */
+export function launchOrder(targets: readonly TargetName[], launch: number): TargetName[] {
+  return targets.map((_, i) => targets[(i + launch) % targets.length] as TargetName);
+}
+
+type WorkerPool = Awaited<ReturnType<typeof startWorkerPool>>;
+
+/** Starts `names` in this order, runs every repetition of every row through them, and stops them. */
+async function runLaunch(
+  launch: number,
+  names: readonly TargetName[],
+  rows: readonly OverheadRow[],
+  listeners: readonly ListenerSpec[],
+  o: OverheadOptions,
+  pool: WorkerPool | undefined,
+  infer: WorkerPool | undefined,
+  results: OverheadMeasurement[],
+): Promise<void> {
+  const running: RunningTarget[] = [];
+  const launches = o.launches ?? 1;
+  try {
+    for (const name of names) {
       const dir = join(o.dir, name);
       mkdirSync(dir, { recursive: true });
       const start = {
@@ -94,7 +133,8 @@ export async function runOverhead(o: OverheadOptions): Promise<OverheadMeasureme
     }
     // A target that does not serve a row's listener (node-net: gRPC) sits that row out.
     const serves = (t: RunningTarget, row: OverheadRow): boolean => t.port(row.listener) !== 0;
-    const total = o.repeat * rows.reduce((n, row) => n + running.filter((t) => serves(t, row)).length, 0);
+    const total =
+      launches * o.repeat * rows.reduce((n, row) => n + running.filter((t) => serves(t, row)).length, 0);
     for (let rep = 0; rep < o.repeat; rep++) {
       // Each repetition starts one target later, so that none always runs right after the same one:
       // whatever a run leaves behind (sockets in TIME_WAIT, caches, the host's other load) falls on
@@ -103,7 +143,7 @@ export async function runOverhead(o: OverheadOptions): Promise<OverheadMeasureme
       for (const row of rows) {
         for (const target of order) {
           if (!serves(target, row)) continue;
-          const m = await measure(row, target, rep, o, row.listener === "grpc" ? pool : infer);
+          const m = await measure(row, target, launch, rep, o, row.listener === "grpc" ? pool : infer);
           results.push(m);
           const cpu = m.cpu === undefined ? "" : `, proxy CPU ${m.cpu.toPrecision(3)} ${row.cpuUnit}`;
           const bad = m.problems.length > 0 ? `  PROBLEM: ${m.problems.join("; ")}` : "";
@@ -116,14 +156,13 @@ export async function runOverhead(o: OverheadOptions): Promise<OverheadMeasureme
     }
   } finally {
     await Promise.all(running.map((t) => t.stop()));
-    await Promise.all([iperf?.stop(), http?.stop(), pool?.stop(), infer?.stop()]);
   }
-  return results;
 }
 
 async function measure(
   row: OverheadRow,
   target: RunningTarget,
+  launch: number,
   rep: number,
   o: OverheadOptions,
   pool: Awaited<ReturnType<typeof startWorkerPool>> | undefined,
@@ -159,6 +198,7 @@ async function measure(
   return {
     row: row.id,
     target: target.name,
+    launch,
     rep,
     throughput,
     p50Ms: r.p50Ms,

@@ -33,6 +33,8 @@ export interface ScenarioOptions {
   readonly nodeFlags?: readonly string[] | undefined;
   /** overhead: the CLI of the `fulcrum-baseline` target (another build, to compare with). */
   readonly baselineCli?: string | undefined;
+  /** overhead: how many times every target is started afresh, in alternating order (default 1). */
+  readonly launches?: number | undefined;
   readonly say: (line: string) => void;
 }
 
@@ -55,6 +57,7 @@ export async function runScenario(name: ScenarioName, o: ScenarioOptions): Promi
       threads: o.threads,
       nodeFlags: o.nodeFlags,
       baselineCli: o.baselineCli,
+      launches: o.launches ?? 1,
       say: o.say,
     });
     const problems = ms.flatMap((m) =>

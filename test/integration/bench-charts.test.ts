@@ -32,6 +32,7 @@ function overheadData(): OverheadMeasurement[] {
     TARGETS.map((target, ti) => ({
       row,
       target,
+      launch: 0,
       rep: 0,
       throughput: 1000 * (ri + 1),
       p50Ms: row.startsWith("tcp-bulk") ? undefined : 0.1 * (ri + 1) * (ti + 1),

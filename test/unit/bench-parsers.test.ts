@@ -14,7 +14,7 @@ import { stableWhen } from "../../bench/loadgen/loadgen-windows.js";
 import { parseDuration } from "../../bench/loadgen/loadgen-cli.js";
 import { summariseProfile } from "../../bench/report/report-cpu-profile.js";
 import { overheadMarkdown } from "../../bench/report/report-overhead.js";
-import type { OverheadMeasurement } from "../../bench/scenarios/scenario-overhead.js";
+import { launchOrder, type OverheadMeasurement } from "../../bench/scenarios/scenario-overhead.js";
 import { fmtSpread, num, spread } from "../../bench/report/report-stats.js";
 import { fulcrumConfig } from "../../bench/targets/target-fulcrum.js";
 import { haproxyBalance } from "../../bench/targets/target-haproxy.js";
@@ -169,6 +169,7 @@ describe("bench parsers and helpers", { timeout: 120_000 }, () => {
       ({
         row: "grpc-unary-1x1",
         target,
+        launch: 0,
         rep,
         throughput,
         p50Ms: 1,
@@ -190,6 +191,41 @@ describe("bench parsers and helpers", { timeout: 120_000 }, () => {
     assert.match(
       md,
       /\| grpc-unary-1x1 \| 1\.00 \(0\.900–1\.10\) \| 1\.00 \(1\.00–1\.00\) \| 1\.00 \(1\.00–1\.00\) \| 1\.00 \(0\.900–1\.20\) \|/,
+    );
+  });
+
+  it("with --launches, each launch starts the targets in a turned order", () => {
+    const targets = ["fulcrum", "fulcrum-baseline"] as const;
+    assert.deepEqual(launchOrder(targets, 0), ["fulcrum", "fulcrum-baseline"]);
+    assert.deepEqual(launchOrder(targets, 1), ["fulcrum-baseline", "fulcrum"]);
+    assert.deepEqual(launchOrder(["direct", "fulcrum", "haproxy"], 2), ["haproxy", "direct", "fulcrum"]);
+  });
+
+  it("with --launches, one ratio per launch (the median of its pairs) and their mean", () => {
+    const m = (target: "fulcrum" | "fulcrum-baseline", launch: number, rep: number, cpu: number) =>
+      ({
+        row: "grpc-unary-8x16",
+        target,
+        launch,
+        rep,
+        throughput: 100,
+        p50Ms: 1,
+        p99Ms: 2,
+        cpu,
+        errors: 0,
+        problems: [],
+      }) as OverheadMeasurement;
+    const md = overheadMarkdown([
+      // Launch 0: CPU ratios 1.2, 1.1, 1.3 → 1.2. Launch 1: 0.9, 1.0, 0.8 → 0.9. Mean 1.05.
+      ...[12, 11, 13].flatMap((cpu, rep) => [m("fulcrum", 0, rep, cpu), m("fulcrum-baseline", 0, rep, 10)]),
+      ...[9, 10, 8].flatMap((cpu, rep) => [m("fulcrum", 1, rep, cpu), m("fulcrum-baseline", 1, rep, 10)]),
+    ]);
+    assert.match(md, /per launch \(2 launches/);
+    assert.match(md, /\| grpc-unary-8x16 \| 1\.00 \(1\.00, 1\.00\) \| 1\.05 \(1\.20, 0\.900\) \|/);
+    // Pairs are made within a launch: repetition 0 of launch 1 is not paired with launch 0's.
+    assert.match(
+      md,
+      /\| grpc-unary-8x16 \| 1\.00 \(1\.00–1\.00\) \| 1\.00 \(1\.00–1\.00\) \| 1\.00 \(1\.00–1\.00\) \| 1\.05 \(0\.800–1\.30\) \|/,
     );
   });
 });
