@@ -164,20 +164,31 @@ describe("bench parsers and helpers", { timeout: 120_000 }, () => {
     assert.throws(() => haproxyBalance("p2c"), /no equivalent/);
   });
 
+  type BuildTarget = "fulcrum" | "fulcrum-baseline";
+  /** One measurement of a build, p50 1 ms and p99 2 ms. */
+  const measurement = (
+    row: string,
+    target: BuildTarget,
+    launch: number,
+    rep: number,
+    throughput: number,
+    cpu: number,
+  ): OverheadMeasurement => ({
+    row,
+    target,
+    launch,
+    rep,
+    throughput,
+    p50Ms: 1,
+    p99Ms: 2,
+    cpu,
+    errors: 0,
+    problems: [],
+  });
+
   it("compares the build under test with --baseline as the median of per-repetition ratios", () => {
-    const m = (target: "fulcrum" | "fulcrum-baseline", rep: number, throughput: number, cpu: number) =>
-      ({
-        row: "grpc-unary-1x1",
-        target,
-        launch: 0,
-        rep,
-        throughput,
-        p50Ms: 1,
-        p99Ms: 2,
-        cpu,
-        errors: 0,
-        problems: [],
-      }) as OverheadMeasurement;
+    const m = (target: BuildTarget, rep: number, throughput: number, cpu: number): OverheadMeasurement =>
+      measurement("grpc-unary-1x1", target, 0, rep, throughput, cpu);
     const md = overheadMarkdown([
       m("fulcrum", 0, 110, 10),
       m("fulcrum-baseline", 0, 100, 10),
@@ -202,19 +213,8 @@ describe("bench parsers and helpers", { timeout: 120_000 }, () => {
   });
 
   it("with --launches, one ratio per launch (the median of its pairs) and their mean", () => {
-    const m = (target: "fulcrum" | "fulcrum-baseline", launch: number, rep: number, cpu: number) =>
-      ({
-        row: "grpc-unary-8x16",
-        target,
-        launch,
-        rep,
-        throughput: 100,
-        p50Ms: 1,
-        p99Ms: 2,
-        cpu,
-        errors: 0,
-        problems: [],
-      }) as OverheadMeasurement;
+    const m = (target: BuildTarget, launch: number, rep: number, cpu: number): OverheadMeasurement =>
+      measurement("grpc-unary-8x16", target, launch, rep, 100, cpu);
     const md = overheadMarkdown([
       // Launch 0: CPU ratios 1.2, 1.1, 1.3 → 1.2. Launch 1: 0.9, 1.0, 0.8 → 0.9. Mean 1.05.
       ...[12, 11, 13].flatMap((cpu, rep) => [m("fulcrum", 0, rep, cpu), m("fulcrum-baseline", 0, rep, 10)]),
