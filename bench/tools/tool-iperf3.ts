@@ -27,11 +27,32 @@ interface Iperf3Json {
   end?: { sum_received?: { bytes: number; seconds: number } };
 }
 
+/** Runs of a measurement an iperf3 client makes when the server was between two tests. */
+const IPERF3_ATTEMPTS = 3;
+
+/**
+ * Whether an iperf3 client error means the server was not listening for a moment: an iperf3 server
+ * closes and opens its listening socket again after every test, so a client that comes right after
+ * the previous one can be refused or reset (esnet/iperf pull request 2066), or told the server is
+ * still busy with it. Worth another try.
+ */
+export function iperf3ServerBetweenTests(error: string): boolean {
+  return /unable to (connect to server|receive control message|send cookie)|connection refused|reset by peer|server is busy/i.test(
+    error,
+  );
+}
+
 export async function iperf3(port: number, seconds: number, streams: number): Promise<ToolResult> {
   const args = ["-c", "127.0.0.1", "-p", String(port), "-t", String(seconds), "-P", String(streams), "-J"];
-  const out = await runTool("iperf3", TOOLS.iperf3.binary, args, (seconds + 20) * 1000);
-  const j = JSON.parse(out) as Iperf3Json;
-  const sum = j.end?.sum_received;
-  if (j.error || !sum) throw new Error(`iperf3: ${j.error ?? "no end.sum_received in its JSON"}`);
-  return { requests: 0, bytes: sum.bytes, seconds: sum.seconds, errors: 0 };
+  for (let attempt = 1; ; attempt++) {
+    const out = await runTool("iperf3", TOOLS.iperf3.binary, args, (seconds + 20) * 1000);
+    const j = JSON.parse(out) as Iperf3Json;
+    const sum = j.end?.sum_received;
+    if (j.error && attempt < IPERF3_ATTEMPTS && iperf3ServerBetweenTests(j.error)) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      continue;
+    }
+    if (j.error || !sum) throw new Error(`iperf3: ${j.error ?? "no end.sum_received in its JSON"}`);
+    return { requests: 0, bytes: sum.bytes, seconds: sum.seconds, errors: 0 };
+  }
 }

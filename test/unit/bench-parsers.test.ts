@@ -15,6 +15,7 @@ import { parseDuration } from "../../bench/loadgen/loadgen-cli.js";
 import { summariseProfile } from "../../bench/report/report-cpu-profile.js";
 import { overheadMarkdown } from "../../bench/report/report-overhead.js";
 import { launchOrder, type OverheadMeasurement } from "../../bench/scenarios/scenario-overhead.js";
+import { iperf3ServerBetweenTests } from "../../bench/tools/tool-iperf3.js";
 import { fmtSpread, num, spread } from "../../bench/report/report-stats.js";
 import { fulcrumConfig } from "../../bench/targets/target-fulcrum.js";
 import { haproxyBalance } from "../../bench/targets/target-haproxy.js";
@@ -203,6 +204,13 @@ describe("bench parsers and helpers", { timeout: 120_000 }, () => {
       md,
       /\| grpc-unary-1x1 \| 1\.00 \(0\.900–1\.10\) \| 1\.00 \(1\.00–1\.00\) \| 1\.00 \(1\.00–1\.00\) \| 1\.00 \(0\.900–1\.20\) \|/,
     );
+  });
+
+  it("an iperf3 client refused, reset or told busy while the server is between tests runs again; other errors do not", () => {
+    assert.ok(iperf3ServerBetweenTests("unable to connect to server: Connection refused"));
+    assert.ok(iperf3ServerBetweenTests("unable to receive control message: Connection reset by peer"));
+    assert.ok(iperf3ServerBetweenTests("the server is busy running a test. try again later"));
+    assert.ok(!iperf3ServerBetweenTests("parameter error - must either be a client (-c) or server (-s)"));
   });
 
   it("with --launches, each launch starts the targets in a turned order", () => {
