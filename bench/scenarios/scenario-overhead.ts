@@ -33,8 +33,8 @@ export interface OverheadOptions {
   readonly nodeFlags?: readonly string[] | undefined;
   /** The CLI the `fulcrum-baseline` target runs. */
   readonly baselineCli?: string | undefined;
-  /** Times every target is started afresh, the start order turning each time (default 1). */
-  readonly launches?: number | undefined;
+  /** Times every target is started afresh, the start order turning each time. */
+  readonly launches: number;
   readonly say: (line: string) => void;
 }
 
@@ -87,9 +87,8 @@ export async function runOverhead(o: OverheadOptions): Promise<OverheadMeasureme
     listeners.push({ name: "infer-prefix", protocol: "grpc", upstreams, prefixAffinity: true });
   }
   const results: OverheadMeasurement[] = [];
-  const launches = o.launches ?? 1;
   try {
-    for (let launch = 0; launch < launches; launch++) {
+    for (let launch = 0; launch < o.launches; launch++) {
       await runLaunch(launch, launchOrder(o.targets, launch), rows, listeners, o, pool, infer, results);
     }
   } finally {
@@ -117,7 +116,6 @@ async function runLaunch(
   results: OverheadMeasurement[],
 ): Promise<void> {
   const running: RunningTarget[] = [];
-  const launches = o.launches ?? 1;
   try {
     for (const name of names) {
       const dir = join(o.dir, name);
@@ -134,7 +132,7 @@ async function runLaunch(
     // A target that does not serve a row's listener (node-net: gRPC) sits that row out.
     const serves = (t: RunningTarget, row: OverheadRow): boolean => t.port(row.listener) !== 0;
     const total =
-      launches * o.repeat * rows.reduce((n, row) => n + running.filter((t) => serves(t, row)).length, 0);
+      o.launches * o.repeat * rows.reduce((n, row) => n + running.filter((t) => serves(t, row)).length, 0);
     for (let rep = 0; rep < o.repeat; rep++) {
       // Each repetition starts one target later, so that none always runs right after the same one:
       // whatever a run leaves behind (sockets in TIME_WAIT, caches, the host's other load) falls on
